@@ -26,8 +26,8 @@ import (
 // client calls the admin API at one base URL.
 type client struct {
 	base   *url.URL
-	source string  // where the URL came from, for messages
-	signer *sigv4  // nil: unsigned (loopback, or a route behind the keygate authorizer)
+	source string // where the URL came from, for messages
+	signer *sigv4 // nil: unsigned (loopback, or a route behind the keygate authorizer)
 	app    *app
 }
 
