@@ -248,7 +248,11 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		case "usage":
 			return a.keysUsage(ctx, rest)
 		}
-		if verb == "" || verb == "help" || verb == "-h" || verb == "--help" {
+		switch verb {
+		case "":
+			fmt.Fprint(a.stderr, usageText)
+			return usagef("keys needs a command: create, get, list, update, revoke, rotate or usage")
+		case "help", "-h", "--help":
 			fmt.Fprint(a.stdout, usageText)
 			return errHelp
 		}
@@ -257,7 +261,10 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		switch verb {
 		case "create":
 			return a.tokensCreate(ctx, rest)
-		case "", "help", "-h", "--help":
+		case "":
+			fmt.Fprint(a.stderr, usageText)
+			return usagef("tokens needs a command: create")
+		case "help", "-h", "--help":
 			fmt.Fprint(a.stdout, usageText)
 			return errHelp
 		}
