@@ -246,8 +246,10 @@ func (c *client) statusError(req request, status int, data []byte) error {
 			e.hint = "API Gateway has no such route: check that the API URL (from " + c.source + ") is the keygate admin API, including its stage, e.g. https://ID.execute-api.REGION.amazonaws.com/prod"
 		case c.signer != nil:
 			e.hint = credentialsHint + "; signing for region " + c.signer.region + "; your principal needs execute-api:Invoke on this API"
+		case isLoopback(c.base):
+			e.hint = "the local gateway refused an admin request: its admin routes serve loopback callers only, without a signature"
 		default:
-			e.hint = "the API refused an unsigned request: a deployed stack needs an https URL (requests to it are signed with your AWS credentials)"
+			e.hint = "the API refused the request: check the API URL (from " + c.source + ")"
 		}
 	case status == http.StatusTooManyRequests:
 		e.code = ExitUnavailable

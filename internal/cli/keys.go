@@ -94,7 +94,7 @@ func (a *app) keysCreate(ctx context.Context, args []string) error {
 		AllowedOrigins: origins, AllowedCIDRs: cidrs, Metadata: metadata,
 	}
 	if expires.set {
-		body.ExpiresAt = expires.t.Format(timeLayout)
+		body.ExpiresAt = wireTime(expires.t)
 	}
 	cl, err := a.connect(ctx, true)
 	if err != nil {
@@ -108,8 +108,8 @@ func (a *app) keysCreate(ctx context.Context, args []string) error {
 	return a.writeIssued(resp.body)
 }
 
-// timeLayout writes instants as the API does: RFC 3339 in UTC.
-const timeLayout = "2006-01-02T15:04:05Z07:00"
+// wireTime writes an instant as the API does: RFC 3339 in UTC.
+func wireTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // writeIssued prints a response that may hold a new plaintext key (create,
 // rotate), then the warning that it will not be shown again.
@@ -343,7 +343,7 @@ func (a *app) keysUpdate(ctx context.Context, args []string) error {
 		patch["metadata"] = metadata
 	}
 	if expires.set {
-		patch["expiresAt"] = expires.t.Format(timeLayout)
+		patch["expiresAt"] = wireTime(expires.t)
 	}
 	if *noExpiry {
 		patch["expiresAt"] = nil

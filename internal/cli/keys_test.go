@@ -171,7 +171,7 @@ func TestUpdateReadsTheVersionAndSendsIfMatch(t *testing.T) {
 		return reply{status: 200, body: keyBody(t, testID, "", map[string]any{"version": 7}), header: map[string]string{"ETag": `"7"`}}
 	})
 	res := runCLI(t, local(api), "keys", "update", testID, "--name", "renamed", "--disable", "--no-quota",
-		"--rate-limit", "minute=600/1m", "--expires-at", "2027-01-31T00:00:00Z")
+		"--rate-limit", "minute=600/1m", "--expires-at", "2027-01-31T01:00:00+01:00")
 	if res.code != 0 {
 		t.Fatalf("update failed: %v", res)
 	}
@@ -344,7 +344,7 @@ func TestExitCodes(t *testing.T) {
 		{"conflict", problemReply(409, "conflict", "", "changed"), ExitAPI, "keygate keys get"},
 		{"server error", problemReply(500, "internal", "", "internal error"), ExitUnavailable, "logs"},
 		{"throttled", reply{status: 429, body: `{"message":"Too Many Requests"}`}, ExitUnavailable, "throttled"},
-		{"forbidden", reply{status: 403, body: `{"message":"Forbidden"}`}, ExitUnavailable, "403"},
+		{"forbidden", reply{status: 403, body: `{"message":"Forbidden"}`}, ExitUnavailable, "local gateway refused"},
 		{"not json", reply{status: 200, body: `<html>hello</html>`}, ExitUnavailable, "not the expected JSON"},
 	}
 	for _, c := range cases {

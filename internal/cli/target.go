@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 // checkOptions checks the common options without any network call.
@@ -110,7 +111,9 @@ func regionOfURL(u *url.URL) string {
 // files, SSO, container and instance roles). Settings read through env win,
 // so that the environment handed to Run is the one that counts.
 func loadAWSConfig(ctx context.Context, env func(string) string, region, profile string) (aws.Config, error) {
-	var opts []func(*config.LoadOptions) error
+	// The SDK's own log lines (IMDS fallbacks, retries) would only add noise
+	// to the CLI's stderr; failures come back as errors and are explained.
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if region == "" {
 		region = firstOf(env("AWS_REGION"), env("AWS_DEFAULT_REGION"))
 	}
