@@ -30,7 +30,7 @@ type seen struct {
 	Body                         []byte
 }
 
-// reply is a canned answer.
+// reply is a canned answer; a negative status drops the connection.
 type reply struct {
 	status int
 	header map[string]string
@@ -57,6 +57,15 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.reqs = append(f.reqs, s)
 	f.mu.Unlock()
 	rep := f.respond(n, s)
+	if rep.status < 0 { // drop the connection without an answer
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			f.t.Errorf("hijack: %v", err)
+			return
+		}
+		conn.Close()
+		return
+	}
 	for k, v := range rep.header {
 		w.Header().Set(k, v)
 	}

@@ -475,3 +475,27 @@ func TestHelpExitsZero(t *testing.T) {
 		}
 	}
 }
+
+func TestDroppedConnectionIsRetriedWithTheSameIdempotencyKey(t *testing.T) {
+	plaintext := newPlaintext(t)
+	api := newLocalAPI(t, func(n int, _ seen) reply {
+		if n == 0 {
+			return reply{status: -1} // hang up without an answer
+		}
+		return reply{status: http.StatusCreated, body: keyBody(t, testID, plaintext, nil)}
+	})
+	res := runCLI(t, local(api), "keys", "create", "--name", "n", "--owner", "acme")
+	if res.code != 0 {
+		t.Fatalf("a dropped connection then a 201 should succeed: %v", res)
+	}
+	reqs := api.requests()
+	if len(reqs) != 2 || reqs[0].Header.Get("Idempotency-Key") != reqs[1].Header.Get("Idempotency-Key") {
+		t.Fatalf("want 2 attempts with one Idempotency-Key, got %d", len(reqs))
+	}
+	if len(res.sleeps) != 1 {
+		t.Errorf("want the CLI's own retry after a wait, got waits %v", res.sleeps)
+	}
+	if strings.Count(res.stdout, plaintext) != 1 {
+		t.Errorf("plaintext should appear once: %v", res)
+	}
+}
