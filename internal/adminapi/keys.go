@@ -413,7 +413,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 	}
 	before, after := ToWire(old, now), ToWire(updated, now)
 	changes := diff(before, after)
-	rec := store.AuditRecord{KeyID: k.ID, At: now, Actor: actor.From(ctx), Action: ActionUpdate, Changes: changes}
+	rec := store.AuditRecord{KeyID: k.ID, At: now, Actor: actor.From(ctx), Action: ActionUpdate, Changes: changes, Version: updated.Version}
 	a.audit1(ctx, rec)
 	fields := make([]string, 0, len(changes))
 	for f := range changes {
@@ -446,7 +446,7 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if revoked {
-		rec := store.AuditRecord{KeyID: k.ID, At: k.RevokedAt, Actor: actor.From(ctx), Action: ActionRevoke,
+		rec := store.AuditRecord{KeyID: k.ID, At: k.RevokedAt, Actor: actor.From(ctx), Action: ActionRevoke, Version: k.Version,
 			Changes: map[string]any{"status": map[string]any{"to": key.Revoked}, "revokedAt": timeString(k.RevokedAt)}}
 		a.audit1(ctx, rec)
 		a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyRevoked, KeyID: k.ID, OwnerID: k.OwnerID, Time: k.RevokedAt, Actor: rec.Actor,
@@ -525,6 +525,7 @@ type AuditEntry struct {
 	At      string         `json:"at"`
 	Actor   string         `json:"actor"`
 	Action  string         `json:"action"`
+	Version int64          `json:"version"`
 	Changes map[string]any `json:"changes"`
 }
 
@@ -572,7 +573,7 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request) {
 		if c == nil {
 			c = map[string]any{}
 		}
-		out.Records = append(out.Records, AuditEntry{KeyID: rec.KeyID, At: timeString(rec.At), Actor: rec.Actor, Action: rec.Action, Changes: c})
+		out.Records = append(out.Records, AuditEntry{KeyID: rec.KeyID, At: timeString(rec.At), Actor: rec.Actor, Action: rec.Action, Version: rec.Version, Changes: c})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -28,8 +26,10 @@ type AuditRecord struct {
 	Actor   string
 	Action  string
 	Changes map[string]any
-	// Seq orders records written in the same millisecond; Put sets it.
-	Seq string
+	// Version is the key's version after the change. It orders records
+	// written in the same millisecond and makes each record's sort key
+	// unique: every change makes a new version.
+	Version int64
 }
 
 type auditItem struct {
@@ -40,17 +40,13 @@ type auditItem struct {
 	Actor   string `dynamodbav:"actor"`
 	Action  string `dynamodbav:"action"`
 	Changes string `dynamodbav:"changes,omitempty"`
+	Version int64  `dynamodbav:"version"`
 }
 
 func (r *AuditRecord) item() (map[string]ddb.AttributeValue, error) {
-	if r.Seq == "" {
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		r.Seq = hex.EncodeToString(b[:])
-	}
 	it := auditItem{
-		PK: auditPrefix + r.KeyID, SK: fmt.Sprintf("%015d#%s", r.At.UnixMilli(), r.Seq),
-		KeyID: r.KeyID, At: r.At.UnixMilli(), Actor: r.Actor, Action: r.Action,
+		PK: auditPrefix + r.KeyID, SK: fmt.Sprintf("%015d#%012d", r.At.UnixMilli(), r.Version),
+		KeyID: r.KeyID, At: r.At.UnixMilli(), Actor: r.Actor, Action: r.Action, Version: r.Version,
 	}
 	if len(r.Changes) > 0 {
 		b, err := json.Marshal(r.Changes)
@@ -66,7 +62,8 @@ func (r *AuditRecord) item() (map[string]ddb.AttributeValue, error) {
 	return av, nil
 }
 
-// PutAudit writes an audit record. Audit records carry no ttl: they outlive
+// PutAudit writes an audit record, conditional on no record with the same
+// key, time and version (a retried write never doubles a record). Audit records carry no ttl: they outlive
 // the key they describe (a revoked key is deleted after its retention, its
 // trail is not).
 func (s *Store) PutAudit(ctx context.Context, r AuditRecord) error {
@@ -74,7 +71,8 @@ func (s *Store) PutAudit(ctx context.Context, r AuditRecord) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: av})
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: av,
+		ConditionExpression: aws.String("attribute_not_exists(pk)")})
 	return mapErr(err, "write audit record")
 }
 
@@ -119,7 +117,7 @@ func (s *Store) ListAudit(ctx context.Context, keyID string, limit int, cursor s
 		if err := attributevalue.UnmarshalMap(av, &it); err != nil {
 			return AuditPage{}, fault.Wrap(fault.Internal, err, "decode audit record")
 		}
-		r := AuditRecord{KeyID: it.KeyID, At: fromMS(it.At), Actor: it.Actor, Action: it.Action}
+		r := AuditRecord{KeyID: it.KeyID, At: fromMS(it.At), Actor: it.Actor, Action: it.Action, Version: it.Version}
 		if it.Changes != "" {
 			if err := json.Unmarshal([]byte(it.Changes), &r.Changes); err != nil {
 				return AuditPage{}, fault.Wrap(fault.Internal, err, "decode audit changes")
@@ -141,7 +139,7 @@ func (s *Store) ListAudit(ctx context.Context, keyID string, limit int, cursor s
 // audit record, and an idempotent issue cannot create two keys. A lost
 // idempotency lease, like a duplicate id, is a fault.Conflict.
 func (s *Store) CreateAudited(ctx context.Context, k *key.Key, rec AuditRecord, done *IdempotencyDone) error {
-	k.Version = 1
+	k.Version, rec.Version = 1, 1
 	items, err := s.createItems(k)
 	if err != nil {
 		return err

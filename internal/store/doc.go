@@ -12,7 +12,7 @@
 //	                                                         gsi1pk=OWNER#<owner> gsi1sk=<createdAt>#<id>
 //	                                                         gsi2pk/gsi2sk (scheduled work, see the rotator) ttl
 //	key id        ID#<id>             ID                     hash ownerId
-//	audit record  AUDIT#<keyId>       <time>#<seq>           keyId at actor action changes (JSON, never a
+//	audit record  AUDIT#<keyId>       <time>#<version>       keyId at actor action version changes (JSON, never a
 //	                                                         secret); no ttl: the trail outlives the key
 //	idempotency   IDEM#<scope>#<key>  IDEM                   digest (SHA-256 of the request) token state
 //	                                                         (pending|done) leaseUntil status response
