@@ -53,7 +53,9 @@ func TestEventBridgeEntry(t *testing.T) {
 
 func TestEventBridgeFailuresAreErrors(t *testing.T) {
 	for _, f := range []func(*eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error){
-		func(*eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) { return nil, errors.New("network") },
+		func(*eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+			return nil, errors.New("network")
+		},
 		func(*eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
 			return &eventbridge.PutEventsOutput{FailedEntryCount: 1, Entries: []ebtypes.PutEventsResultEntry{{ErrorCode: aws.String("InternalFailure")}}}, nil
 		},
