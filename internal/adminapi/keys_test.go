@@ -12,7 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/keygate/keygate/internal/adminapi"
 	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/store"
 )
@@ -233,5 +235,22 @@ func TestEventPublishFailureDoesNotFailTheChange(t *testing.T) {
 	}
 	if !strings.Contains(e2.logs.String(), "lifecycle event not published") {
 		t.Fatalf("failed publish not logged: %s", e2.logs.String())
+	}
+}
+
+func TestDeploymentRefusesEnvironmentsItDoesNotAccept(t *testing.T) {
+	e := newEnv(t)
+	idem, err := adminapi.NewIdempotency(e.store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveOnly := adminapi.New(adminapi.Options{Store: e.store, Format: format, Hasher: e.hasher, Idempotency: idem, Now: e.clock,
+		Environments: []key.Environment{key.Live}, Logger: discard()})
+	rec := serve(liveOnly, http.MethodPost, "/v1/keys", `{"name":"n","ownerId":"acme","environment":"test"}`)
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), `"field":"environment"`) {
+		t.Fatalf("test key on a live-only deployment: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(liveOnly, http.MethodPost, "/v1/keys", `{"name":"n","ownerId":"acme","environment":"live"}`); rec.Code != 201 {
+		t.Fatalf("live key: %d %s", rec.Code, rec.Body)
 	}
 }
