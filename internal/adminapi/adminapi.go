@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate/internal/actor"
@@ -176,13 +177,7 @@ func New(o Options) *API {
 	// see only the methods no route takes: 405 with Allow, as a problem.
 	allow := map[string]string{}
 	for _, r := range Routes {
-		var m, p string
-		for i := range r {
-			if r[i] == ' ' {
-				m, p = r[:i], r[i+1:]
-				break
-			}
-		}
+		m, p, _ := strings.Cut(r, " ")
 		if allow[p] != "" {
 			allow[p] += ", "
 		}

@@ -402,7 +402,14 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body changes nothing; send at least one field"))
 		return
 	}
-	if err := k.Validate(now); err != nil {
+	// An expiry the patch leaves alone is not checked again: an expired key
+	// can still be renamed or disabled, and only a new expiresAt must lie in
+	// the future.
+	validAt := now
+	if !p.ExpiresAt.Set && !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(now) {
+		validAt = k.ExpiresAt.Add(-time.Millisecond)
+	}
+	if err := k.Validate(validAt); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -141,6 +141,13 @@ func TestSessionKeyTTL(t *testing.T) {
 	if g := e.do(http.MethodGet, "/v1/keys/"+r.str("id"), ""); g.str("status") != "expired" {
 		t.Fatalf("after its TTL the key is %q", g.str("status"))
 	}
+	// An expired key can still be changed without touching its expiry.
+	if u := e.do(http.MethodPatch, "/v1/keys/"+r.str("id"), `{"name":"old session"}`, "If-Match", `"1"`); u.Code != 200 || u.str("status") != "expired" {
+		t.Fatalf("rename of an expired key: %d %s", u.Code, u.Body)
+	}
+	if u := e.do(http.MethodPatch, "/v1/keys/"+r.str("id"), `{"expiresAt":"2026-11-26T12:00:00Z"}`, "If-Match", `"2"`); u.Code != 400 || u.str("field") != "expiresAt" {
+		t.Fatalf("a new expiry in the past: %d %s", u.Code, u.Body)
+	}
 }
 
 func TestListFiltersAndPagination(t *testing.T) {

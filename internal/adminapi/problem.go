@@ -45,6 +45,8 @@ type Problem struct {
 	RetryAfterSeconds int    `json:"retryAfterSeconds,omitempty"`
 }
 
+// Error makes a problem an error, so handlers can return one like any other
+// failure and problemOf passes it through unchanged.
 func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
 
 // newProblem builds a problem for an edge condition (not a fault).

@@ -93,6 +93,8 @@ func ToWire(k *key.Key, now time.Time) Key {
 // naming its field.
 type timestamp struct{ time.Time }
 
+// UnmarshalJSON reads an RFC 3339 string; anything else is a type error, so
+// the decoder names the field.
 func (t *timestamp) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -112,6 +114,8 @@ type optional[T any] struct {
 	V         T
 }
 
+// UnmarshalJSON records that the field was sent, and whether as null; the
+// value is decoded as strictly as the body (unknown fields refused).
 func (o *optional[T]) UnmarshalJSON(b []byte) error {
 	o.Set = true
 	if string(b) == "null" {
