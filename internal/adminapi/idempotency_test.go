@@ -132,6 +132,7 @@ func TestConcurrentIdempotentRetriesCreateOneKey(t *testing.T) {
 			t.Fatalf("concurrent retry: %d %s", r.Code, r.Body)
 		}
 	}
+	t.Logf("%d of %d concurrent requests got the key, the others 409 in progress", created, n)
 	if created == 0 || e.countItems("KEY#") != 1 || e.countItems("AUDIT#") != 1 {
 		t.Fatalf("%d successful responses, %d key items; want at least one and exactly one", created, e.countItems("KEY#"))
 	}

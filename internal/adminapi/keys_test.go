@@ -261,3 +261,30 @@ func TestDeploymentRefusesEnvironmentsItDoesNotAccept(t *testing.T) {
 		t.Fatalf("live key: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestStoreFailureIsUnavailable points the API at a table that does not
+// exist: every route answers 503 unavailable with Retry-After, and nothing
+// of DynamoDB's error reaches the client.
+func TestStoreFailureIsUnavailable(t *testing.T) {
+	e := newEnv(t)
+	broken := store.New(e.db, "no-such-table", store.Options{})
+	idem, err := adminapi.NewIdempotency(broken, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.api = adminapi.New(adminapi.Options{Store: broken, Format: format, Hasher: e.hasher, Idempotency: idem, Now: e.clock, Logger: discard()})
+	id := "key_00000000000000000000000001"
+	for _, c := range [][3]string{
+		{"POST", "/v1/keys", `{"name":"n","ownerId":"acme","environment":"live"}`},
+		{"GET", "/v1/keys/" + id, ""},
+		{"GET", "/v1/keys?ownerId=acme", ""},
+		{"DELETE", "/v1/keys/" + id, ""},
+		{"GET", "/v1/keys/" + id + "/usage", ""},
+		{"GET", "/v1/keys/" + id + "/audit", ""},
+	} {
+		r := e.do(c[0], c[1], c[2])
+		if r.Code != 503 || r.str("code") != "unavailable" || r.Header().Get("Retry-After") != "1" || strings.Contains(r.Body.String(), "no-such-table") {
+			t.Errorf("%s %s: %d %s", c[0], c[1], r.Code, r.Body)
+		}
+	}
+}
