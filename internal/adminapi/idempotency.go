@@ -38,6 +38,15 @@ const (
 // secret the table does not hold, with the record's key and the request's
 // digest as associated data, so a sealed response can be neither read from
 // a copy of the table nor replayed for another request.
+//
+// A creating handler (issue here, rotate in the rotator) uses it so:
+//
+//	claim, replay, err := idem.Begin(ctx, r, "rotate:"+id, digest) // after validating the body
+//	// err: write the problem; replay != nil: adminapi.Replay(w, replay)
+//	// build the response (with the plaintext), then
+//	done, err := claim.Done(resp) // when claim != nil: seals it
+//	// pass done to the store call whose transaction makes the change;
+//	// on any failure call claim.Release().
 type Idempotency struct {
 	store *store.Store
 	aead  cipher.AEAD
