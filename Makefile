@@ -56,9 +56,12 @@ build:
 	  $(GOBUILD_LAMBDA) -o bin/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
 
-## dev: the whole system on this machine (see the README).
+## dev: the whole system on this machine: DynamoDB Local (data in .local/),
+## the functions and the local gateway on 127.0.0.1:$$PORT (default 3000).
+## Ctrl-C stops everything it started. See the README's Local stack section.
 dev: deps
-	@echo "make dev: the local stack is not built yet (issue 8); run make test meanwhile"
+	$(GO) build -o bin/keygate-dev ./cmd/keygate-dev
+	exec ./bin/keygate-dev
 
 clean:
 	rm -rf bin cdk.out .local/tmp

@@ -1,0 +1,140 @@
+package localgw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+// Factory builds one Lambda environment of a function: the handler, with
+// its clients and caches, as the function's main.go builds it at cold
+// start.
+type Factory func() (lambda.Handler, error)
+
+// maxEnvironments bounds the environments of one function; a request that
+// finds them all busy waits for one, as a function at its reserved
+// concurrency would throttle.
+const maxEnvironments = 16
+
+// function runs one function's handlers the way Lambda does: each
+// environment serves one invocation at a time and keeps its state (the
+// authorizer's cache) between invocations; a busy function gets another
+// environment, built by the factory (a cold start). The most recently used
+// environment is reused first, so a lone client keeps hitting a warm one.
+type function struct {
+	name    string
+	factory Factory
+	slots   chan struct{} // one token per environment that may exist
+
+	mu   sync.Mutex
+	idle []lambda.Handler
+}
+
+func newFunction(name string, f Factory) *function {
+	return &function{name: name, factory: f, slots: make(chan struct{}, maxEnvironments)}
+}
+
+// errFunction is a function error: the handler returned an error or
+// panicked. Its message is the errorMessage Lambda would report.
+type errFunction struct{ msg string }
+
+func (e *errFunction) Error() string { return e.msg }
+
+// errTimeout is an invocation that ran past its deadline.
+var errTimeout = errors.New("invocation timed out")
+
+// invoke runs one invocation with the Lambda context (request id, deadline)
+// and returns the handler's JSON response. A handler error or panic is an
+// *errFunction; a deadline passed is errTimeout; a cold start that fails is
+// an error of its own.
+func (f *function) invoke(ctx context.Context, requestID string, timeout time.Duration, payload []byte) ([]byte, error) {
+	h, err := f.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
+		AwsRequestID:       requestID,
+		InvokedFunctionArn: "arn:aws:lambda:" + region + ":" + account + ":function:keygate-" + f.name,
+	})
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{err: &errFunction{msg: fmt.Sprint(p)}}
+			}
+		}()
+		out, err := h.Invoke(ctx, payload)
+		if err != nil {
+			err = &errFunction{msg: err.Error()}
+		}
+		done <- result{out, err}
+	}()
+	select {
+	case r := <-done:
+		f.release(h)
+		return r.out, r.err
+	case <-ctx.Done():
+		// Lambda would end the environment; the handler's goroutine is left
+		// to finish against its cancelled context, and the environment is
+		// not reused.
+		go func() { <-done; <-f.slots }()
+		return nil, errTimeout
+	}
+}
+
+// acquire returns an idle environment, or builds a new one if fewer than
+// maxEnvironments exist, or waits for one to become idle.
+func (f *function) acquire(ctx context.Context) (lambda.Handler, error) {
+	for {
+		f.mu.Lock()
+		if n := len(f.idle); n > 0 {
+			h := f.idle[n-1]
+			f.idle = f.idle[:n-1]
+			f.mu.Unlock()
+			return h, nil
+		}
+		f.mu.Unlock()
+		select {
+		case f.slots <- struct{}{}:
+			h, err := f.factory()
+			if err != nil {
+				<-f.slots
+				return nil, fmt.Errorf("function %s cannot start: %w", f.name, err)
+			}
+			return h, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+			// Poll for an environment released meanwhile.
+		}
+	}
+}
+
+func (f *function) release(h lambda.Handler) {
+	f.mu.Lock()
+	f.idle = append(f.idle, h)
+	f.mu.Unlock()
+}
+
+
+// warm builds one environment (a cold start) and keeps it idle, so that a
+// composition error shows at startup rather than on the first request.
+func (f *function) warm(ctx context.Context) error {
+	h, err := f.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	f.release(h)
+	return nil
+}

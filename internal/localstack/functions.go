@@ -1,0 +1,75 @@
+package localstack
+
+import (
+	"io"
+	"log/slog"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/keygate/keygate/internal/adminapi"
+	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/lambdahttp"
+	"github.com/keygate/keygate/internal/lifecycle"
+	"github.com/keygate/keygate/internal/localgw"
+	"github.com/keygate/keygate/internal/store"
+)
+
+// env is what every function's composition reads: the environment (with the
+// local stack's settings laid over it), the shared configuration and where
+// logs go.
+type env struct {
+	getenv  func(string) string
+	cfg     config.Config
+	log     *slog.Logger
+	metrics io.Writer
+}
+
+// composers builds each function's handler as its functions/<name>/main.go
+// does at cold start, with two local differences: DynamoDB is always
+// DynamoDB Local (KEYGATE_DYNAMODB_ENDPOINT), and lifecycle events are
+// logged rather than sent to EventBridge. Every function the route table
+// reaches, and the authorizer, must have an entry here;
+// TestEveryRoutedFunctionRunsLocally holds that.
+var composers = map[string]func(e env) (lambda.Handler, error){
+	gateway.FnIssuer: issuer,
+}
+
+// Factories returns a localgw.Factory per function, each building one
+// environment of the function on demand.
+func Factories(e env) map[string]localgw.Factory {
+	out := make(map[string]localgw.Factory, len(composers))
+	for name, compose := range composers {
+		log := e.log.With("function", name)
+		out[name] = func() (lambda.Handler, error) {
+			fe := e
+			fe.log = log
+			return compose(fe)
+		}
+	}
+	return out
+}
+
+// issuer is functions/issuer's composition.
+func issuer(e env) (lambda.Handler, error) {
+	settings, err := adminapi.SettingsFromEnv(e.getenv, e.cfg.Pepper)
+	if err != nil {
+		return nil, err
+	}
+	s := store.New(store.LocalClient(e.cfg.DynamoDBEndpoint), e.cfg.Table, store.Options{CursorSecret: settings.CursorSecret()})
+	idem, err := adminapi.NewIdempotency(s, settings.Secret)
+	if err != nil {
+		return nil, err
+	}
+	return lambda.NewHandler(lambdahttp.Handler(adminapi.New(adminapi.Options{
+		Store:        s,
+		Format:       e.cfg.Format,
+		Hasher:       e.cfg.Hasher(),
+		Environments: e.cfg.Environments,
+		Idempotency:  idem,
+		Publisher:    &lifecycle.Log{Logger: e.log},
+		Logger:       e.log,
+		Retention:    settings.Retention,
+		MaxTTL:       settings.MaxTTL,
+	}))), nil
+}

@@ -1,0 +1,165 @@
+// Package localstack runs keygate on one machine, with no AWS account: it
+// is `make dev` (cmd/keygate-dev only hands it the command line, the
+// standard streams and the environment) and what the end-to-end test
+// starts.
+//
+// Run starts DynamoDB Local (data under .local/dynamodb), creates the table
+// if it is absent, and serves the local gateway (internal/localgw) on
+// 127.0.0.1:$PORT, with every function built in process as its main.go
+// builds it, and the echo upstream behind /demo. It stops everything it
+// started when its context ends (Ctrl-C, SIGTERM): the gateway drains, then
+// DynamoDB Local gets SIGTERM and time to close its files. The pepper that
+// hashes keys is generated once and kept in .local/secrets.json, so keys
+// issued in one run keep working in the next.
+package localstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/localgw"
+	"github.com/keygate/keygate/internal/store"
+)
+
+// DemoBase is the path the protected proxy is mounted under locally: /demo
+// and everything below it go to the upstream, behind the authorizer. (The
+// stack mounts it under gateway.DefaultProxyBase.)
+const DemoBase = "demo"
+
+// Options configure Start.
+type Options struct {
+	// Getenv reads the functions' environment (KEYGATE_*), with
+	// KEYGATE_DYNAMODB_ENDPOINT pointing at DynamoDB Local.
+	Getenv func(string) string
+	// Port is the gateway's port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// Stage is the stage name the functions see (default "local").
+	Stage string
+	// Upstream is the protected proxy's upstream; nil runs the built-in
+	// echo upstream.
+	Upstream *url.URL
+	// Log receives the gateway's access log and failures.
+	Log *slog.Logger
+	// FunctionLog receives the functions' own logs and metrics lines.
+	FunctionLog io.Writer
+}
+
+// Stack is a running local stack without DynamoDB Local (Run and the tests
+// manage that).
+type Stack struct {
+	// URL is the gateway's base URL, http://127.0.0.1:PORT.
+	URL string
+	// Table is the table the functions use.
+	Table string
+	// Config is the functions' shared configuration.
+	Config config.Config
+
+	servers []*http.Server
+}
+
+// Start creates the table if absent, builds one environment of every
+// function, starts the echo upstream (unless o.Upstream is set) and serves
+// the gateway on 127.0.0.1:o.Port. Close stops it.
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	cfg, err := config.Load(o.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if cfg.DynamoDBEndpoint == "" {
+		return nil, errors.New("configuration: " + config.EnvDynamoDBEndpoint + " is not set: the local stack runs against DynamoDB Local only")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.FunctionLog == nil {
+		o.FunctionLog = io.Discard
+	}
+	tctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := store.EnsureTable(tctx, store.LocalClient(cfg.DynamoDBEndpoint), cfg.Table); err != nil {
+		return nil, fmt.Errorf("create table %s in DynamoDB Local: %w", cfg.Table, err)
+	}
+	s := &Stack{Table: cfg.Table, Config: cfg}
+	upstream := o.Upstream
+	if upstream == nil {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("echo upstream: %w", err)
+		}
+		echo := localgw.NewServer(localgw.Echo(), o.Log)
+		s.serve(echo, l)
+		upstream = &url.URL{Scheme: "http", Host: l.Addr().String()}
+	}
+	fnLog := slog.New(slog.NewJSONHandler(o.FunctionLog, nil))
+	gw := localgw.New(localgw.Options{
+		Routes:    Routes(),
+		Functions: Factories(env{getenv: o.Getenv, cfg: cfg, log: fnLog, metrics: o.FunctionLog}),
+		Upstream:  upstream,
+		Stage:     o.Stage,
+		Logger:    o.Log,
+	})
+	if err := gw.Warm(ctx); err != nil {
+		s.Close(ctx)
+		return nil, err
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port)))
+	if err != nil {
+		s.Close(ctx)
+		return nil, fmt.Errorf("the gateway cannot listen on 127.0.0.1:%d (set PORT to a free port): %w", o.Port, err)
+	}
+	s.URL = "http://" + l.Addr().String()
+	s.serve(localgw.NewServer(loopbackOnly(gw), o.Log), l)
+	return s, nil
+}
+
+// Routes is the local gateway's route table: the stack's own routes and the
+// protected proxy under /demo.
+func Routes() []gateway.Route {
+	return append(append([]gateway.Route{}, gateway.Routes...), gateway.Proxy(DemoBase)...)
+}
+
+func (s *Stack) serve(srv *http.Server, l net.Listener) {
+	s.servers = append(s.servers, srv)
+	go func() { _ = srv.Serve(l) }()
+}
+
+// Close stops the gateway, letting requests in flight finish (up to ctx's
+// deadline), then the echo upstream.
+func (s *Stack) Close(ctx context.Context) {
+	for i := len(s.servers) - 1; i >= 0; i-- {
+		if err := s.servers[i].Shutdown(ctx); err != nil {
+			_ = s.servers[i].Close()
+		}
+	}
+	s.servers = nil
+}
+
+// loopbackOnly refuses requests whose Host is not a loopback name, so that
+// a web page cannot reach the unsigned admin API through DNS rebinding (a
+// hostile name that resolves to 127.0.0.1).
+func loopbackOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hp, _, err := net.SplitHostPort(host); err == nil {
+			host = hp
+		}
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"message":"the local gateway answers requests to 127.0.0.1 or localhost only"}`)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,291 @@
+package localstack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/keygate/keygate/internal/config"
+)
+
+// The environment variables make dev reads besides the functions' KEYGATE_*.
+const (
+	EnvPort         = "PORT"          // the gateway's port, default 3000
+	EnvDynamoDBPort = "DYNAMODB_PORT" // DynamoDB Local's port, default 8000
+)
+
+// Settings are make dev's settings: flags first, then the environment, then
+// the defaults.
+type Settings struct {
+	Port         int
+	DynamoDBPort int
+	// DataDir holds DynamoDB Local's files, the secrets and the logs
+	// (default .local).
+	DataDir string
+	// Stage is the stage name the functions see (default "local").
+	Stage string
+	// Upstream, when set, replaces the echo upstream behind /demo.
+	Upstream *url.URL
+}
+
+// ParseSettings reads make dev's command line. It returns flag.ErrHelp for
+// -h, having printed the usage to stderr.
+func ParseSettings(args []string, getenv func(string) string, stderr io.Writer) (Settings, error) {
+	s := Settings{Port: 3000, DynamoDBPort: 8000, DataDir: ".local", Stage: "local"}
+	for _, p := range []struct {
+		env string
+		dst *int
+	}{{EnvPort, &s.Port}, {EnvDynamoDBPort, &s.DynamoDBPort}} {
+		if v := getenv(p.env); v != "" {
+			n, err := parsePort(v)
+			if err != nil {
+				return Settings{}, fmt.Errorf("%s=%q: %w", p.env, v, err)
+			}
+			*p.dst = n
+		}
+	}
+	fs := flag.NewFlagSet("keygate-dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	port := fs.String("port", strconv.Itoa(s.Port), "the gateway's port on 127.0.0.1 ($"+EnvPort+")")
+	ddbPort := fs.String("dynamodb-port", strconv.Itoa(s.DynamoDBPort), "DynamoDB Local's port ($"+EnvDynamoDBPort+")")
+	fs.StringVar(&s.DataDir, "data", s.DataDir, "folder for DynamoDB Local's files, the local secrets and the logs")
+	fs.StringVar(&s.Stage, "stage", s.Stage, "the API stage name the authorizer sees (keys limited to other stages are refused)")
+	upstream := fs.String("upstream", "", "send /demo/... to this http(s) URL instead of the built-in echo upstream")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: keygate-dev [flags]   (make dev)\n\nRuns DynamoDB Local, the keygate functions and a local gateway on 127.0.0.1.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Settings{}, err
+	}
+	if fs.NArg() > 0 {
+		return Settings{}, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	var err error
+	if s.Port, err = parsePort(*port); err != nil {
+		return Settings{}, fmt.Errorf("-port %q: %w", *port, err)
+	}
+	if s.DynamoDBPort, err = parsePort(*ddbPort); err != nil {
+		return Settings{}, fmt.Errorf("-dynamodb-port %q: %w", *ddbPort, err)
+	}
+	if s.Port == s.DynamoDBPort {
+		return Settings{}, fmt.Errorf("the gateway and DynamoDB Local cannot share port %d", s.Port)
+	}
+	if s.DataDir == "" {
+		return Settings{}, errors.New("-data must name a folder")
+	}
+	if s.Stage == "" {
+		return Settings{}, errors.New("-stage must not be empty")
+	}
+	if *upstream != "" {
+		u, err := url.Parse(*upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Settings{}, fmt.Errorf("-upstream %q: want an http or https URL such as http://127.0.0.1:8080", *upstream)
+		}
+		s.Upstream = u
+	}
+	return s, nil
+}
+
+func parsePort(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, errors.New("want a port number from 1 to 65535")
+	}
+	return n, nil
+}
+
+// secrets are the local stack's generated secrets, kept in
+// <data>/secrets.json (mode 0600) so that keys issued in one run verify in
+// the next.
+type secrets struct {
+	// Pepper keys the hash of every key (KEYGATE_PEPPER).
+	Pepper string `json:"pepper"`
+}
+
+// loadSecrets reads <dir>/secrets.json, creating it with fresh random
+// secrets the first time.
+func loadSecrets(dir string) (secrets, error) {
+	path := filepath.Join(dir, "secrets.json")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		var s secrets
+		if err := json.Unmarshal(b, &s); err != nil || len(s.Pepper) < 32 {
+			return secrets{}, fmt.Errorf("%s is damaged: delete it (keys issued with it will stop working) or restore it", path)
+		}
+		return s, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return secrets{}, err
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return secrets{}, err
+	}
+	s := secrets{Pepper: hex.EncodeToString(raw[:])}
+	b, _ = json.MarshalIndent(s, "", "  ")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return secrets{}, err
+	}
+	return s, os.Rename(tmp, path)
+}
+
+// overlay returns getenv with the values in set laid over it.
+func overlay(getenv func(string) string, set map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := set[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}
+}
+
+// Run is make dev: it parses args, starts DynamoDB Local, the table and the
+// gateway, prints what to try, and serves until ctx ends; then it stops
+// everything it started. It returns the process exit code: 0 after a clean
+// stop, 1 when something could not start, 2 for a bad command line.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	s, err := ParseSettings(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "keygate-dev: %v\n", err)
+		return 2
+	}
+	if err := run(ctx, s, stdout, stderr, getenv); err != nil {
+		fmt.Fprintf(stderr, "keygate-dev: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func run(ctx context.Context, s Settings, stdout, stderr io.Writer, getenv func(string) string) error {
+	dataDir, err := filepath.Abs(s.DataDir)
+	if err != nil {
+		return err
+	}
+	logDir := filepath.Join(dataDir, "logs")
+	for _, d := range []string{filepath.Join(dataDir, "dynamodb"), logDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	sec, err := loadSecrets(dataDir)
+	if err != nil {
+		return err
+	}
+	ddbLog, err := os.OpenFile(filepath.Join(logDir, "dynamodb.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer ddbLog.Close()
+	fnLog, err := os.OpenFile(filepath.Join(logDir, "functions.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer fnLog.Close()
+	log := slog.New(slog.NewTextHandler(stdout, nil))
+
+	fmt.Fprintf(stdout, "starting DynamoDB Local on 127.0.0.1:%d (data in %s)\n", s.DynamoDBPort, filepath.Join(s.DataDir, "dynamodb"))
+	ddb, err := StartDynamoDB(ctx, s.DynamoDBPort, filepath.Join(dataDir, "dynamodb"), s.Port, ddbLog)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(stdout, "stopping DynamoDB Local")
+		if err := ddb.Stop(15 * time.Second); err != nil {
+			fmt.Fprintf(stderr, "keygate-dev: %v\n", err)
+		}
+	}()
+
+	set := map[string]string{config.EnvDynamoDBEndpoint: ddb.URL}
+	if getenv(config.EnvPepper) == "" {
+		set[config.EnvPepper] = sec.Pepper
+	}
+	stack, err := Start(ctx, Options{
+		Getenv:      overlay(getenv, set),
+		Port:        s.Port,
+		Stage:       s.Stage,
+		Upstream:    s.Upstream,
+		Log:         log,
+		FunctionLog: fnLog,
+	})
+	if err != nil {
+		return err
+	}
+	tryThis(stdout, stack, s, ddb.URL)
+	var failed error
+	select {
+	case <-ctx.Done():
+	case <-ddb.Exited():
+		failed = errors.New("DynamoDB Local stopped unexpectedly; see " + filepath.Join(s.DataDir, "logs", "dynamodb.log"))
+	}
+	fmt.Fprintln(stdout, "\nstopping the gateway")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stack.Close(sctx)
+	return failed
+}
+
+// tryThis prints the ready-to-paste commands of the README's quickstart.
+func tryThis(w io.Writer, st *Stack, s Settings, ddbURL string) {
+	u := st.URL
+	env := ""
+	if u != "http://127.0.0.1:3000" {
+		env = "export KEYGATE_API_URL=" + u + "\n  "
+	}
+	prefix := st.Config.Format.Prefix()
+	upstream := "the echo upstream"
+	if s.Upstream != nil {
+		upstream = s.Upstream.String()
+	}
+	fmt.Fprintf(w, `
+keygate is running locally (Ctrl-C stops it):
+  gateway        %[1]s   admin API /v1 (no signature; loopback only), /demo/... -> %[2]s
+  DynamoDB Local %[3]s   data in %[4]s
+  logs           %[5]s
+
+Try this in another terminal:
+
+  %[6]s# issue a key (shown once) and keep it and its id in the shell
+  OUT=$(go run ./cmd/keygate keys create --name demo --owner demo --scope read --rate-limit minute=5/1m --output json)
+  KEY=$(echo "$OUT" | grep -oE '\b%[7]s_(sk|pk)_(live|test)_[0-9A-Za-z]{49}\b'); ID=$(echo "$OUT" | grep -oE 'key_[0-9a-z]+' | head -1)
+
+  # call the protected demo API: the echo shows what an upstream receives
+  curl -s %[1]s/demo/hello -H "x-api-key: $KEY"
+
+  # 5 requests a minute: the 6th is refused with 403 rate_limited
+  for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%%{http_code} ' %[1]s/demo/hello -H "x-api-key: $KEY"; done; echo
+  curl -s %[1]s/demo/hello -H "x-api-key: $KEY"
+
+  # no key: 401; revoke the key, then it is refused with 403 revoked
+  curl -s %[1]s/demo/hello
+  go run ./cmd/keygate keys revoke "$ID"
+  go run ./cmd/keygate keys get "$ID"
+
+`, u, upstream, ddbURL, filepath.Join(s.DataDir, "dynamodb"), filepath.Join(s.DataDir, "logs"), env, prefix)
+}
+
+// freePort reports whether port on 127.0.0.1 can be listened on.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
