@@ -127,7 +127,6 @@ func (f *function) release(h lambda.Handler) {
 	f.mu.Unlock()
 }
 
-
 // warm builds one environment (a cold start) and keeps it idle, so that a
 // composition error shows at startup rather than on the first request.
 func (f *function) warm(ctx context.Context) error {

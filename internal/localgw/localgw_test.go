@@ -1,0 +1,490 @@
+package localgw_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/keygate/keygate/internal/actor"
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/localgw"
+)
+
+// fn is a hand-written stand-in for a function handler: invoke decides
+// what it answers. The real handlers run in the local stack's end-to-end
+// test; these tests pin what the gateway does with each kind of answer.
+type fn struct {
+	invoke func(ctx context.Context, payload []byte) ([]byte, error)
+}
+
+func (f fn) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return f.invoke(ctx, payload)
+}
+
+func factory(f func(ctx context.Context, payload []byte) ([]byte, error)) localgw.Factory {
+	return func() (lambda.Handler, error) { return fn{f}, nil }
+}
+
+// harness is a gateway on a free port with the stack's route table, the
+// protected proxy under /demo and the echo upstream.
+type harness struct {
+	url string
+	mu  sync.Mutex
+	// authorizer answers the REQUEST event; issuer answers proxy events.
+	authorizer func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error)
+	issuer     func(ctx context.Context, ev events.APIGatewayProxyRequest) (any, error)
+	authEvents []events.APIGatewayCustomAuthorizerRequestTypeRequest
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{}
+	echo := httptest.NewServer(localgw.Echo())
+	t.Cleanup(echo.Close)
+	up, _ := url.Parse(echo.URL)
+	routes := append(append([]gateway.Route{}, gateway.Routes...), gateway.Proxy("demo")...)
+	gw := localgw.New(localgw.Options{
+		Routes: routes,
+		Functions: map[string]localgw.Factory{
+			gateway.FnAuthorizer: factory(func(ctx context.Context, p []byte) ([]byte, error) {
+				var ev events.APIGatewayCustomAuthorizerRequestTypeRequest
+				if err := json.Unmarshal(p, &ev); err != nil {
+					t.Errorf("authorizer event is not JSON: %v", err)
+				}
+				h.mu.Lock()
+				h.authEvents = append(h.authEvents, ev)
+				decide := h.authorizer
+				h.mu.Unlock()
+				out, err := decide(ev)
+				if err != nil {
+					return nil, err
+				}
+				if b, ok := out.([]byte); ok {
+					return b, nil
+				}
+				return json.Marshal(out)
+			}),
+			gateway.FnIssuer: factory(func(ctx context.Context, p []byte) ([]byte, error) {
+				var ev events.APIGatewayProxyRequest
+				if err := json.Unmarshal(p, &ev); err != nil {
+					t.Errorf("proxy event is not JSON: %v", err)
+				}
+				h.mu.Lock()
+				serve := h.issuer
+				h.mu.Unlock()
+				out, err := serve(ctx, ev)
+				if err != nil {
+					return nil, err
+				}
+				if b, ok := out.([]byte); ok {
+					return b, nil
+				}
+				return json.Marshal(out)
+			}),
+		},
+		Upstream: up,
+		Stage:    "local",
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	srv := httptest.NewUnstartedServer(gw)
+	srv.Config = localgw.NewServer(gw, slog.New(slog.DiscardHandler))
+	srv.Start()
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+	return h
+}
+
+func allow(ev events.APIGatewayCustomAuthorizerRequestTypeRequest, ctx map[string]any) events.APIGatewayCustomAuthorizerResponse {
+	return policy("Allow", ev.MethodArn, ctx)
+}
+
+func policy(effect, resource string, ctx map[string]any) events.APIGatewayCustomAuthorizerResponse {
+	return events.APIGatewayCustomAuthorizerResponse{
+		PrincipalID: "key_test",
+		PolicyDocument: events.APIGatewayCustomAuthorizerPolicy{
+			Version:   "2012-10-17",
+			Statement: []events.IAMPolicyStatement{{Action: []string{"execute-api:Invoke"}, Effect: effect, Resource: []string{resource}}},
+		},
+		Context: ctx,
+	}
+}
+
+func do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func get(t *testing.T, u string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	return do(t, req)
+}
+
+func TestAuthorizerGetsTheRESTRequestEvent(t *testing.T) {
+	h := newHarness(t)
+	h.setAuthorizer(func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
+		return allow(ev, map[string]any{gateway.CtxKeyID: "key_a"}), nil
+	})
+	resp, _ := get(t, h.url+"/demo/orders/7?expand=items&expand=notes",
+		"x-api-key", "kg_sk_test_x", "X-Forwarded-For", "203.0.113.9", "Accept", "a", "Accept", "b")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	ev := h.event(0)
+	want := "arn:aws:execute-api:local:000000000000:keygatelocal/local/GET/demo/orders/7"
+	if ev.Type != "REQUEST" || ev.MethodArn != want || ev.HTTPMethod != "GET" || ev.Path != "/demo/orders/7" || ev.Resource != "/demo/{proxy+}" {
+		t.Errorf("event: type %q arn %q method %q path %q resource %q", ev.Type, ev.MethodArn, ev.HTTPMethod, ev.Path, ev.Resource)
+	}
+	if ev.PathParameters["proxy"] != "orders/7" {
+		t.Errorf("pathParameters %v", ev.PathParameters)
+	}
+	if ev.Headers["X-Api-Key"] != "kg_sk_test_x" || strings.Join(ev.MultiValueHeaders["Accept"], ",") != "a,b" || ev.Headers["Accept"] != "b" {
+		t.Errorf("headers %v / %v", ev.Headers, ev.MultiValueHeaders)
+	}
+	if ev.QueryStringParameters["expand"] != "notes" || strings.Join(ev.MultiValueQueryStringParameters["expand"], ",") != "items,notes" {
+		t.Errorf("query %v / %v", ev.QueryStringParameters, ev.MultiValueQueryStringParameters)
+	}
+	rc := ev.RequestContext
+	if rc.Identity.SourceIP != "127.0.0.1" {
+		t.Errorf("sourceIp %q: must be the TCP peer, never X-Forwarded-For", rc.Identity.SourceIP)
+	}
+	if rc.Stage != "local" || rc.RequestID != resp.Header.Get("x-amzn-RequestId") || rc.RequestID == "" || rc.ResourcePath != "/demo/{proxy+}" {
+		t.Errorf("requestContext %+v, response request id %q", rc, resp.Header.Get("x-amzn-RequestId"))
+	}
+}
+
+// denial is a gateway response body as a client decodes it.
+type denial struct {
+	Code              string `json:"code"`
+	Message           string `json:"message"`
+	RetryAfterSeconds *int   `json:"retryAfterSeconds"`
+}
+
+func TestDenialsAreTheStacksGatewayResponses(t *testing.T) {
+	h := newHarness(t)
+	rendered := func(rt gateway.ResponseType, ctx map[string]string) string {
+		r, _ := gateway.ResponseFor(rt)
+		return r.Render(ctx)
+	}
+	cases := []struct {
+		name   string
+		answer func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error)
+		status int
+		body   string
+	}{
+		{"Unauthorized error is 401", func(events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
+			return nil, errors.New("Unauthorized")
+		}, 401, rendered(gateway.Unauthorized, nil)},
+		{"deny policy prints the reason", func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
+			return policy("Deny", ev.MethodArn, map[string]any{"code": "rate_limited", "message": "over the limit", "retryAfterSeconds": 7}), nil
+		}, 403, rendered(gateway.AccessDenied, map[string]string{"code": "rate_limited", "message": "over the limit", "retryAfterSeconds": "7"})},
+		{"an allow for another method is a denial", func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
+			return policy("Allow", strings.Replace(ev.MethodArn, "/GET/", "/POST/", 1), map[string]any{"code": "x", "message": "y", "retryAfterSeconds": 0}), nil
+		}, 403, rendered(gateway.AccessDenied, map[string]string{"code": "x", "message": "y", "retryAfterSeconds": "0"})},
+		{"an explicit deny beats a wildcard allow", func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
+			p := policy("Allow", "arn:aws:execute-api:*", map[string]any{"code": "revoked", "message": "m", "retryAfterSeconds": 0})
+			p.PolicyDocument.Statement = append(p.PolicyDocument.Statement, events.IAMPolicyStatement{Action: []string{"execute-api:*"}, Effect: "Deny", Resource: []string{ev.MethodArn}})
+			return p, nil
+		}, 403, rendered(gateway.AccessDenied, map[string]string{"code": "revoked", "message": "m", "retryAfterSeconds": "0"})},
+		{"another error is an authorizer failure", func(events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
+			return nil, errors.New("unavailable")
+		}, 503, rendered(gateway.AuthorizerFailure, nil)},
+		{"an answer that is not a policy is a configuration error", func(events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
+			return []byte(`{"isAuthorized":true}`), nil
+		}, 503, rendered(gateway.AuthorizerConfigurationError, nil)},
+		{"a nested context value is a configuration error", func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
+			return allow(ev, map[string]any{"scopes": []string{"read"}}), nil
+		}, 503, rendered(gateway.AuthorizerConfigurationError, nil)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h.setAuthorizer(c.answer)
+			resp, body := get(t, h.url+"/demo/x", "x-api-key", "k")
+			if resp.StatusCode != c.status || body != c.body {
+				t.Fatalf("got %d %s\nwant %d %s", resp.StatusCode, body, c.status, c.body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			var d denial
+			if err := json.Unmarshal([]byte(body), &d); err != nil || d.Code == "" || d.RetryAfterSeconds == nil {
+				t.Errorf("body is not a denial a client can read: %v %s", err, body)
+			}
+		})
+	}
+}
+
+func TestAllowForwardsContextAsHeadersAndDropsTheKey(t *testing.T) {
+	h := newHarness(t)
+	ctx := map[string]any{
+		gateway.CtxKeyID: "key_a", gateway.CtxOwnerID: "acme", gateway.CtxType: "secret",
+		gateway.CtxEnvironment: "test", gateway.CtxScopes: "read write", gateway.CtxPlan: "",
+		gateway.CtxRateLimitRemaining: "minute=4", gateway.CtxQuotaRemaining: json.Number("99"),
+	}
+	h.setAuthorizer(func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) { return allow(ev, ctx), nil })
+	resp, body := get(t, h.url+"/demo/a/b?c=d", "x-api-key", "kg_secret", "Authorization", "Bearer kg_secret", "X-Keygate-Key-Id", "forged", "X-Keygate-Plan", "forged")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var echo localgw.EchoResponse
+	if err := json.Unmarshal([]byte(body), &echo); err != nil {
+		t.Fatal(err)
+	}
+	if echo.Method != "GET" || echo.Path != "/a/b" || echo.Query != "c=d" {
+		t.Errorf("upstream got %s %s ?%s", echo.Method, echo.Path, echo.Query)
+	}
+	want := map[string]string{"keyId": "key_a", "ownerId": "acme", "type": "secret", "environment": "test", "scopes": "read write", "rateLimitRemaining": "minute=4", "quotaRemaining": "99"}
+	if len(echo.Authorizer) != len(want) {
+		t.Errorf("authorizer %v, want %v (a forged header must not survive)", echo.Authorizer, want)
+	}
+	for k, v := range want {
+		if echo.Authorizer[k] != v {
+			t.Errorf("authorizer[%s] = %q, want %q", k, echo.Authorizer[k], v)
+		}
+	}
+	if strings.Contains(body, "kg_secret") {
+		t.Errorf("the upstream received the credential: %s", body)
+	}
+	if echo.Headers["X-Keygate-Key-Id"] != "key_a" {
+		t.Errorf("X-Keygate-Key-Id %q", echo.Headers["X-Keygate-Key-Id"])
+	}
+}
+
+func TestAdminRoutesGetProxyEventsAsTheLocalActor(t *testing.T) {
+	h := newHarness(t)
+	var got events.APIGatewayProxyRequest
+	var who string
+	h.setIssuer(func(ctx context.Context, ev events.APIGatewayProxyRequest) (any, error) {
+		got, who = ev, actor.From(ctx)
+		return events.APIGatewayProxyResponse{
+			StatusCode:        201,
+			Headers:           map[string]string{"Content-Type": "application/json", "ETag": `"1"`},
+			MultiValueHeaders: map[string][]string{"Vary": {"A", "B"}},
+			Body:              "eyJvayI6dHJ1ZX0=", IsBase64Encoded: true,
+		}, nil
+	})
+	req, _ := http.NewRequest(http.MethodPatch, h.url+"/v1/keys/key_abc?x=1", strings.NewReader(`{"name":"n"}`))
+	req.Header.Set("If-Match", `"1"`)
+	resp, body := do(t, req)
+	if resp.StatusCode != 201 || body != `{"ok":true}` || resp.Header.Get("ETag") != `"1"` || strings.Join(resp.Header.Values("Vary"), ",") != "A,B" {
+		t.Fatalf("got %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if who != actor.Local {
+		t.Errorf("actor %q, want %q", who, actor.Local)
+	}
+	if got.HTTPMethod != "PATCH" || got.Path != "/v1/keys/key_abc" || got.Resource != "/v1/keys/{id}" || got.PathParameters["id"] != "key_abc" ||
+		got.Body != `{"name":"n"}` || got.Headers["If-Match"] != `"1"` || got.QueryStringParameters["x"] != "1" {
+		t.Errorf("event %+v", got)
+	}
+	if got.RequestContext.Identity.SourceIP != "127.0.0.1" || got.RequestContext.Stage != "local" || got.RequestContext.RequestID == "" {
+		t.Errorf("requestContext %+v", got.RequestContext)
+	}
+}
+
+func TestFunctionFailuresAreGatewayErrors(t *testing.T) {
+	h := newHarness(t)
+	for name, answer := range map[string]func() (any, error){
+		"error":       func() (any, error) { return nil, errors.New("boom") },
+		"panic":       func() (any, error) { panic("boom") },
+		"not a proxy": func() (any, error) { return []byte(`[1,2]`), nil },
+		"status 0":    func() (any, error) { return []byte(`{"body":"x"}`), nil },
+		"bad base64": func() (any, error) {
+			return events.APIGatewayProxyResponse{StatusCode: 200, Body: "!!", IsBase64Encoded: true}, nil
+		},
+		"not even JSN": func() (any, error) { return []byte(`{`), nil },
+	} {
+		h.setIssuer(func(context.Context, events.APIGatewayProxyRequest) (any, error) { return answer() })
+		resp, body := get(t, h.url+"/v1/keys/key_abc")
+		if resp.StatusCode != 502 || body != `{"message":"Internal server error"}` {
+			t.Errorf("%s: got %d %s, want API Gateway's 502", name, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestUnknownRoutesAreMissingAuthenticationToken(t *testing.T) {
+	h := newHarness(t)
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/"}, {"PUT", "/v1/keys"}, {"GET", "/v1/keys/a/b/c"}, {"GET", "/demox"}, {"DELETE", "/v1/keys"},
+	} {
+		req, _ := http.NewRequest(c.method, h.url+c.path, nil)
+		resp, body := do(t, req)
+		if resp.StatusCode != 403 || body != `{"message":"Missing Authentication Token"}` {
+			t.Errorf("%s %s: %d %s", c.method, c.path, resp.StatusCode, body)
+		}
+	}
+}
+
+// ok checks that the gateway still serves after an abuse.
+func ok(t *testing.T, h *harness, after string) {
+	t.Helper()
+	h.setIssuer(func(context.Context, events.APIGatewayProxyRequest) (any, error) {
+		return events.APIGatewayProxyResponse{StatusCode: 200, Body: "fine"}, nil
+	})
+	resp, body := get(t, h.url+"/v1/openapi.json")
+	if resp.StatusCode != 200 || body != "fine" {
+		t.Fatalf("after %s the gateway answers %d %s", after, resp.StatusCode, body)
+	}
+}
+
+func TestBadInputIs4xxAndTheGatewayKeepsServing(t *testing.T) {
+	h := newHarness(t)
+	var invoked atomic.Int64
+	h.setIssuer(func(context.Context, events.APIGatewayProxyRequest) (any, error) {
+		invoked.Add(1)
+		return events.APIGatewayProxyResponse{StatusCode: 200}, nil
+	})
+	t.Run("body over 10 MB", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/keys", strings.NewReader(strings.Repeat("a", localgw.MaxPayloadBytes+1)))
+		resp, body := do(t, req)
+		if resp.StatusCode != 413 || body != `{"message":"Request Too Long"}` {
+			t.Errorf("got %d %s", resp.StatusCode, body)
+		}
+		ok(t, h, "a huge body")
+	})
+	t.Run("headers over API Gateway's limit", func(t *testing.T) {
+		resp, _ := get(t, h.url+"/v1/openapi.json", "X-Big", strings.Repeat("b", localgw.MaxHeaderBytes))
+		if resp.StatusCode != 431 {
+			t.Errorf("got %d, want 431", resp.StatusCode)
+		}
+		resp, _ = get(t, h.url+"/v1/openapi.json", "X-Huge", strings.Repeat("b", 1<<20))
+		if resp.StatusCode != 431 {
+			t.Errorf("1 MB header: got %d, want 431", resp.StatusCode)
+		}
+		ok(t, h, "huge headers")
+	})
+	t.Run("URI over 8192 characters", func(t *testing.T) {
+		resp, _ := get(t, h.url+"/v1/keys?ownerId="+strings.Repeat("o", localgw.MaxURLLength))
+		if resp.StatusCode != 414 {
+			t.Errorf("got %d, want 414", resp.StatusCode)
+		}
+		ok(t, h, "a long URI")
+	})
+	t.Run("malformed request line", func(t *testing.T) {
+		for _, raw := range []string{"GARBAGE\r\n\r\n", "GET /v1/keys HTTP/1.1\r\nNo colon in this header\r\n\r\n", "GET /v1/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n", "\x00\x01\x02\r\n\r\n"} {
+			status := rawStatus(t, h.url, raw)
+			if status < 400 || status > 499 {
+				t.Errorf("%q: status line %d, want 4xx", raw, status)
+			}
+		}
+		ok(t, h, "malformed requests")
+	})
+	t.Run("client disconnects mid-body", func(t *testing.T) {
+		c, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, "POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"name\":")
+		c.Close()
+		ok(t, h, "a client that vanished")
+	})
+	if n := invoked.Load(); n != 0 {
+		t.Errorf("bad input reached a function %d times", n)
+	}
+}
+
+// rawStatus sends raw bytes and returns the response's status code.
+func rawStatus(t *testing.T, base, raw string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%q: no HTTP answer: %v", raw, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestEachEnvironmentServesOneInvocationAtATime(t *testing.T) {
+	var built, running, overlap atomic.Int64
+	release := make(chan struct{})
+	gw := localgw.New(localgw.Options{
+		Routes: gateway.Routes,
+		Functions: map[string]localgw.Factory{gateway.FnIssuer: func() (lambda.Handler, error) {
+			built.Add(1)
+			var busy atomic.Bool
+			return fn{func(ctx context.Context, p []byte) ([]byte, error) {
+				if !busy.CompareAndSwap(false, true) {
+					overlap.Add(1)
+				}
+				running.Add(1)
+				<-release
+				busy.Store(false)
+				return json.Marshal(events.APIGatewayProxyResponse{StatusCode: 200})
+			}}, nil
+		}},
+	})
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(srv.URL + "/v1/openapi.json")
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	for running.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if built.Load() != 3 || overlap.Load() != 0 {
+		t.Errorf("3 concurrent requests built %d environments with %d overlapping invocations; want 3 and 0", built.Load(), overlap.Load())
+	}
+}
+
+func (h *harness) setAuthorizer(f func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error)) {
+	h.mu.Lock()
+	h.authorizer = f
+	h.mu.Unlock()
+}
+
+func (h *harness) setIssuer(f func(ctx context.Context, ev events.APIGatewayProxyRequest) (any, error)) {
+	h.mu.Lock()
+	h.issuer = f
+	h.mu.Unlock()
+}
+
+func (h *harness) event(i int) events.APIGatewayCustomAuthorizerRequestTypeRequest {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.authEvents[i]
+}
