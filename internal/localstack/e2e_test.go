@@ -1,0 +1,235 @@
+package localstack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/cli"
+	"github.com/keygate/keygate/internal/dynamotest"
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/localgw"
+)
+
+func TestMain(m *testing.M) { dynamotest.Main(m) }
+
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// local is a local stack for one test: DynamoDB Local (shared by the test
+// binary, a table of its own) and the gateway on a free port, in process.
+type local struct {
+	url   string
+	logs  *syncBuffer
+	stack *Stack
+}
+
+func startLocal(t *testing.T, extra map[string]string) *local {
+	t.Helper()
+	_, table := dynamotest.Table(t)
+	env := map[string]string{
+		"KEYGATE_DYNAMODB_ENDPOINT": dynamotest.Endpoint(t),
+		"KEYGATE_TABLE":             table,
+		"KEYGATE_PEPPER":            "e2e-pepper-0123456789abcdef0123456789abcdef",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	logs := &syncBuffer{}
+	st, err := Start(context.Background(), Options{
+		Getenv:      envOf(env),
+		Log:         slog.New(slog.NewJSONHandler(logs, nil)),
+		FunctionLog: logs,
+	})
+	if err != nil {
+		t.Fatalf("start the local stack: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st.Close(ctx)
+	})
+	return &local{url: st.URL, logs: logs, stack: st}
+}
+
+// keygate runs the CLI as a user would, against the local gateway.
+func (l *local) keygate(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := cli.Run(ctx, append(args, "--api-url", l.url, "--output", "json"), &stdout, &stderr, envOf(nil))
+	return code, stdout.String(), stderr.String()
+}
+
+func (l *local) call(t *testing.T, method, path, body string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, l.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+type issued struct {
+	ID     string `json:"id"`
+	Key    string `json:"key"`
+	Status string `json:"status"`
+}
+
+func decodeJSON[T any](t *testing.T, s string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("not the JSON expected: %v\n%s", err, s)
+	}
+	return v
+}
+
+func TestEndToEnd(t *testing.T) {
+	l := startLocal(t, nil)
+
+	// Issue a key with the CLI, and another with plain HTTP.
+	code, out, errOut := l.keygate(t, "keys", "create", "--name", "e2e", "--owner", "e2e", "--scope", "read", "--metadata", "plan=pro")
+	if code != cli.ExitOK {
+		t.Fatalf("keygate keys create: exit %d\n%s", code, errOut)
+	}
+	a := decodeJSON[issued](t, out)
+	if !key.ValidID(a.ID) || a.Key == "" || a.Status != "active" {
+		t.Fatalf("issued %+v", a)
+	}
+	status, hdr, body := l.call(t, "POST", "/v1/keys", `{"name":"limited","ownerId":"e2e","environment":"test",
+		"rateLimits":[{"name":"burst","limit":2,"windowSeconds":`+itoa(key.MaxWindowSeconds)+`}]}`)
+	if status != 201 || hdr.Get("Location") == "" {
+		t.Fatalf("POST /v1/keys: %d %s", status, body)
+	}
+	b := decodeJSON[issued](t, body)
+
+	// The key opens /demo; the echo upstream shows the context headers and
+	// no credential.
+	status, _, body = l.call(t, "GET", "/demo/hello?x=1", "", "x-api-key", a.Key)
+	if status != 200 {
+		t.Fatalf("GET /demo/hello with a fresh key: %d %s", status, body)
+	}
+	echo := decodeJSON[localgw.EchoResponse](t, body)
+	if echo.Method != "GET" || echo.Path != "/hello" || echo.Query != "x=1" {
+		t.Errorf("upstream received %s %s ?%s", echo.Method, echo.Path, echo.Query)
+	}
+	for k, want := range map[string]string{
+		gateway.CtxKeyID: a.ID, gateway.CtxOwnerID: "e2e", gateway.CtxScopes: "read",
+		gateway.CtxType: "secret", gateway.CtxEnvironment: "test", gateway.CtxPlan: "pro",
+	} {
+		if echo.Authorizer[k] != want {
+			t.Errorf("authorizer context %s = %q, want %q (all: %v)", k, echo.Authorizer[k], want, echo.Authorizer)
+		}
+	}
+	if echo.Headers["X-Keygate-Key-Id"] != a.ID || strings.Contains(body, a.Key) {
+		t.Errorf("upstream headers %v", echo.Headers)
+	}
+	if status, _, _ = l.call(t, "POST", "/demo", `{}`, "Authorization", "Bearer "+a.Key); status != 200 {
+		t.Errorf("POST /demo with a bearer key: %d", status)
+	}
+
+	// No credential recognised: the generic 401.
+	unauthorized, _ := gateway.ResponseFor(gateway.Unauthorized)
+	unknown, err := l.stack.Config.Format.Generate(apikey.Secret, apikey.Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, hdr := range map[string][]string{
+		"missing":   nil,
+		"malformed": {"x-api-key", "kg_sk_test_notakey"},
+		"unknown":   {"x-api-key", unknown.Plaintext},
+	} {
+		status, _, body = l.call(t, "GET", "/demo/hello", "", hdr...)
+		if status != 401 || body != unauthorized.Render(nil) {
+			t.Errorf("%s key: %d %s", name, status, body)
+		}
+	}
+
+	// A rate limit: the third request in the window is refused, with when
+	// to retry.
+	for i := 1; i <= 2; i++ {
+		if status, _, body = l.call(t, "GET", "/demo/limited", "", "x-api-key", b.Key); status != 200 {
+			t.Fatalf("request %d under the limit: %d %s", i, status, body)
+		}
+	}
+	status, _, body = l.call(t, "GET", "/demo/limited", "", "x-api-key", b.Key)
+	d := decodeJSON[denial](t, body)
+	if status != 403 || d.Code != string(gateway.RateLimited) || d.RetryAfterSeconds == nil || *d.RetryAfterSeconds < 1 {
+		t.Errorf("over the limit: %d %s; want 403 rate_limited with retryAfterSeconds", status, body)
+	}
+
+	// Revoke with the CLI: the next request is refused as revoked (the
+	// README: revocation bites at the next request).
+	if code, _, errOut = l.keygate(t, "keys", "revoke", a.ID); code != cli.ExitOK {
+		t.Fatalf("keygate keys revoke: exit %d\n%s", code, errOut)
+	}
+	status, _, body = l.call(t, "GET", "/demo/hello", "", "x-api-key", a.Key)
+	if d = decodeJSON[denial](t, body); status != 403 || d.Code != string(gateway.Revoked) {
+		t.Errorf("revoked key: %d %s; want 403 revoked", status, body)
+	}
+	code, out, _ = l.keygate(t, "keys", "get", a.ID)
+	if got := decodeJSON[issued](t, out); code != cli.ExitOK || got.Status != "revoked" || got.Key != "" {
+		t.Errorf("keygate keys get after revoke: exit %d %+v", code, got)
+	}
+
+	// The plaintext keys appear in no log line of the gateway or the
+	// functions.
+	logs := l.logs.String()
+	if !strings.Contains(logs, a.ID) {
+		t.Fatalf("the logs do not mention the key id: nothing was captured?\n%s", logs)
+	}
+	for _, k := range []string{a.Key, b.Key} {
+		if strings.Contains(logs, k) || strings.Contains(logs, k[11:]) {
+			t.Errorf("a plaintext key is in the logs")
+		}
+	}
+}
+
+type denial struct {
+	Code              string `json:"code"`
+	Message           string `json:"message"`
+	RetryAfterSeconds *int   `json:"retryAfterSeconds"`
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

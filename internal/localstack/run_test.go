@@ -1,0 +1,147 @@
+package localstack
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/internal/cli"
+	"github.com/keygate/keygate/internal/dynamotest"
+)
+
+// devRun is one `make dev` run in process: Run with its own ports and data
+// folder, stopped by cancelling its context as Ctrl-C does.
+type devRun struct {
+	local
+	stdout *syncBuffer
+	stop   context.CancelFunc
+	done   chan struct{} // closed when Run has returned
+	code   int
+}
+
+func startRun(t *testing.T, dataDir string, port, ddbPort int) *devRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &devRun{stdout: &syncBuffer{}, stop: cancel, done: make(chan struct{})}
+	r.url = "http://127.0.0.1:" + strconv.Itoa(port)
+	env := envOf(map[string]string{"PORT": strconv.Itoa(port), "DYNAMODB_PORT": strconv.Itoa(ddbPort)})
+	stderr := &syncBuffer{}
+	go func() {
+		r.code = Run(ctx, []string{"-data", dataDir}, r.stdout, stderr, env)
+		close(r.done)
+	}()
+	// A test that fails half way still stops what it started.
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := http.Get(r.url + "/v1/openapi.json")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return r
+			}
+		}
+		select {
+		case <-r.done:
+			t.Fatalf("make dev exited %d before serving:\n%s%s", r.code, r.stdout.String(), stderr.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("make dev did not serve on %s:\n%s%s", r.url, r.stdout.String(), stderr.String())
+		}
+	}
+}
+
+// shutdown stops the run as Ctrl-C does and waits for Run to return.
+func (r *devRun) shutdown(t *testing.T) {
+	t.Helper()
+	r.stop()
+	select {
+	case <-r.done:
+		if r.code != 0 {
+			t.Errorf("make dev exited %d after Ctrl-C", r.code)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("make dev did not stop within 60 s of Ctrl-C")
+	}
+}
+
+func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
+	data := t.TempDir()
+	port, err := dynamotest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ddbPort, err := dynamotest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	first := startRun(t, data, port, ddbPort)
+	banner := first.stdout.String()
+	for _, want := range []string{
+		"export KEYGATE_API_URL=" + first.url,
+		"go run ./cmd/keygate keys create",
+		"curl -s " + first.url + "/demo/hello -H \"x-api-key: $KEY\"",
+	} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("the banner lacks %q:\n%s", want, banner)
+		}
+	}
+	code, out, errOut := first.keygate(t, "keys", "create", "--name", "kept", "--owner", "dev")
+	if code != cli.ExitOK {
+		t.Fatalf("keys create: exit %d %s", code, errOut)
+	}
+	k := decodeJSON[issued](t, out)
+	if status, _, body := first.call(t, "GET", "/demo", "", "x-api-key", k.Key); status != 200 {
+		t.Fatalf("first run, /demo: %d %s", status, body)
+	}
+	first.shutdown(t)
+	if !portFree(ddbPort) || !portFree(port) {
+		t.Errorf("after Ctrl-C something still listens: DynamoDB Local port free %v, gateway port free %v", portFree(ddbPort), portFree(port))
+	}
+	if n := javaOn(ddbPort); n != 0 {
+		t.Errorf("%d java processes for DynamoDB Local on port %d survived make dev", n, ddbPort)
+	}
+
+	// A second run over the same folder: the key is still there, and still
+	// verifies (same pepper).
+	second := startRun(t, data, port, ddbPort)
+	code, out, errOut = second.keygate(t, "keys", "get", k.ID)
+	if code != cli.ExitOK || decodeJSON[issued](t, out).Status != "active" {
+		t.Fatalf("second run, keys get: exit %d %s %s", code, out, errOut)
+	}
+	if status, _, body := second.call(t, "GET", "/demo", "", "x-api-key", k.Key); status != 200 {
+		t.Errorf("second run, /demo with the first run's key: %d %s", status, body)
+	}
+	if _, err := os.Stat(filepath.Join(data, "dynamodb", "shared-local-instance.db")); err != nil {
+		t.Errorf("no database file under the data folder: %v", err)
+	}
+}
+
+// javaOn counts live java processes whose command line names the port.
+func javaOn(port int) int {
+	n := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		cmd := strings.ReplaceAll(string(b), "\x00", " ")
+		if strings.Contains(cmd, "DynamoDBLocal.jar") && strings.Contains(cmd, fmt.Sprintf(" -port %d ", port)) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,103 @@
+package localstack
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestSettingsComeFromFlagsThenEnvironmentThenDefaults(t *testing.T) {
+	var stderr bytes.Buffer
+	s, err := ParseSettings(nil, envOf(nil), &stderr)
+	if err != nil || s.Port != 3000 || s.DynamoDBPort != 8000 || s.DataDir != ".local" || s.Stage != "local" || s.Upstream != nil {
+		t.Errorf("defaults: %+v %v", s, err)
+	}
+	s, err = ParseSettings(nil, envOf(map[string]string{"PORT": "4000", "DYNAMODB_PORT": "9000"}), &stderr)
+	if err != nil || s.Port != 4000 || s.DynamoDBPort != 9000 {
+		t.Errorf("environment: %+v %v", s, err)
+	}
+	s, err = ParseSettings([]string{"-port", "5000", "-dynamodb-port=9100", "-upstream", "http://127.0.0.1:8080/base", "-stage", "dev", "-data", "/tmp/x"},
+		envOf(map[string]string{"PORT": "4000", "DYNAMODB_PORT": "9000"}), &stderr)
+	if err != nil || s.Port != 5000 || s.DynamoDBPort != 9100 || s.Upstream.String() != "http://127.0.0.1:8080/base" || s.Stage != "dev" || s.DataDir != "/tmp/x" {
+		t.Errorf("flags over environment: %+v %v", s, err)
+	}
+}
+
+func TestBadSettingsSayWhatToFix(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, map[string]string{"PORT": "http"}, `PORT="http"`},
+		{nil, map[string]string{"DYNAMODB_PORT": "70000"}, "DYNAMODB_PORT"},
+		{[]string{"-port", "0"}, nil, "-port"},
+		{[]string{"-port", "8000"}, nil, "cannot share port 8000"},
+		{[]string{"-upstream", "ftp://x"}, nil, "-upstream"},
+		{[]string{"-upstream", "127.0.0.1:8080"}, nil, "-upstream"},
+		{[]string{"-stage", ""}, nil, "-stage"},
+		{[]string{"serve"}, nil, `unexpected argument "serve"`},
+		{[]string{"-nope"}, nil, "-nope"},
+	} {
+		var stderr bytes.Buffer
+		code := Run(context.Background(), c.args, &bytes.Buffer{}, &stderr, envOf(c.env))
+		if code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v %v: exit %d, stderr %q; want exit 2 naming %s", c.args, c.env, code, stderr.String(), c.want)
+		}
+	}
+	var stderr bytes.Buffer
+	if code := Run(context.Background(), []string{"-h"}, &bytes.Buffer{}, &stderr, envOf(nil)); code != 0 || !strings.Contains(stderr.String(), "-dynamodb-port") {
+		t.Errorf("-h: exit %d, %q", code, stderr.String())
+	}
+}
+
+func TestSecretsAreCreatedOnceAndKept(t *testing.T) {
+	dir := t.TempDir()
+	a, err := loadSecrets(dir)
+	if err != nil || len(a.Pepper) != 64 {
+		t.Fatalf("first run: %+v %v", a, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "secrets.json"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secrets.json: %v, mode %v; want 0600", err, fi.Mode())
+	}
+	b, err := loadSecrets(dir)
+	if err != nil || b != a {
+		t.Errorf("second run read %+v, %v; want the first run's secrets", b, err)
+	}
+	other, _ := loadSecrets(t.TempDir())
+	if other == a {
+		t.Error("two data folders got the same pepper")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secrets.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadSecrets(dir); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("a damaged file: %v", err)
+	}
+}
+
+func TestOnlyLoopbackHostNamesReachTheGateway(t *testing.T) {
+	h := loopbackOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	for host, want := range map[string]int{
+		"127.0.0.1:3000": 204, "localhost:3000": 204, "[::1]:3000": 204, "127.0.0.1": 204,
+		"evil.example:3000": 403, "10.0.0.1:3000": 403, "": 403,
+	} {
+		r := httptest.NewRequest("GET", "/v1/keys", nil)
+		r.Host = host
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("Host %q: %d, want %d", host, w.Code, want)
+		}
+	}
+}
