@@ -15,8 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/keygate/keygate/internal/cli"
 	"github.com/keygate/keygate/internal/config"
 )
 
@@ -241,43 +243,56 @@ func run(ctx context.Context, s Settings, stdout, stderr io.Writer, getenv func(
 	return failed
 }
 
-// tryThis prints the ready-to-paste commands of the README's quickstart.
+// tryThis prints where everything runs and the ready-to-paste commands.
 func tryThis(w io.Writer, st *Stack, s Settings, ddbURL string) {
-	u := st.URL
-	env := ""
-	if u != "http://127.0.0.1:3000" {
-		env = "export KEYGATE_API_URL=" + u + "\n  "
-	}
-	prefix := st.Config.Format.Prefix()
 	upstream := "the echo upstream"
 	if s.Upstream != nil {
 		upstream = s.Upstream.String()
 	}
 	fmt.Fprintf(w, `
 keygate is running locally (Ctrl-C stops it):
-  gateway        %[1]s   admin API /v1 (no signature; loopback only), /demo/... -> %[2]s
-  DynamoDB Local %[3]s   data in %[4]s
-  logs           %[5]s
+  gateway        %s   admin API /v1 (no signature; loopback only), /demo/... -> %s
+  DynamoDB Local %s   data in %s
+  logs           %s
 
 Try this in another terminal:
 
-  %[6]s# issue a key (shown once) and keep it and its id in the shell
-  OUT=$(go run ./cmd/keygate keys create --name demo --owner demo --scope read --rate-limit minute=5/1m --output json)
-  KEY=$(echo "$OUT" | grep -oE '\b%[7]s_(sk|pk)_(live|test)_[0-9A-Za-z]{49}\b'); ID=$(echo "$OUT" | grep -oE 'key_[0-9a-z]+' | head -1)
+`, st.URL, upstream, ddbURL, filepath.Join(s.DataDir, "dynamodb"), filepath.Join(s.DataDir, "logs"))
+	for _, line := range strings.SplitAfter(TryCommands(st.URL, st.Config.Format.Prefix()), "\n") {
+		if strings.TrimSpace(line) != "" {
+			line = "  " + line
+		}
+		fmt.Fprint(w, line)
+	}
+	fmt.Fprintln(w)
+}
 
-  # call the protected demo API: the echo shows what an upstream receives
-  curl -s %[1]s/demo/hello -H "x-api-key: $KEY"
+// TryCommands are the commands make dev prints for a gateway at url and
+// keys with prefix; the README's quickstart shows them for the defaults
+// (a test holds the two together).
+func TryCommands(url, prefix string) string {
+	export := ""
+	if url != cli.DefaultAPIURL {
+		export = "export KEYGATE_API_URL=" + url + "\n"
+	}
+	return fmt.Sprintf(`%[2]s# issue a key (shown once) and keep it and its id in the shell
+OUT=$(go run ./cmd/keygate keys create --name demo --owner demo --scope read --rate-limit minute=5/1m --output json)
+KEY=$(echo "$OUT" | grep -oE '\b%[3]s_(sk|pk)_(live|test)_[0-9A-Za-z]{49}\b'); ID=$(echo "$OUT" | grep -oE 'key_[0-9a-z]+' | head -1)
 
-  # 5 requests a minute: the 6th is refused with 403 rate_limited
-  for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%%{http_code} ' %[1]s/demo/hello -H "x-api-key: $KEY"; done; echo
-  curl -s %[1]s/demo/hello -H "x-api-key: $KEY"
+# call the protected demo API: the echo upstream shows what it receives
+curl -s %[1]s/demo/hello -H "x-api-key: $KEY"
 
-  # no key: 401; revoke the key, then it is refused with 403 revoked
-  curl -s %[1]s/demo/hello
-  go run ./cmd/keygate keys revoke "$ID"
-  go run ./cmd/keygate keys get "$ID"
+# 5 requests a minute: then 403 rate_limited, with retryAfterSeconds
+for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%%{http_code} ' %[1]s/demo/hello -H "x-api-key: $KEY"; done; echo
+curl -s %[1]s/demo/hello -H "x-api-key: $KEY"
 
-`, u, upstream, ddbURL, filepath.Join(s.DataDir, "dynamodb"), filepath.Join(s.DataDir, "logs"), env, prefix)
+# no key: 401
+curl -s %[1]s/demo/hello
+
+# revoke the key: refused with 403 revoked (once this minute's limit resets)
+go run ./cmd/keygate keys revoke "$ID"
+curl -s %[1]s/demo/hello -H "x-api-key: $KEY"
+`, url, export, prefix)
 }
 
 // freePort reports whether port on 127.0.0.1 can be listened on.

@@ -101,3 +101,27 @@ func TestOnlyLoopbackHostNamesReachTheGateway(t *testing.T) {
 		}
 	}
 }
+
+// The README's quickstart is exactly `make dev`, then the commands it
+// prints for the default port.
+func TestReadmeQuickstartIsWhatMakeDevPrints(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	start := strings.Index(readme, "## Quickstart")
+	end := strings.Index(readme[start+1:], "\n## ")
+	if start < 0 || end < 0 {
+		t.Fatal("the README has no Quickstart section")
+	}
+	qs := readme[start : start+1+end]
+	want := "```sh\nmake dev\n```\n"
+	if !strings.Contains(qs, want) {
+		t.Errorf("the quickstart does not start with %q", want)
+	}
+	cmds := "```sh\n" + TryCommands("http://127.0.0.1:3000", "kg") + "```\n"
+	if !strings.Contains(qs, cmds) {
+		t.Errorf("the quickstart does not show what make dev prints:\n%s", cmds)
+	}
+}
