@@ -280,18 +280,18 @@ OUT=$(go run ./cmd/keygate keys create --name demo --owner demo --scope read --r
 KEY=$(echo "$OUT" | grep -oE '\b%[3]s_(sk|pk)_(live|test)_[0-9A-Za-z]{49}\b'); ID=$(echo "$OUT" | grep -oE 'key_[0-9a-z]+' | head -1)
 
 # call the protected demo API: the echo upstream shows what it receives
-curl -s %[1]s/demo/hello -H "x-api-key: $KEY"
+curl -s -w '\n' %[1]s/demo/hello -H "x-api-key: $KEY"
 
 # 5 requests a minute: then 403 rate_limited, with retryAfterSeconds
 for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%%{http_code} ' %[1]s/demo/hello -H "x-api-key: $KEY"; done; echo
-curl -s %[1]s/demo/hello -H "x-api-key: $KEY"
+curl -s -w '\n' %[1]s/demo/hello -H "x-api-key: $KEY"
 
 # no key: 401
-curl -s %[1]s/demo/hello
+curl -s -w '\n' %[1]s/demo/hello
 
 # revoke the key: refused with 403 revoked (once this minute's limit resets)
 go run ./cmd/keygate keys revoke "$ID"
-curl -s %[1]s/demo/hello -H "x-api-key: $KEY"
+curl -s -w '\n' %[1]s/demo/hello -H "x-api-key: $KEY"
 `, url, export, prefix)
 }
 

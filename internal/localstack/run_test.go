@@ -92,7 +92,7 @@ func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 	for _, want := range []string{
 		"export KEYGATE_API_URL=" + first.url,
 		"go run ./cmd/keygate keys create",
-		"curl -s " + first.url + "/demo/hello -H \"x-api-key: $KEY\"",
+		"curl -s -w '\\n' " + first.url + "/demo/hello -H \"x-api-key: $KEY\"",
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("the banner lacks %q:\n%s", want, banner)
