@@ -132,12 +132,19 @@ func (q *request) authorizerEvent() events.APIGatewayCustomAuthorizerRequestType
 	}
 }
 
+// proxyEvent is a REST API proxy event as API Gateway writes it: with
+// isBase64Encoded always present (the library's type omits it when false).
+type proxyEvent struct {
+	events.APIGatewayProxyRequest
+	IsBase64Encoded bool `json:"isBase64Encoded"`
+}
+
 // proxyEvent is the REST API (payload 1.0) Lambda proxy event for this
 // request. authorizer is the authorizer's context as API Gateway passes it
 // on (string values plus principalId), or nil on a route without one.
-func (q *request) proxyEvent(authorizer map[string]any) events.APIGatewayProxyRequest {
+func (q *request) proxyEvent(authorizer map[string]any) proxyEvent {
 	body, b64 := encodeBody(q.body)
-	return events.APIGatewayProxyRequest{
+	return proxyEvent{IsBase64Encoded: b64, APIGatewayProxyRequest: events.APIGatewayProxyRequest{
 		Resource:                        q.match.route.Path,
 		Path:                            q.path,
 		HTTPMethod:                      q.method,
@@ -147,7 +154,6 @@ func (q *request) proxyEvent(authorizer map[string]any) events.APIGatewayProxyRe
 		MultiValueQueryStringParameters: multi(q.query),
 		PathParameters:                  params(q.match.params),
 		Body:                            body,
-		IsBase64Encoded:                 b64,
 		RequestContext: events.APIGatewayProxyRequestContext{
 			AccountID:         account,
 			ResourceID:        resourceID(q.match.route.Path),
@@ -168,7 +174,7 @@ func (q *request) proxyEvent(authorizer map[string]any) events.APIGatewayProxyRe
 			RequestTimeEpoch: q.received.UnixMilli(),
 			APIID:            apiID,
 		},
-	}
+	}}
 }
 
 // encodeBody returns the body as text when it is UTF-8 and base64 otherwise

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,11 +51,13 @@ type harness struct {
 	authorizer func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error)
 	issuer     func(ctx context.Context, ev events.APIGatewayProxyRequest) (any, error)
 	authEvents []events.APIGatewayCustomAuthorizerRequestTypeRequest
+	// raw holds the last payload each function received.
+	raw map[string][]byte
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{}
+	h := &harness{raw: map[string][]byte{}}
 	echo := httptest.NewServer(localgw.Echo())
 	t.Cleanup(echo.Close)
 	up, _ := url.Parse(echo.URL)
@@ -67,6 +71,7 @@ func newHarness(t *testing.T) *harness {
 					t.Errorf("authorizer event is not JSON: %v", err)
 				}
 				h.mu.Lock()
+				h.raw[gateway.FnAuthorizer] = p
 				h.authEvents = append(h.authEvents, ev)
 				decide := h.authorizer
 				h.mu.Unlock()
@@ -85,6 +90,7 @@ func newHarness(t *testing.T) *harness {
 					t.Errorf("proxy event is not JSON: %v", err)
 				}
 				h.mu.Lock()
+				h.raw[gateway.FnIssuer] = p
 				serve := h.issuer
 				h.mu.Unlock()
 				out, err := serve(ctx, ev)
@@ -487,4 +493,67 @@ func (h *harness) event(i int) events.APIGatewayCustomAuthorizerRequestTypeReque
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.authEvents[i]
+}
+
+func (h *harness) lastPayload(fn string) map[string]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var m map[string]any
+	_ = json.Unmarshal(h.raw[fn], &m)
+	return m
+}
+
+// The events the gateway builds have every field the functions' own
+// fixtures (events/<function>/..., captured from API Gateway's documented
+// shapes) have, at the top level and in requestContext.
+func TestEventsHaveTheShapeOfTheFunctionsFixtures(t *testing.T) {
+	h := newHarness(t)
+	h.setAuthorizer(func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
+		return allow(ev, map[string]any{"keyId": "key_a"}), nil
+	})
+	h.setIssuer(func(context.Context, events.APIGatewayProxyRequest) (any, error) {
+		return events.APIGatewayProxyResponse{StatusCode: 200}, nil
+	})
+	get(t, h.url+"/demo/x", "x-api-key", "k")
+	get(t, h.url+"/v1/keys/key_abc")
+	checked := 0
+	for fn, pattern := range map[string]string{
+		gateway.FnIssuer:     "../../events/issuer/v1/*.json",
+		gateway.FnAuthorizer: "../../events/authorizer/rest-request/*.json",
+	} {
+		files, _ := filepath.Glob(pattern)
+		got := h.lastPayload(fn)
+		for _, f := range files {
+			if strings.HasSuffix(f, ".want.json") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want map[string]any
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			checked++
+			for k := range want {
+				if _, ok := got[k]; !ok {
+					t.Errorf("%s has %q; the %s event of the local gateway does not", f, k, fn)
+				}
+			}
+			wrc, _ := want["requestContext"].(map[string]any)
+			grc, _ := got["requestContext"].(map[string]any)
+			for k := range wrc {
+				if _, ok := grc[k]; !ok {
+					t.Errorf("%s has requestContext.%s; the %s event of the local gateway does not", f, k, fn)
+				}
+			}
+			if id, _ := grc["identity"].(map[string]any); id["sourceIp"] != "127.0.0.1" {
+				t.Errorf("%s event: requestContext.identity %v", fn, grc["identity"])
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no fixture found to compare with")
+	}
 }
