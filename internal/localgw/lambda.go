@@ -2,11 +2,13 @@ package localgw
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 )
@@ -136,4 +138,35 @@ func (f *function) warm(ctx context.Context) error {
 	}
 	f.release(h)
 	return nil
+}
+
+// ScheduleTimeout is how long a scheduled invocation may run (the rotator's
+// timeout in the stack).
+const ScheduleTimeout = 5 * time.Minute
+
+// InvokeScheduled invokes the named function with the EventBridge
+// scheduled event an EventBridge rule sends (source aws.events,
+// detail-type "Scheduled Event"), as the stack's schedule does. It returns
+// the function's answer.
+func (g *Gateway) InvokeScheduled(ctx context.Context, name string) ([]byte, error) {
+	fn := g.functions[name]
+	if fn == nil {
+		return nil, fmt.Errorf("no function %s in the local stack", name)
+	}
+	id := newRequestID()
+	payload, err := json.Marshal(events.EventBridgeEvent{
+		Version:    "0",
+		ID:         id,
+		DetailType: "Scheduled Event",
+		Source:     "aws.events",
+		AccountID:  account,
+		Time:       g.now().UTC().Truncate(time.Second),
+		Region:     region,
+		Resources:  []string{"arn:aws:events:" + region + ":" + account + ":rule/keygate-" + name + "-schedule"},
+		Detail:     json.RawMessage(`{}`),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return fn.invoke(ctx, id, ScheduleTimeout, payload)
 }

@@ -557,3 +557,25 @@ func TestEventsHaveTheShapeOfTheFunctionsFixtures(t *testing.T) {
 		t.Fatal("no fixture found to compare with")
 	}
 }
+
+func TestScheduledInvocationsGetTheEventBridgeEvent(t *testing.T) {
+	var got events.EventBridgeEvent
+	gw := localgw.New(localgw.Options{Functions: map[string]localgw.Factory{
+		gateway.FnRotator: factory(func(ctx context.Context, p []byte) ([]byte, error) {
+			if err := json.Unmarshal(p, &got); err != nil {
+				t.Errorf("scheduled event: %v", err)
+			}
+			return []byte(`{"due":0}`), nil
+		}),
+	}})
+	out, err := gw.InvokeScheduled(context.Background(), gateway.FnRotator)
+	if err != nil || string(out) != `{"due":0}` {
+		t.Fatalf("InvokeScheduled: %s %v", out, err)
+	}
+	if got.Source != "aws.events" || got.DetailType != "Scheduled Event" || got.ID == "" || len(got.Resources) != 1 || time.Since(got.Time) > time.Minute {
+		t.Errorf("event %+v", got)
+	}
+	if _, err := gw.InvokeScheduled(context.Background(), "nope"); err == nil {
+		t.Error("a function the stack does not run was invoked")
+	}
+}

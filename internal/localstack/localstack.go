@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate/internal/config"
@@ -52,7 +53,14 @@ type Options struct {
 	Log *slog.Logger
 	// FunctionLog receives the functions' own logs and metrics lines.
 	FunctionLog io.Writer
+	// Schedule is how often the functions the stack runs on a schedule
+	// (Scheduled) get their scheduled event; 0 never sends it.
+	Schedule time.Duration
 }
+
+// Scheduled are the functions the stack also invokes on an EventBridge
+// schedule (the rotator's lifecycle sweep, hourly by default).
+var Scheduled = []string{gateway.FnRotator}
 
 // Stack is a running local stack without DynamoDB Local (Run and the tests
 // manage that).
@@ -65,6 +73,8 @@ type Stack struct {
 	Config config.Config
 
 	servers []*http.Server
+	stop    context.CancelFunc
+	ticks   sync.WaitGroup
 }
 
 // Start creates the table if absent, builds one environment of every
@@ -119,7 +129,42 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	s.URL = "http://" + l.Addr().String()
 	s.serve(localgw.NewServer(loopbackOnly(gw), o.Log), l)
+	s.schedule(gw, o.Schedule, o.Log)
 	return s, nil
+}
+
+// schedule invokes each scheduled function that the local stack runs every
+// period, until Close.
+func (s *Stack) schedule(gw *localgw.Gateway, every time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	if every <= 0 {
+		return
+	}
+	for _, name := range Scheduled {
+		if composers[name] == nil {
+			continue
+		}
+		s.ticks.Add(1)
+		go func() {
+			defer s.ticks.Done()
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				out, err := gw.InvokeScheduled(ctx, name)
+				if err != nil {
+					log.Error("scheduled run failed", "function", name, "error", err.Error())
+					continue
+				}
+				log.Info("scheduled run", "function", name, "result", string(out))
+			}
+		}()
+	}
 }
 
 // Routes is the local gateway's route table: the stack's own routes and the
@@ -136,6 +181,10 @@ func (s *Stack) serve(srv *http.Server, l net.Listener) {
 // Close stops the gateway, letting requests in flight finish (up to ctx's
 // deadline), then the echo upstream.
 func (s *Stack) Close(ctx context.Context) {
+	if s.stop != nil {
+		s.stop()
+		s.ticks.Wait()
+	}
 	for i := len(s.servers) - 1; i >= 0; i-- {
 		if err := s.servers[i].Shutdown(ctx); err != nil {
 			_ = s.servers[i].Close()

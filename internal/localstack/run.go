@@ -40,12 +40,16 @@ type Settings struct {
 	Stage string
 	// Upstream, when set, replaces the echo upstream behind /demo.
 	Upstream *url.URL
+	// Schedule is how often the rotator's scheduled sweep runs (default
+	// 1 minute, so that grace periods and expiries show soon; the stack's
+	// default is hourly).
+	Schedule time.Duration
 }
 
 // ParseSettings reads make dev's command line. It returns flag.ErrHelp for
 // -h, having printed the usage to stderr.
 func ParseSettings(args []string, getenv func(string) string, stderr io.Writer) (Settings, error) {
-	s := Settings{Port: 3000, DynamoDBPort: 8000, DataDir: ".local", Stage: "local"}
+	s := Settings{Port: 3000, DynamoDBPort: 8000, DataDir: ".local", Stage: "local", Schedule: time.Minute}
 	for _, p := range []struct {
 		env string
 		dst *int
@@ -64,6 +68,7 @@ func ParseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	ddbPort := fs.String("dynamodb-port", strconv.Itoa(s.DynamoDBPort), "DynamoDB Local's port ($"+EnvDynamoDBPort+")")
 	fs.StringVar(&s.DataDir, "data", s.DataDir, "folder for DynamoDB Local's files, the local secrets and the logs")
 	fs.StringVar(&s.Stage, "stage", s.Stage, "the API stage name the authorizer sees (keys limited to other stages are refused)")
+	fs.DurationVar(&s.Schedule, "schedule", s.Schedule, "how often the rotator's scheduled lifecycle sweep runs (0 never)")
 	upstream := fs.String("upstream", "", "send /demo/... to this http(s) URL instead of the built-in echo upstream")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: keygate-dev [flags]   (make dev)\n\nRuns DynamoDB Local, the keygate functions and a local gateway on 127.0.0.1.")
@@ -87,6 +92,9 @@ func ParseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	}
 	if s.DataDir == "" {
 		return Settings{}, errors.New("-data must name a folder")
+	}
+	if s.Schedule < 0 || (s.Schedule > 0 && s.Schedule < time.Second) {
+		return Settings{}, errors.New("-schedule must be 0 (never) or at least 1s")
 	}
 	if s.Stage == "" {
 		return Settings{}, errors.New("-stage must not be empty")
@@ -225,6 +233,7 @@ func run(ctx context.Context, s Settings, stdout, stderr io.Writer, getenv func(
 		Upstream:    s.Upstream,
 		Log:         log,
 		FunctionLog: fnLog,
+		Schedule:    s.Schedule,
 	})
 	if err != nil {
 		return err

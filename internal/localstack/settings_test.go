@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -18,7 +19,7 @@ func envOf(m map[string]string) func(string) string {
 func TestSettingsComeFromFlagsThenEnvironmentThenDefaults(t *testing.T) {
 	var stderr bytes.Buffer
 	s, err := ParseSettings(nil, envOf(nil), &stderr)
-	if err != nil || s.Port != 3000 || s.DynamoDBPort != 8000 || s.DataDir != ".local" || s.Stage != "local" || s.Upstream != nil {
+	if err != nil || s.Port != 3000 || s.DynamoDBPort != 8000 || s.DataDir != ".local" || s.Stage != "local" || s.Upstream != nil || s.Schedule != time.Minute {
 		t.Errorf("defaults: %+v %v", s, err)
 	}
 	s, err = ParseSettings(nil, envOf(map[string]string{"PORT": "4000", "DYNAMODB_PORT": "9000"}), &stderr)
@@ -45,6 +46,8 @@ func TestBadSettingsSayWhatToFix(t *testing.T) {
 		{[]string{"-upstream", "ftp://x"}, nil, "-upstream"},
 		{[]string{"-upstream", "127.0.0.1:8080"}, nil, "-upstream"},
 		{[]string{"-stage", ""}, nil, "-stage"},
+		{[]string{"-schedule", "500ms"}, nil, "-schedule"},
+		{[]string{"-schedule", "-1m"}, nil, "-schedule"},
 		{[]string{"serve"}, nil, `unexpected argument "serve"`},
 		{[]string{"-nope"}, nil, "-nope"},
 	} {
