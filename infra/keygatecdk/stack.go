@@ -30,6 +30,7 @@ type KeygateStack struct {
 	awscdk.Stack
 	Settings   Settings
 	Table      awsdynamodb.Table
+	Pepper     awssecretsmanager.Secret
 	Bus        awsevents.EventBus
 	Functions  map[string]awslambda.Function
 	Api        awsapigateway.RestApi
@@ -107,8 +108,9 @@ func NewKeygateStack(scope constructs.Construct, id string, props *KeygateStackP
 	out("EventBusName", "EventBridge bus for key lifecycle events", bus.EventBusName())
 	out("AlarmTopicArn", "SNS topic the alarms notify", mon.Topic.TopicArn())
 
-	AddNagSuppressions(stack)
-	return &KeygateStack{Stack: stack, Settings: s, Table: table, Bus: bus, Functions: fns, Api: api, Monitoring: mon}
+	k := &KeygateStack{Stack: stack, Settings: s, Table: table, Pepper: pepper, Bus: bus, Functions: fns, Api: api, Monitoring: mon}
+	AddNagSuppressions(k)
+	return k
 }
 
 // NewPepper creates the secret that keys every key hash: 64 random
