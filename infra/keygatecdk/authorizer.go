@@ -66,7 +66,13 @@ func (a *Authorizer) ForRestApi() awsapigateway.RequestAuthorizer {
 			awsapigateway.IdentitySource_Context(str("resourcePath")),
 		}
 	}
-	return awsapigateway.NewRequestAuthorizer(a.scope, str(a.id), p)
+	auth := awsapigateway.NewRequestAuthorizer(a.scope, str(a.id), p)
+	if a.props.CacheTTLSeconds == 0 {
+		// CDK writes an empty IdentitySource; leave the property out, as
+		// API Gateway documents it for authorizers without caching.
+		auth.Node().DefaultChild().(awscdk.CfnResource).AddPropertyDeletionOverride(str("IdentitySource"))
+	}
+	return auth
 }
 
 // ForHttpApi returns a Lambda authorizer for an HTTP API with payload
