@@ -3,6 +3,7 @@ package keygatecdk
 import (
 	"encoding/json"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -81,3 +82,9 @@ func statements(t *testing.T, tpl assertions.Template, role string) []map[string
 	}
 	return out
 }
+
+// num is jsii.Number for an int.
+func num(n int) *float64 { f := float64(n); return &f }
+
+// itoa formats a status code as CloudFormation holds it.
+func itoa(n int) string { return strconv.Itoa(n) }
