@@ -19,10 +19,10 @@ import (
 // API, so a denial prints the authorizer's reason (403), a missing or
 // unknown key gets the generic 401 and an authorizer that could not decide
 // gives 503 unavailable. Teams attaching the authorizer to their own REST
-// API call it too.
-func AddGatewayResponses(scope constructs.Construct, api awsapigateway.IRestApi) {
+// API call it too. The responses are created inside api.
+func AddGatewayResponses(api awsapigateway.RestApiBase) {
 	for _, r := range gateway.Responses {
-		awsapigateway.NewGatewayResponse(scope, str("Response"+string(r.Type)), &awsapigateway.GatewayResponseProps{
+		awsapigateway.NewGatewayResponse(api, str("Response"+string(r.Type)), &awsapigateway.GatewayResponseProps{
 			RestApi:    api,
 			Type:       awsapigateway.ResponseType_Of(str(string(r.Type))),
 			StatusCode: str(strconv.Itoa(r.Status)),
@@ -76,7 +76,7 @@ func NewApi(scope constructs.Construct, id string, props ApiProps) awsapigateway
 			DataTraceEnabled: jsii.Bool(false),
 		},
 	})
-	AddGatewayResponses(api, api)
+	AddGatewayResponses(api)
 
 	routes := gateway.Routes
 	if s.UpstreamURL != "" {

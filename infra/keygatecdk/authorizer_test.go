@@ -37,7 +37,7 @@ func teamStack(t *testing.T) assertions.Template {
 		AuthorizationType: awsapigateway.AuthorizationType_CUSTOM,
 		Authorizer:        kg.ForRestApi(),
 	})
-	AddGatewayResponses(stack, rest)
+	AddGatewayResponses(rest)
 
 	httpAPI := awsapigatewayv2.NewHttpApi(stack, str("Catalog"), nil)
 	httpAPI.AddRoutes(&awsapigatewayv2.AddRoutesOptions{

@@ -88,7 +88,7 @@ func NewMonitoring(scope constructs.Construct, id string, props MonitoringProps)
 	}
 	fiveXX := props.Api.MetricServerError(&awscloudwatch.MetricOptions{Statistic: str("Average"), Period: five, Label: str("5xx rate")})
 
-	dash := awscloudwatch.NewDashboard(c, str("Dashboard"), &awscloudwatch.DashboardProps{})
+	dash := awscloudwatch.NewDashboard(c, str("Dashboard"), &awscloudwatch.DashboardProps{DashboardName: awscdk.Aws_STACK_NAME()})
 	graph := func(title string, left ...awscloudwatch.IMetric) awscloudwatch.GraphWidget {
 		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: str(title), Left: &left, Width: jsii.Number(12)})
 	}
