@@ -1,6 +1,7 @@
 package keygatecdk
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
-	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
@@ -146,12 +146,24 @@ func TestThrowawayStackDestroysTable(t *testing.T) {
 func TestNagAwsSolutionsClean(t *testing.T) {
 	defaults(t)
 	ann := assertions.Annotations_FromStack(defaultStack.Stack)
-	for _, level := range []struct {
-		name string
-		find func(*string, interface{}) *[]*cxapi.SynthesisMessage
-	}{{"error", ann.FindError}, {"warning", ann.FindWarning}} {
-		for _, m := range *level.find(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
-			t.Errorf("unsuppressed cdk-nag %s at %s: %v", level.name, *m.Id, m.Entry.Data)
+	nag := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
+	for level, found := range map[string]interface{}{
+		"error":   ann.FindError(jsii.String("*"), nag),
+		"warning": ann.FindWarning(jsii.String("*"), nag),
+	} {
+		// Decoded from JSON rather than read through cxapi's deprecated
+		// SynthesisMessage fields.
+		var msgs []struct {
+			ID    string `json:"id"`
+			Entry struct {
+				Data interface{} `json:"data"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal([]byte(jsonOf(found)), &msgs); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			t.Errorf("unsuppressed cdk-nag %s at %s: %v", level, m.ID, m.Entry.Data)
 		}
 	}
 }
