@@ -8,6 +8,7 @@ package keygatecdk
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -68,11 +69,17 @@ const ContextPrefix = "keygate:"
 // flags) and checks it; an unknown keygate:* key is an error, so a typo
 // cannot silently fall back to a default.
 func SettingsFromContext(node constructs.Node) (Settings, error) {
+	all, _ := node.GetAllContext(nil).(map[string]interface{})
 	raw := map[string]string{}
-	for _, k := range contextKeys {
-		if v := node.TryGetContext(str(ContextPrefix + k)); v != nil {
-			raw[k] = fmt.Sprint(v)
+	for k, v := range all {
+		name, ok := strings.CutPrefix(k, ContextPrefix)
+		if !ok || v == nil {
+			continue
 		}
+		if !slices.Contains(contextKeys, name) {
+			return Settings{}, fmt.Errorf("%s: unknown setting (known: %s%s)", k, ContextPrefix, strings.Join(contextKeys, ", "+ContextPrefix))
+		}
+		raw[name] = fmt.Sprint(v)
 	}
 	return ParseSettings(raw)
 }

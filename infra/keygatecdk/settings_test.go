@@ -3,6 +3,8 @@ package keygatecdk
 import (
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 )
 
 func TestSettingsDefaults(t *testing.T) {
@@ -56,5 +58,30 @@ func TestBadSettingsFailSynthNamingTheKey(t *testing.T) {
 		if !strings.Contains(err.Error(), ContextPrefix+key) {
 			t.Errorf("%s=%q: error %q does not name the setting", key, value, err)
 		}
+	}
+}
+
+func TestSettingsFromContextRejectsUnknownKeys(t *testing.T) {
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]interface{}{
+		"keygate:upstreamURL": "https://api.example.com", // a typo of upstreamUrl
+	}})
+	if _, err := SettingsFromContext(app.Node()); err == nil || !strings.Contains(err.Error(), "keygate:upstreamURL") {
+		t.Errorf("a misspelt setting gave %v, want an error naming it", err)
+	}
+}
+
+func TestSettingsFromContextReadsCdkJSONTypes(t *testing.T) {
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]interface{}{
+		"keygate:upstreamUrl":      "https://api.example.com",
+		"keygate:gatewayCacheTtl":  60, // a JSON number in cdk.json
+		"keygate:logRetentionDays": "90",
+		"aws:cdk:other":            true,
+	}})
+	s, err := SettingsFromContext(app.Node())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.UpstreamURL != "https://api.example.com" || s.GatewayCacheTTL != 60 || s.LogRetentionDays != 90 {
+		t.Errorf("read %+v", s)
 	}
 }
