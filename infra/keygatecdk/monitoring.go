@@ -96,10 +96,9 @@ func NewMonitoring(scope constructs.Construct, id string, props MonitoringProps)
 		graph("Verifications by outcome", outcomes),
 		graph("Authorizer latency (ms)", latency("p50"), latency("p99")),
 	)
-	dash.AddWidgets(
-		graph("Throttles", throttles),
-		graph("Errors", append(fnErrors, fiveXX)...),
-	)
+	errors := graph("Errors", fnErrors...)
+	errors.AddRightMetric(fiveXX) // a rate, on its own axis
+	dash.AddWidgets(graph("Throttles", throttles), errors)
 
 	action := awscloudwatchactions.NewSnsAction(topic)
 	alarm := func(name, desc string, metric awscloudwatch.IMetric, threshold, periods float64) awscloudwatch.Alarm {
