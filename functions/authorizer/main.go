@@ -47,7 +47,7 @@ func main() {
 		Logger:     log,
 		Metrics:    metrics.New(os.Stdout),
 	})
-	lambda.Start(h.Handle)
+	lambda.Start(h)
 }
 
 func fail(log *slog.Logger, what string, err error) {

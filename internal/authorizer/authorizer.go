@@ -19,6 +19,7 @@ package authorizer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -40,26 +41,37 @@ var (
 )
 
 // Event is an authorizer event of any of the three dialects, decoded in one
-// pass: the REST API REQUEST event (aws-lambda-go's type) with the fields
-// that TOKEN events and HTTP API payload 2.0 events add. The dialect is
-// told by Version ("2.0") and Type ("TOKEN").
+// pass: the fields the authorizer reads from a REST API REQUEST event
+// (events.APIGatewayCustomAuthorizerRequestTypeRequest), a TOKEN event
+// (events.APIGatewayCustomAuthorizerRequest) and an HTTP API payload 2.0
+// event (events.APIGatewayV2CustomAuthorizerV2Request), with the same JSON
+// names. Fields it does not read (multi-value headers, path parameters,
+// stage variables, ...) are skipped rather than decoded into maps, which
+// keeps a warm invocation close to the cost of the JSON itself. The dialect
+// is told by Version ("2.0") and Type ("TOKEN").
 type Event struct {
-	events.APIGatewayCustomAuthorizerRequestTypeRequest
-	// RequestContext holds the REST and the HTTP API request context
-	// together (it shadows the embedded REST-only one).
-	RequestContext RequestContext `json:"requestContext"`
+	Type                  string            `json:"type"`
+	MethodArn             string            `json:"methodArn"` //nolint: staticcheck
+	Path                  string            `json:"path"`
+	HTTPMethod            string            `json:"httpMethod"`
+	Headers               map[string]string `json:"headers"`
+	QueryStringParameters map[string]string `json:"queryStringParameters"`
+	RequestContext        RequestContext    `json:"requestContext"`
 	// AuthorizationToken is the TOKEN dialect's credential.
 	AuthorizationToken string `json:"authorizationToken"`
 	// Version, RouteArn and RawPath are the HTTP API's.
 	Version  string `json:"version"`
-	RouteArn string `json:"routeArn"`
+	RouteArn string `json:"routeArn"` //nolint: staticcheck
 	RawPath  string `json:"rawPath"`
 }
 
-// RequestContext is the union of the REST and HTTP API request contexts.
+// RequestContext is what the authorizer reads of the REST and the HTTP API
+// request contexts.
 type RequestContext struct {
-	events.APIGatewayCustomAuthorizerRequestTypeRequestContext
-	HTTP events.APIGatewayV2HTTPRequestContextHTTPDescription `json:"http"`
+	RequestID string                                                      `json:"requestId"`
+	Stage     string                                                      `json:"stage"`
+	Identity  events.APIGatewayCustomAuthorizerRequestTypeRequestIdentity `json:"identity"`
+	HTTP      events.APIGatewayV2HTTPRequestContextHTTPDescription        `json:"http"`
 }
 
 // Options configure a Handler.
@@ -98,6 +110,24 @@ const (
 )
 
 var dialectNames = [...]string{"REQUEST", "TOKEN", "HTTP"}
+
+// Invoke implements lambda.Handler, so that lambda.Start(h) and
+// lambda.NewHandler(h) call it directly: decode the event, Handle it,
+// encode the response, without the reflection a typed handler costs on
+// every invocation. An event that is not JSON cannot be decided
+// (unavailable).
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	ev := new(Event)
+	if err := json.Unmarshal(payload, ev); err != nil {
+		h.o.Logger.LogAttrs(ctx, slog.LevelError, "authorizer event is not JSON", slog.String("error", err.Error()))
+		return nil, ErrUnavailable
+	}
+	resp, err := h.Handle(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(resp)
+}
 
 // Handle decides one event. Its signature is the one lambda.NewHandler
 // takes; the response is an events.APIGatewayCustomAuthorizerResponse (REST)

@@ -41,11 +41,11 @@ var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 // env is the configuration the fixtures are replayed under, read the way
 // main reads it.
 var env = map[string]string{
-	config.EnvPepper:             "fixture-pepper",
-	config.EnvEnvironments:       "live",
-	authorizer.EnvKeyQueryParam:  "api_key",
-	authorizer.EnvStoreTimeout:   "500ms",
-	authorizer.EnvRoutes:         `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]},{"method":"POST","path":"/users","scopes":["write:users"]}]`,
+	config.EnvPepper:            "fixture-pepper",
+	config.EnvEnvironments:      "live",
+	authorizer.EnvKeyQueryParam: "api_key",
+	authorizer.EnvStoreTimeout:  "500ms",
+	authorizer.EnvRoutes:        `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]},{"method":"POST","path":"/users","scopes":["write:users"]}]`,
 }
 
 // seed is a key the fixtures use: its plaintext (which appears in the
@@ -198,7 +198,7 @@ func TestReplayEveryEvent(t *testing.T) {
 			}
 			h, hasher := newHandler(t, client, table, logs)
 			seedTable(t, db, table, hasher)
-			resp, err := lambda.NewHandler(h.Handle).Invoke(context.Background(), event)
+			resp, err := lambda.NewHandler(h).Invoke(context.Background(), event)
 			got := outcome{Response: resp}
 			if err != nil {
 				got = outcome{Error: err.Error()}

@@ -47,19 +47,17 @@ func (c *cache) get(h apikey.Hash) (entry, bool) {
 	return e, ok
 }
 
-// update applies f to the entry of h (the zero entry if none) and stores it,
-// evicting an arbitrary entry when the cache is full.
-func (c *cache) update(h apikey.Hash, f func(*entry)) {
+// put stores the entry of h, evicting an arbitrary entry when the cache is
+// full.
+func (c *cache) put(h apikey.Hash, e entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.m[h]
-	if !ok && len(c.m) >= c.max {
+	if _, ok := c.m[h]; !ok && len(c.m) >= c.max {
 		for victim := range c.m {
 			delete(c.m, victim)
 			break
 		}
 	}
-	f(&e)
 	c.m[h] = e
 }
 

@@ -363,7 +363,7 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 		}
 		rec := res.Record
 		if rec == nil {
-			v.cache.update(l.hash, func(e *entry) { *e = entry{unknownUntil: now.Add(v.o.NegativeTTL)} })
+			v.cache.put(l.hash, entry{unknownUntil: now.Add(v.o.NegativeTTL)})
 			d.Reason = gateway.UnknownKey
 			return d
 		}
@@ -376,29 +376,27 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 				if err := v.store.Refund(ctx, in, rec); err == nil {
 					d.Calls++
 				}
-				v.remember(l.hash, rec, now, false)
+				v.remember(l, rec, now, false)
 				d.Reason = r
 				return d
 			}
-			v.remember(l.hash, rec, now, true)
+			v.remember(l, rec, now, true)
 			d.RateLimitRemaining, d.QuotaRemaining = remaining(rec, now)
 			return d
 		}
 		if r := v.check(rec.Key, req, l.route, now); r != "" {
-			v.remember(l.hash, rec, now, false)
+			v.remember(l, rec, now, false)
 			d.Reason = r
 			return d
 		}
 		if guardMatched(in, rec) {
 			if r, until := overLimit(rec, now, in.Cost); r != "" {
-				v.cache.update(l.hash, func(e *entry) {
-					e.rec, e.readAt, e.unknownUntil = rec, now, time.Time{}
-					e.deniedReason = r
-					e.deniedUntil = now.Add(min(v.o.CacheTTL, maxDenyCache))
-					if !until.IsZero() {
-						e.deniedUntil = minTime(until, now.Add(maxDenyCache))
-					}
-				})
+				e := entry{rec: rec, readAt: now, admittedAt: l.e.admittedAt, deniedReason: r,
+					deniedUntil: now.Add(min(v.o.CacheTTL, maxDenyCache))}
+				if !until.IsZero() {
+					e.deniedUntil = minTime(until, now.Add(maxDenyCache))
+				}
+				v.cache.put(l.hash, e)
 				d.Reason, d.RetryAfter = r, retryAfter(now, until)
 				return d
 			}
@@ -423,14 +421,14 @@ func (v *Verifier) failed(req *Request, l *local, now time.Time, d Decision, err
 	return d
 }
 
-func (v *Verifier) remember(h apikey.Hash, rec *store.Record, now time.Time, admitted bool) {
-	v.cache.update(h, func(e *entry) {
-		e.rec, e.readAt = rec, now
-		e.unknownUntil, e.deniedUntil, e.deniedReason = time.Time{}, time.Time{}, ""
-		if admitted {
-			e.admittedAt = now
-		}
-	})
+// remember caches a record DynamoDB returned; admitted records when the
+// key was last admitted, for serve-stale.
+func (v *Verifier) remember(l *local, rec *store.Record, now time.Time, admitted bool) {
+	e := entry{rec: rec, readAt: now, admittedAt: l.e.admittedAt}
+	if admitted {
+		e.admittedAt = now
+	}
+	v.cache.put(l.hash, e)
 }
 
 // guardMatched reports whether the update was guarded on the limits the

@@ -68,7 +68,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) clock() time.Time      { return time.Unix(0, f.now.Load()).UTC() }
+func (f *fixture) clock() time.Time        { return time.Unix(0, f.now.Load()).UTC() }
 func (f *fixture) advance(d time.Duration) { f.now.Add(int64(d)) }
 
 func (f *fixture) verifier(mod func(*verify.Options)) *verify.Verifier {
