@@ -60,9 +60,3 @@ func (c *cache) put(h apikey.Hash, e entry) {
 	}
 	c.m[h] = e
 }
-
-func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}
