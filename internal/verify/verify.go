@@ -373,8 +373,9 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 			if r := v.check(rec.Key, req, l.route, now); r != "" {
 				// DynamoDB cannot evaluate CIDRs or wildcard origins: take
 				// back what it counted for this refused request.
-				if err := v.store.Refund(ctx, in, rec); err == nil {
-					d.Calls++
+				d.Calls++
+				if err := v.store.Refund(ctx, in, rec); err != nil {
+					d.Err = err // logged; the limits err towards admitting fewer
 				}
 				v.remember(l, rec, now, false)
 				d.Reason = r
