@@ -42,6 +42,7 @@ func main() {
 		db = dynamodb.NewFromConfig(aws)
 	}
 	st := store.New(db, cfg.Table, store.Options{})
+	log = slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: settings.LogLevel}))
 	h := authorizer.New(verify.New(st, settings.Verify), authorizer.Options{
 		QueryParam: settings.QueryParam,
 		Logger:     log,

@@ -13,8 +13,8 @@
 //     "unavailable", API Gateway's AUTHORIZER_FAILURE, which the stack maps
 //     to 503 unavailable.
 //
-// It logs one JSON line per verification (never the key) and one EMF
-// metrics line.
+// It writes one EMF metrics line per verification and one JSON log line
+// (never the key): allows at debug, refusals at info, failures at error.
 package authorizer
 
 import (
@@ -273,9 +273,18 @@ func (h *Handler) observe(ctx context.Context, dl dialect, req *verify.Request, 
 	if h.o.Metrics != nil {
 		h.o.Metrics.Verification(end, outcome, latency, d.CacheHit, d.Calls)
 	}
-	level := slog.LevelInfo
-	if d.Reason == gateway.Unavailable {
+	// Allows are logged at debug, refusals at info, failures at error:
+	// a line per allowed request would cost more in log ingestion than the
+	// verification itself, and the metrics count every outcome anyway.
+	level := slog.LevelDebug
+	switch {
+	case d.Reason == gateway.Unavailable:
 		level = slog.LevelError
+	case d.Reason != "" || d.Stale:
+		level = slog.LevelInfo
+	}
+	if !h.o.Logger.Enabled(ctx, level) {
+		return
 	}
 	keyID := ""
 	if d.Key != nil {

@@ -135,7 +135,7 @@ func newHandler(t *testing.T, db *dynamodb.Client, table string, w *syncBuffer) 
 	v := verify.New(store.New(db, table, store.Options{}), s.Verify)
 	return authorizer.New(v, authorizer.Options{
 		QueryParam: s.QueryParam,
-		Logger:     slog.New(slog.NewJSONHandler(w, nil)),
+		Logger:     slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:    metrics.New(w),
 	}), cfg.Hasher()
 }

@@ -76,7 +76,7 @@ func BenchmarkHandler(b *testing.B) {
 	if err := json.Unmarshal(resp, &response); err != nil || response.PolicyDocument.Statement[0].Effect != "Allow" {
 		b.Fatalf("warm-up: %s %v", resp, err)
 	}
-	b.Run("floor", func(b *testing.B) {
+	b.Run("impl=floor", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var ev events.APIGatewayCustomAuthorizerRequestTypeRequest
@@ -88,7 +88,7 @@ func BenchmarkHandler(b *testing.B) {
 			}
 		}
 	})
-	b.Run("handler", func(b *testing.B) {
+	b.Run("impl=handler", func(b *testing.B) {
 		b.ReportAllocs()
 		ctx := context.Background()
 		for b.Loop() {

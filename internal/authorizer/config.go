@@ -1,6 +1,7 @@
 package authorizer
 
 import (
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -21,6 +22,10 @@ const (
 	EnvServeStale       = "KEYGATE_SERVE_STALE"        // duration, default 0 (off)
 )
 
+// EnvLambdaLogLevel is set by Lambda from the function's application log
+// level (advanced logging controls): DEBUG logs every allowed request too.
+const EnvLambdaLogLevel = "AWS_LAMBDA_LOG_LEVEL"
+
 // maxStoreTimeout keeps the DynamoDB deadline well under API Gateway's 10 s
 // limit for an authorizer, so that a slow store is a clean 503 from us
 // rather than a gateway timeout.
@@ -33,6 +38,8 @@ const maxServeStale = 15 * time.Minute
 type Settings struct {
 	Verify     verify.Options
 	QueryParam string
+	// LogLevel is the lowest level logged (default info).
+	LogLevel slog.Level
 }
 
 // LoadSettings reads the authorizer's settings through getenv and
@@ -72,6 +79,11 @@ func LoadSettings(c config.Config, getenv func(string) string) (Settings, error)
 			return Settings{}, fault.Fieldf(EnvCacheSize, "must be a whole number from 1 to 10000000")
 		}
 		o.CacheSize = n
+	}
+	if v := getenv(EnvLambdaLogLevel); v != "" {
+		if err := s.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return Settings{}, fault.Fieldf(EnvLambdaLogLevel, "must be DEBUG, INFO, WARN or ERROR")
+		}
 	}
 	if o.Routes, err = verify.ParseRoutes(getenv(EnvRoutes)); err != nil {
 		return Settings{}, fault.Fieldf(EnvRoutes, "%v", err)

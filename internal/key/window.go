@@ -27,10 +27,15 @@ func (l RateLimit) WindowEnd(now time.Time) time.Time {
 // holding now: "<name>@<windowStartUnix>".
 func (l RateLimit) Counter(now time.Time) string {
 	var b [64]byte
-	out := append(b[:0], l.Name...)
-	out = append(out, '@')
-	out = strconv.AppendInt(out, l.WindowStart(now), 10)
-	return string(out)
+	return string(l.AppendCounter(b[:0], now))
+}
+
+// AppendCounter appends the counter name to dst, for lookups that should
+// not allocate (m[string(b)] does not).
+func (l RateLimit) AppendCounter(dst []byte, now time.Time) []byte {
+	dst = append(dst, l.Name...)
+	dst = append(dst, '@')
+	return strconv.AppendInt(dst, l.WindowStart(now), 10)
 }
 
 // CounterWindowEnd reads the end of a counter's window from its name and
@@ -59,16 +64,21 @@ func CounterName(counter string) string {
 // now: "d2026-11-26" for a day, "m2026-11" for a month (both UTC), "total"
 // for a quota that never refills.
 func (q Quota) PeriodKey(now time.Time) string {
+	var b [16]byte
+	return string(q.AppendPeriodKey(b[:0], now))
+}
+
+// AppendPeriodKey appends the period key to dst, for lookups that should
+// not allocate.
+func (q Quota) AppendPeriodKey(dst []byte, now time.Time) []byte {
 	now = now.UTC()
 	switch q.Period {
 	case Day:
-		var b [16]byte
-		return string(now.AppendFormat(append(b[:0], 'd'), time.DateOnly))
+		return now.AppendFormat(append(dst, 'd'), time.DateOnly)
 	case Month:
-		var b [16]byte
-		return string(now.AppendFormat(append(b[:0], 'm'), "2006-01"))
+		return now.AppendFormat(append(dst, 'm'), "2006-01")
 	}
-	return "total"
+	return append(dst, "total"...)
 }
 
 // PeriodEnd returns when the period holding now ends and the quota refills;

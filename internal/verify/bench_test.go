@@ -35,11 +35,11 @@ func BenchmarkCore(b *testing.B) {
 			}
 		}
 	}
-	b.Run("allow", func(b *testing.B) {
+	b.Run("case=allow", func(b *testing.B) {
 		v.Remember(h, rec, t0)
 		run(b, false)
 	})
-	b.Run("denied-this-window", func(b *testing.B) {
+	b.Run("case=denied-this-window", func(b *testing.B) {
 		v.DenyUntil(h, rec, t0, t0.Add(time.Second))
 		run(b, true)
 	})

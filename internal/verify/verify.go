@@ -468,17 +468,18 @@ func overLimit(rec *store.Record, now time.Time, cost int64) (gateway.Reason, ti
 
 // remaining formats what is left of each limit after an admitted request.
 func remaining(rec *store.Record, now time.Time) (rate, quota string) {
-	var b []byte
+	var out, name [96]byte
+	b := out[:0]
 	for i, l := range rec.Key.RateLimits {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, l.Name...)
 		b = append(b, '=')
-		b = strconv.AppendInt(b, max(l.Limit-rec.RL[l.Counter(now)], 0), 10)
+		b = strconv.AppendInt(b, max(l.Limit-rec.RL[string(l.AppendCounter(name[:0], now))], 0), 10)
 	}
 	if q := rec.Key.Quota; q != nil {
-		quota = strconv.FormatInt(max(q.Limit-rec.Q[q.PeriodKey(now)], 0), 10)
+		quota = strconv.FormatInt(max(q.Limit-rec.Q[string(q.AppendPeriodKey(name[:0], now))], 0), 10)
 	}
 	return string(b), quota
 }
