@@ -1,6 +1,7 @@
 package authorizer_test
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestLoadSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := s.Verify
-	if o.CacheTTL != 5*time.Second || o.NegativeTTL != time.Minute || o.StoreTimeout != 2*time.Second || o.ServeStale != 0 || s.QueryParam != "" || len(o.Routes) != 0 {
+	if s.LogLevel != slog.LevelInfo || o.CacheTTL != 5*time.Second || o.NegativeTTL != time.Minute || o.StoreTimeout != 2*time.Second || o.ServeStale != 0 || s.QueryParam != "" || len(o.Routes) != 0 {
 		t.Fatalf("defaults: %+v", s)
 	}
 	set := map[string]string{
@@ -31,11 +32,12 @@ func TestLoadSettings(t *testing.T) {
 		t.Fatalf("set: %+v %v", s, err)
 	}
 	for env, bad := range map[string]string{
-		authorizer.EnvCacheTTL:     "0s",
-		authorizer.EnvStoreTimeout: "9s", // too close to API Gateway's 10 s
-		authorizer.EnvServeStale:   "-1s",
-		authorizer.EnvCacheSize:    "many",
-		authorizer.EnvRoutes:       `{"not":"a list"}`,
+		authorizer.EnvCacheTTL:       "0s",
+		authorizer.EnvStoreTimeout:   "9s", // too close to API Gateway's 10 s
+		authorizer.EnvServeStale:     "-1s",
+		authorizer.EnvCacheSize:      "many",
+		authorizer.EnvRoutes:         `{"not":"a list"}`,
+		authorizer.EnvLambdaLogLevel: "LOUD",
 	} {
 		_, err := authorizer.LoadSettings(cfg, func(k string) string {
 			if k == env {
