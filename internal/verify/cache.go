@@ -23,6 +23,10 @@ type entry struct {
 	// deniedReason without a call until then (the window's end, capped).
 	deniedUntil  time.Time
 	deniedReason gateway.Reason
+	// retryAt is when the limit frees up (the window's or period's end,
+	// zero for a total quota), for retryAfterSeconds; deniedUntil may be
+	// earlier, as it is capped.
+	retryAt time.Time
 	// admittedAt is the last time DynamoDB admitted the key, for serve-stale.
 	admittedAt time.Time
 }

@@ -20,5 +20,5 @@ func (v *Verifier) Remember(h apikey.Hash, rec *store.Record, now time.Time) {
 
 // DenyUntil caches a rate-limit denial, as a refused verification would.
 func (v *Verifier) DenyUntil(h apikey.Hash, rec *store.Record, now, until time.Time) {
-	v.cache.put(h, entry{rec: rec, readAt: now, deniedUntil: until, deniedReason: "rate_limited"})
+	v.cache.put(h, entry{rec: rec, readAt: now, deniedUntil: until, retryAt: until, deniedReason: "rate_limited"})
 }

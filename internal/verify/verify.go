@@ -238,7 +238,7 @@ func (v *Verifier) local(req *Request, now time.Time) (l local, d Decision, done
 	}
 	d.Key = e.rec.Key
 	if now.Before(e.deniedUntil) {
-		d.Reason, d.RetryAfter = e.deniedReason, retryAfter(now, e.deniedUntil)
+		d.Reason, d.RetryAfter = e.deniedReason, retryAfter(now, e.retryAt)
 		if r := v.check(e.rec.Key, req, l.route, now); r != "" {
 			d.Reason, d.RetryAfter = r, 0 // a refusal that comes first in the order
 		}
@@ -392,7 +392,7 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 		}
 		if guardMatched(in, rec) {
 			if r, until := overLimit(rec, now, in.Cost); r != "" {
-				e := entry{rec: rec, readAt: now, admittedAt: l.e.admittedAt, deniedReason: r,
+				e := entry{rec: rec, readAt: now, admittedAt: l.e.admittedAt, deniedReason: r, retryAt: until,
 					deniedUntil: now.Add(min(v.o.CacheTTL, maxDenyCache))}
 				if !until.IsZero() {
 					e.deniedUntil = minTime(until, now.Add(maxDenyCache))

@@ -240,6 +240,24 @@ func TestDynamoDBCallsPerVerification(t *testing.T) {
 			t.Fatalf("%s: %d calls (decision says %d), reason %q; want %d calls, reason %q", s.name, calls, d.Calls, d.Reason, s.calls, s.want)
 		}
 	}
+	// A day-long limit refused from the cache still says when the day ends,
+	// although the cached denial itself is kept for at most a minute.
+	_, daily := f.issue(t, func(k *key.Key) { k.RateLimits = []key.RateLimit{{Name: "day", Limit: 1, WindowSeconds: 86400}} })
+	for i, want := range []struct {
+		calls  int64
+		reason gateway.Reason
+	}{{2, ""}, {1, gateway.RateLimited}, {0, gateway.RateLimited}} {
+		calls, d := f.countCalls(v, get(daily, "/users/1"))
+		if calls != want.calls || d.Reason != want.reason || (d.Reason != "" && d.RetryAfter != 12*3600) {
+			t.Fatalf("daily limit, request %d: %d calls, %q, retry %d s", i, calls, d.Reason, d.RetryAfter)
+		}
+	}
+	f.advance(2 * time.Minute)
+	if calls, d := f.countCalls(v, get(daily, "/users/1")); calls != 1 || d.Reason != gateway.RateLimited {
+		t.Fatalf("daily limit after the cached denial expired: %d calls, %q", calls, d.Reason)
+	}
+	f.now.Store(t0.UnixNano())
+
 	// The cache TTL has no say over allows: a cached key past its TTL is
 	// still one call, and after the window a denied key is counted again.
 	f.advance(time.Minute)
