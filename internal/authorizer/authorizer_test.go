@@ -215,7 +215,7 @@ func TestReplayEveryEvent(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("%s has no expectation %s: write it (go test -run TestReplayEveryEvent -update writes missing ones for review): %v", file, wantFile, err)
+				t.Fatalf("%s has no expectation %s: write it (go test ./internal/authorizer -run TestReplayEveryEvent -args -update writes missing ones, for review): %v", file, wantFile, err)
 			}
 			var want outcome
 			if err := json.Unmarshal(raw, &want); err != nil {
