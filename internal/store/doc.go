@@ -27,8 +27,8 @@
 //     aligned to the epoch), q["d2026-11-26" | "m2026-11" | "total"],
 //     usage["2026-11-26"], and lastUsedAt. The condition also checks
 //     environment, type against the method, required scopes (contains),
-//     stage, and a guard that the limits it counts are the stored ones
-//     (version, or the exact rateLimits and quota for a key never seen).
+//     stage, and a guard that the limits it counts (rateLimits, quota) are
+//     exactly the stored ones.
 //     Counters of windows that ended more than 5 s ago are removed by the
 //     same update. Refund takes back an admitted update's counts when a
 //     check DynamoDB cannot do (CIDR, wildcard origin) refuses afterwards;

@@ -42,15 +42,14 @@ type VerifyInput struct {
 	Stage string
 	// Cost is the quota credits the request spends (at least 1).
 	Cost int64
-	// Known is the record last seen for this key, of any age, or nil. Its
-	// version guards the update (so the limits used to name counters, and
-	// the settings the caller checked itself, are the stored ones), and its
-	// counters of past windows are removed.
+	// Known is the record last seen for this key, of any age, or nil. The
+	// update counts its limits, guarded on the stored limits being exactly
+	// these, and removes its counters of past windows.
 	Known *Record
 	// Shape, used when Known is nil, is a guess of the key's rate limits and
 	// quota (the authorizer passes the last key it saw: most keys of a
-	// deployment share a plan). The update is guarded on the stored limits
-	// being exactly these; nil guesses "no limits".
+	// deployment share a plan), with the same guard; nil guesses "no
+	// limits".
 	Shape *key.Key
 }
 
@@ -209,34 +208,32 @@ func buildVerify(in VerifyInput) (verifyExpr, error) {
 		}
 	}
 
-	// The guard: the limits named below are the stored ones.
+	// The guard: the limits named below are exactly the stored ones, so a
+	// refusal is never a miscount and an admission counts the right
+	// windows. Other settings may have changed since the caller's record:
+	// the condition checks those that DynamoDB can, and the caller checks
+	// the rest on the returned item.
 	limits, quota := limitsOf(in)
-	if in.Known != nil {
-		e.names["#ver"] = "version"
-		e.values[":ver"] = num(in.Known.Key.Version)
-		cond = append(cond, "#ver = :ver")
+	e.names["#rls"], e.names["#qt"] = "rateLimits", "quota"
+	if len(limits) == 0 {
+		cond = append(cond, "attribute_not_exists(#rls)")
 	} else {
-		e.names["#rls"], e.names["#qt"] = "rateLimits", "quota"
-		if len(limits) == 0 {
-			cond = append(cond, "attribute_not_exists(#rls)")
-		} else {
-			av, err := attributevalue.Marshal(limits)
-			if err != nil {
-				return e, fault.Wrap(fault.Internal, err, "encode limits")
-			}
-			e.values[":rls"] = av
-			cond = append(cond, "#rls = :rls")
+		av, err := attributevalue.Marshal(limits)
+		if err != nil {
+			return e, fault.Wrap(fault.Internal, err, "encode limits")
 		}
-		if quota == nil {
-			cond = append(cond, "attribute_not_exists(#qt)")
-		} else {
-			av, err := attributevalue.Marshal(quota)
-			if err != nil {
-				return e, fault.Wrap(fault.Internal, err, "encode quota")
-			}
-			e.values[":qt"] = av
-			cond = append(cond, "#qt = :qt")
+		e.values[":rls"] = av
+		cond = append(cond, "#rls = :rls")
+	}
+	if quota == nil {
+		cond = append(cond, "attribute_not_exists(#qt)")
+	} else {
+		av, err := attributevalue.Marshal(quota)
+		if err != nil {
+			return e, fault.Wrap(fault.Internal, err, "encode quota")
 		}
+		e.values[":qt"] = av
+		cond = append(cond, "#qt = :qt")
 	}
 
 	current := map[string]bool{}

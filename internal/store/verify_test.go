@@ -65,16 +65,23 @@ func TestVerifyGuardsOnTheLimitsItNamed(t *testing.T) {
 	if len(res.Record.RL) != 0 {
 		t.Fatalf("a refused update counted: %v", res.Record.RL)
 	}
-	stale := *res.Record
-	staleKey := *stale.Key
-	stale.Key = &staleKey
-	k.Name = "renamed"
+	stale := res.Record
+	k.Name = "renamed" // a change that does not touch the limits: the guard holds
 	if _, err := f.s.Update(ctx, k, 1); err != nil {
 		t.Fatal(err)
 	}
-	res, err = f.s.Verify(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Known: &stale})
-	if err != nil || res.Admitted || res.Record.Key.Version != 2 {
-		t.Fatalf("stale version: admitted=%v err=%v", res.Admitted, err)
+	res, err = f.s.Verify(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Known: stale})
+	if err != nil || !res.Admitted || res.Record.Key.Name != "renamed" {
+		t.Fatalf("renamed key: admitted=%v err=%v", res.Admitted, err)
+	}
+	stale = res.Record
+	k.RateLimits = []key.RateLimit{{Name: "per-second", Limit: 20, WindowSeconds: 1}}
+	if _, err := f.s.Update(ctx, k, 2); err != nil {
+		t.Fatal(err)
+	}
+	res, err = f.s.Verify(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Known: stale})
+	if err != nil || res.Admitted || res.Record.Key.RateLimits[0].Limit != 20 || res.Record.RL[k.RateLimits[0].Counter(f.now)] != 1 {
+		t.Fatalf("changed limits: admitted=%v err=%v rl=%v", res.Admitted, err, res.Record.RL)
 	}
 	res, err = f.s.Verify(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Known: res.Record})
 	if err != nil || !res.Admitted {
@@ -84,7 +91,7 @@ func TestVerifyGuardsOnTheLimitsItNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err = f.s.Verify(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Known: res.Record})
-	if err != nil || !res.Admitted || res.Record.RL[k.RateLimits[0].Counter(f.now)] != 1 {
+	if err != nil || !res.Admitted || res.Record.RL[k.RateLimits[0].Counter(f.now)] != 2 {
 		t.Fatalf("after refund: admitted=%v err=%v rl=%v", res.Admitted, err, res.Record.RL)
 	}
 	res, err = f.s.Verify(ctx, store.VerifyInput{Hash: hasher.Sum("nope"), Now: f.now, Cost: 1})

@@ -116,7 +116,8 @@ type Options struct {
 const maxDenyCache = time.Minute
 
 // maxAttempts bounds the updates of one verification: a wrong guess of the
-// key's limits or a changed version costs one more, never a loop.
+// key's limits, or limits changed since the cached record, cost one more,
+// never a loop.
 const maxAttempts = 3
 
 // Verifier verifies requests. It is safe for concurrent use; build one per
@@ -341,8 +342,8 @@ func ipAllowed(cidrs []netip.Prefix, ip string) bool {
 }
 
 // remote makes the conditional update, and retries it when the record
-// shows the update named the wrong limits (a guessed shape or an older
-// version), at most maxAttempts times.
+// shows the update named the wrong limits (a guessed shape, or limits
+// changed since the cached record), at most maxAttempts times.
 func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.Time) Decision {
 	d := Decision{CacheHit: l.hit}
 	in := store.VerifyInput{
@@ -435,12 +436,12 @@ func (v *Verifier) remember(l *local, rec *store.Record, now time.Time, admitted
 // guardMatched reports whether the update was guarded on the limits the
 // record has, so that a refusal can only be the limits' doing.
 func guardMatched(in store.VerifyInput, rec *store.Record) bool {
-	if in.Known != nil {
-		return in.Known.Key.Version == rec.Key.Version
-	}
 	var rl []key.RateLimit
 	var q *key.Quota
-	if in.Shape != nil {
+	switch {
+	case in.Known != nil:
+		rl, q = in.Known.Key.RateLimits, in.Known.Key.Quota
+	case in.Shape != nil:
 		rl, q = in.Shape.RateLimits, in.Shape.Quota
 	}
 	return slices.Equal(rl, rec.Key.RateLimits) &&

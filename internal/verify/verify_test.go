@@ -437,3 +437,47 @@ func TestPanicDenies(t *testing.T) {
 		t.Fatalf("panic: %q", d.Reason)
 	}
 }
+
+// The README's cache table: a refusal read from DynamoDB is served from the
+// cache for the TTL (so re-enabling a key bites within it), an unknown key
+// for the negative TTL, and a key that becomes expired while cached is
+// refused without a call.
+func TestCacheSettingsDecideHowLongChangesTakeToBite(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k, plain := f.issue(t, func(k *key.Key) { k.Enabled = false; k.ExpiresAt = t0.Add(time.Hour) })
+	v := f.verifier(func(o *verify.Options) { o.CacheTTL = 10 * time.Second; o.NegativeTTL = 30 * time.Second })
+	if calls, d := f.countCalls(v, get(plain, "/users/1")); calls != 1 || d.Reason != gateway.Disabled {
+		t.Fatalf("disabled: %d calls, %q", calls, d.Reason)
+	}
+	k.Enabled = true
+	if _, err := f.admin.Update(ctx, k, 1); err != nil {
+		t.Fatal(err)
+	}
+	f.advance(9 * time.Second)
+	if calls, d := f.countCalls(v, get(plain, "/users/1")); calls != 0 || d.Reason != gateway.Disabled {
+		t.Fatalf("re-enabled, within the TTL: %d calls, %q (want the cached refusal)", calls, d.Reason)
+	}
+	f.advance(time.Second)
+	if calls, d := f.countCalls(v, get(plain, "/users/1")); calls != 1 || !d.Allowed() {
+		t.Fatalf("re-enabled, TTL passed: %d calls, %q", calls, d.Reason)
+	}
+	f.advance(time.Hour)
+	if calls, d := f.countCalls(v, get(plain, "/users/1")); calls != 1 || d.Reason != gateway.Expired {
+		t.Fatalf("expired: %d calls, %q", calls, d.Reason)
+	}
+	if calls, d := f.countCalls(v, get(plain, "/users/1")); calls != 0 || d.Reason != gateway.Expired {
+		t.Fatalf("expired, cached: %d calls, %q", calls, d.Reason)
+	}
+
+	garbage, _ := format.Generate(apikey.Secret, apikey.Live)
+	for i, want := range []int64{1, 0} {
+		if calls, d := f.countCalls(v, get(garbage.Plaintext, "/")); calls != want || d.Reason != gateway.UnknownKey {
+			t.Fatalf("unknown key, request %d: %d calls, %q", i, calls, d.Reason)
+		}
+	}
+	f.advance(30 * time.Second)
+	if calls, _ := f.countCalls(v, get(garbage.Plaintext, "/")); calls != 1 {
+		t.Fatalf("unknown key after the negative TTL: %d calls, want 1", calls)
+	}
+}
