@@ -7,22 +7,31 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keygate/keygate/internal/adminapi"
+	"github.com/keygate/keygate/internal/authorizer"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/lambdahttp"
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/localgw"
+	"github.com/keygate/keygate/internal/metrics"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/verify"
 )
 
 // env is what every function's composition reads: the environment (with the
-// local stack's settings laid over it), the shared configuration and where
-// logs go.
+// local stack's settings laid over it), the shared configuration, and the
+// function's standard output, where its logs and metric lines go.
 type env struct {
-	getenv  func(string) string
-	cfg     config.Config
-	log     *slog.Logger
-	metrics io.Writer
+	name   string
+	getenv func(string) string
+	cfg    config.Config
+	stdout io.Writer
+}
+
+// logger is the function's JSON logger at level (nil: info), tagged with
+// the function's name, since all functions share one log file.
+func (e env) logger(level slog.Leveler) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(e.stdout, &slog.HandlerOptions{Level: level})).With("function", e.name)
 }
 
 // composers builds each function's handler as its functions/<name>/main.go
@@ -32,7 +41,8 @@ type env struct {
 // reaches, and the authorizer, must have an entry here;
 // TestEveryRoutedFunctionRunsLocally holds that.
 var composers = map[string]func(e env) (lambda.Handler, error){
-	gateway.FnIssuer: issuer,
+	gateway.FnAuthorizer: authorizerFn,
+	gateway.FnIssuer:     issuer,
 }
 
 // Factories returns a localgw.Factory per function, each building one
@@ -40,12 +50,9 @@ var composers = map[string]func(e env) (lambda.Handler, error){
 func Factories(e env) map[string]localgw.Factory {
 	out := make(map[string]localgw.Factory, len(composers))
 	for name, compose := range composers {
-		log := e.log.With("function", name)
-		out[name] = func() (lambda.Handler, error) {
-			fe := e
-			fe.log = log
-			return compose(fe)
-		}
+		fe := e
+		fe.name = name
+		out[name] = func() (lambda.Handler, error) { return compose(fe) }
 	}
 	return out
 }
@@ -56,6 +63,7 @@ func issuer(e env) (lambda.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	log := e.logger(nil)
 	s := store.New(store.LocalClient(e.cfg.DynamoDBEndpoint), e.cfg.Table, store.Options{CursorSecret: settings.CursorSecret()})
 	idem, err := adminapi.NewIdempotency(s, settings.Secret)
 	if err != nil {
@@ -67,9 +75,23 @@ func issuer(e env) (lambda.Handler, error) {
 		Hasher:       e.cfg.Hasher(),
 		Environments: e.cfg.Environments,
 		Idempotency:  idem,
-		Publisher:    &lifecycle.Log{Logger: e.log},
-		Logger:       e.log,
+		Publisher:    &lifecycle.Log{Logger: log},
+		Logger:       log,
 		Retention:    settings.Retention,
 		MaxTTL:       settings.MaxTTL,
 	}))), nil
+}
+
+// authorizerFn is functions/authorizer's composition.
+func authorizerFn(e env) (lambda.Handler, error) {
+	settings, err := authorizer.LoadSettings(e.cfg, e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	st := store.New(store.LocalClient(e.cfg.DynamoDBEndpoint), e.cfg.Table, store.Options{})
+	return authorizer.New(verify.New(st, settings.Verify), authorizer.Options{
+		QueryParam: settings.QueryParam,
+		Logger:     e.logger(settings.LogLevel),
+		Metrics:    metrics.New(e.stdout),
+	}), nil
 }

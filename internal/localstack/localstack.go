@@ -110,10 +110,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		s.serve(echo, l)
 		upstream = &url.URL{Scheme: "http", Host: l.Addr().String()}
 	}
-	fnLog := slog.New(slog.NewJSONHandler(o.FunctionLog, nil))
 	gw := localgw.New(localgw.Options{
 		Routes:    Routes(),
-		Functions: Factories(env{getenv: o.Getenv, cfg: cfg, log: fnLog, metrics: o.FunctionLog}),
+		Functions: Factories(env{getenv: o.Getenv, cfg: cfg, stdout: o.FunctionLog}),
 		Upstream:  upstream,
 		Stage:     o.Stage,
 		Logger:    o.Log,
