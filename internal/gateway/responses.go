@@ -74,6 +74,14 @@ var Responses = []Response{
 	},
 }
 
+// ResponseHeaders are the headers of every response in Responses: JSON, and
+// never cached (a denial is about this request, at this time). The stack
+// declares them on each gateway response; the local gateway writes them.
+var ResponseHeaders = map[string]string{
+	"Content-Type":  "application/json",
+	"Cache-Control": "no-store",
+}
+
 const unavailableBody = `{"code":"` + string(Unavailable) + `","message":"the key could not be verified; retry shortly","retryAfterSeconds":1}`
 
 // ResponseFor returns the mapping's response of type t, and false if keygate

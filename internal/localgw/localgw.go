@@ -238,12 +238,6 @@ func headerBytes(r *http.Request) int {
 	return n
 }
 
-// The headers every gateway response carries, as the stack declares them.
-var responseHeaders = map[string]string{
-	"Content-Type":  "application/json",
-	"Cache-Control": "no-store",
-}
-
 // gatewayResponse answers with the response mapping's entry for t,
 // rendered with the authorizer context exactly as API Gateway renders the
 // stack's gateway responses.
@@ -255,7 +249,7 @@ func (g *Gateway) gatewayResponse(w http.ResponseWriter, t gateway.ResponseType,
 		apigwError(w, http.StatusInternalServerError, "Internal server error")
 		return
 	}
-	for k, v := range responseHeaders {
+	for k, v := range gateway.ResponseHeaders {
 		w.Header().Set(k, v)
 	}
 	w.WriteHeader(resp.Status)

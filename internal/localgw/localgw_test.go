@@ -236,8 +236,10 @@ func TestDenialsAreTheStacksGatewayResponses(t *testing.T) {
 			if resp.StatusCode != c.status || body != c.body {
 				t.Fatalf("got %d %s\nwant %d %s", resp.StatusCode, body, c.status, c.body)
 			}
-			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type %q", ct)
+			for k, v := range gateway.ResponseHeaders {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("%s: %q, want %q", k, got, v)
+				}
 			}
 			var d denial
 			if err := json.Unmarshal([]byte(body), &d); err != nil || d.Code == "" || d.RetryAfterSeconds == nil {
