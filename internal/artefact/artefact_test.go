@@ -41,8 +41,13 @@ func TestMain(m *testing.M) {
 			pkgs[filepath.Base(f)] = "./functions/" + filepath.Base(f)
 		}
 		for name, pkg := range pkgs {
-			native[name], err = Build(ctx, root, pkg, "", filepath.Join(tmp, "native", name))
-			must(err)
+			// Only the two functions compared under the RIE are built for
+			// this machine; every function is built for arm64, as shipped
+			// (and `make build` then finds those builds in the cache).
+			if name == "hello" || name == "authorizer" {
+				native[name], err = Build(ctx, root, pkg, "", filepath.Join(tmp, "native", name))
+				must(err)
+			}
 			if name != "hello" {
 				shipped[name], err = Build(ctx, root, pkg, "arm64", filepath.Join(tmp, "arm64", name))
 				must(err)
