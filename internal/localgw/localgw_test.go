@@ -209,16 +209,16 @@ func TestDenialsAreTheStacksGatewayResponses(t *testing.T) {
 			return nil, errors.New("Unauthorized")
 		}, 401, rendered(gateway.Unauthorized, nil)},
 		{"deny policy prints the reason", func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
-			return policy("Deny", ev.MethodArn, map[string]any{"code": "rate_limited", "message": "over the limit", "retryAfterSeconds": 7}), nil
-		}, 403, rendered(gateway.AccessDenied, map[string]string{"code": "rate_limited", "message": "over the limit", "retryAfterSeconds": "7"})},
+			return policy("Deny", ev.MethodArn, map[string]any{"code": "rate_limited", "message": "over the limit", "retryAfterSeconds": 7, gateway.CtxRetryAfterField: gateway.RetryAfterField(7)}), nil
+		}, 403, rendered(gateway.AccessDenied, map[string]string{"code": "rate_limited", "message": "over the limit", gateway.CtxRetryAfterField: `,"retryAfterSeconds":7`})},
 		{"an allow for another method is a denial", func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
-			return policy("Allow", strings.Replace(ev.MethodArn, "/GET/", "/POST/", 1), map[string]any{"code": "x", "message": "y", "retryAfterSeconds": 0}), nil
-		}, 403, rendered(gateway.AccessDenied, map[string]string{"code": "x", "message": "y", "retryAfterSeconds": "0"})},
+			return policy("Allow", strings.Replace(ev.MethodArn, "/GET/", "/POST/", 1), map[string]any{"code": "x", "message": "y", gateway.CtxRetryAfterField: gateway.RetryAfterField(0)}), nil
+		}, 403, rendered(gateway.AccessDenied, map[string]string{"code": "x", "message": "y", gateway.CtxRetryAfterField: `,"retryAfterSeconds":0`})},
 		{"an explicit deny beats a wildcard allow", func(ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
-			p := policy("Allow", "arn:aws:execute-api:*", map[string]any{"code": "revoked", "message": "m", "retryAfterSeconds": 0})
+			p := policy("Allow", "arn:aws:execute-api:*", map[string]any{"code": "revoked", "message": "m", gateway.CtxRetryAfterField: gateway.RetryAfterField(0)})
 			p.PolicyDocument.Statement = append(p.PolicyDocument.Statement, events.IAMPolicyStatement{Action: []string{"execute-api:*"}, Effect: "Deny", Resource: []string{ev.MethodArn}})
 			return p, nil
-		}, 403, rendered(gateway.AccessDenied, map[string]string{"code": "revoked", "message": "m", "retryAfterSeconds": "0"})},
+		}, 403, rendered(gateway.AccessDenied, map[string]string{"code": "revoked", "message": "m", gateway.CtxRetryAfterField: `,"retryAfterSeconds":0`})},
 		{"another error is an authorizer failure", func(events.APIGatewayCustomAuthorizerRequestTypeRequest) (any, error) {
 			return nil, errors.New("unavailable")
 		}, 503, rendered(gateway.AuthorizerFailure, nil)},
