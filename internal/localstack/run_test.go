@@ -3,6 +3,8 @@ package localstack
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -106,6 +108,9 @@ func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 	if status, _, body := first.call(t, "GET", "/demo", "", "x-api-key", k.Key); status != 200 {
 		t.Fatalf("first run, /demo: %d %s", status, body)
 	}
+	if n := javaOn(ddbPort); n != 1 {
+		t.Fatalf("%d DynamoDB Local processes on port %d while make dev runs, want 1", n, ddbPort)
+	}
 	first.shutdown(t)
 	if !portFree(ddbPort) || !portFree(port) {
 		t.Errorf("after Ctrl-C something still listens: DynamoDB Local port free %v, gateway port free %v", portFree(ddbPort), portFree(port))
@@ -144,4 +149,17 @@ func javaOn(port int) int {
 		}
 	}
 	return n
+}
+
+func TestMakeDevSaysWhenDynamoDBPortIsTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	_, err = StartDynamoDB(context.Background(), port, t.TempDir(), 3000, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "DYNAMODB_PORT") {
+		t.Errorf("got %v, want an error that says to set DYNAMODB_PORT", err)
+	}
 }
