@@ -205,7 +205,7 @@ func (s *Store) Update(ctx context.Context, k *key.Key, expectVersion int64) (*k
 	dueNow(it, s.now())
 	set := map[string]any{
 		schema.TTL: int64(0),
-		"name": it.Name, "scopes": it.Scopes, "enabled": it.Enabled,
+		"name":     it.Name, "scopes": it.Scopes, "enabled": it.Enabled,
 		"notBefore": it.NotBefore, "expiresAt": it.ExpiresAt,
 		"rateLimits": it.RateLimits, "quota": it.Quota, "origins": it.Origins,
 		"cidrs": it.CIDRs, "stages": it.Stages, "metadata": it.Metadata,
