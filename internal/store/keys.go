@@ -204,12 +204,12 @@ func (s *Store) Update(ctx context.Context, k *key.Key, expectVersion int64) (*k
 	// future must not leave the old deletion time behind).
 	dueNow(it, s.now())
 	set := map[string]any{
-		schema.TTL: int64(0),
-		"name":     it.Name, "scopes": it.Scopes, "enabled": it.Enabled,
+		"name": it.Name, "scopes": it.Scopes, "enabled": it.Enabled,
 		"notBefore": it.NotBefore, "expiresAt": it.ExpiresAt,
 		"rateLimits": it.RateLimits, "quota": it.Quota, "origins": it.Origins,
 		"cidrs": it.CIDRs, "stages": it.Stages, "metadata": it.Metadata,
 		"nextKeyId": it.NextKeyID, "gsi2pk": it.GSI2PK, "gsi2sk": it.GSI2SK,
+		schema.TTL: int64(0), // removed
 	}
 	return s.updateAttrs(ctx, k.Hash, set, expectVersion, "update key")
 }
