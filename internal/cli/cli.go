@@ -1,0 +1,370 @@
+// Package cli is the keygate command line: it manages keys through the admin
+// API of a local stack (plain HTTP on loopback) or of a deployed stack
+// (HTTPS, every request signed with AWS Signature Version 4).
+//
+// Run is the whole program; cmd/keygate only hands it os.Args, the standard
+// streams and os.Getenv, so tests (unit tests here, the end-to-end test of
+// the local stack) drive exactly what a user runs.
+//
+// Every flag is checked before any network call: a usage error exits with
+// ExitUsage and sends nothing. A plaintext key is written once, to stdout, by
+// the command that issues it (keys create, keys rotate), and never to stderr
+// or into an error message.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/keygate/keygate/internal/apikey"
+)
+
+// Exit codes. Scripts can tell "fix the request" (1, 2) from "try again or
+// fix the environment" (3).
+const (
+	// ExitOK: the command did what it was asked.
+	ExitOK = 0
+	// ExitAPI: the admin API refused the request (a 4xx other than
+	// 401/403/429): invalid field, unknown key, stale If-Match, conflict.
+	ExitAPI = 1
+	// ExitUsage: bad command line, found before any network call.
+	ExitUsage = 2
+	// ExitUnavailable: no answer (connection refused, DNS, timeout), a 5xx,
+	// throttling (429), or an authentication problem (401/403, missing AWS
+	// credentials or region). The outcome of a create or rotate may be
+	// unknown: retry it with the same --idempotency-key.
+	ExitUnavailable = 3
+)
+
+// DefaultAPIURL is the local gateway `make dev` starts; it is used when no
+// other API URL is given.
+const DefaultAPIURL = "http://127.0.0.1:3000"
+
+// Run runs the keygate command line args (without the program name), writing
+// results to stdout and messages to stderr, reading settings through env (as
+// os.Getenv), and returns the process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string) int {
+	return run(ctx, args, stdout, stderr, env, defaultDeps())
+}
+
+// deps are the parts of the outside world tests replace.
+type deps struct {
+	// transport sends HTTP requests (admin API); nil means the default.
+	transport http.RoundTripper
+	// awsConfig loads AWS settings and credentials (default chain).
+	awsConfig func(ctx context.Context, env func(string) string, region, profile string) (aws.Config, error)
+	// isTerminal reports whether w is a terminal, to choose table output.
+	isTerminal func(w io.Writer) bool
+	// sleep waits between retries.
+	sleep func(ctx context.Context, d time.Duration) error
+	// now is the clock used for signing.
+	now func() time.Time
+}
+
+func defaultDeps() deps {
+	return deps{
+		awsConfig:  loadAWSConfig,
+		isTerminal: isTerminal,
+		sleep: func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		},
+		now: time.Now,
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// app is one invocation: streams, environment and the common options.
+type app struct {
+	stdout, stderr io.Writer
+	env            func(string) string
+	deps           deps
+	opts           options
+}
+
+// options are accepted before the command and by every command.
+type options struct {
+	apiURL      string
+	stack       string
+	stackOutput string
+	region      string
+	profile     string
+	output      string
+	timeout     time.Duration
+}
+
+func (o *options) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.apiURL, "api-url", o.apiURL, "admin API base URL (default: $KEYGATE_API_URL, the --stack output, or "+DefaultAPIURL+")")
+	fs.StringVar(&o.stack, "stack", o.stack, "read the API URL from this CloudFormation stack's outputs (default: $KEYGATE_STACK)")
+	fs.StringVar(&o.stackOutput, "stack-output", o.stackOutput, "the stack output that holds the API URL")
+	fs.StringVar(&o.region, "region", o.region, "AWS region for signing and for --stack (default: from the URL, then AWS config)")
+	fs.StringVar(&o.profile, "profile", o.profile, "AWS shared config profile (default: $AWS_PROFILE)")
+	fs.StringVar(&o.output, "output", o.output, "json or table (default: table on a terminal, json otherwise)")
+	fs.DurationVar(&o.timeout, "timeout", o.timeout, "give up on one HTTP request after this long")
+}
+
+// exitError is an error with an exit code and, optionally, what to do.
+type exitError struct {
+	code int
+	msg  string
+	hint string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &exitError{code: ExitUsage, msg: fmt.Sprintf(format, args...)}
+}
+
+// errHelp ends a command that printed its help on request.
+var errHelp = errors.New("help")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string, d deps) int {
+	a := &app{
+		stdout: stdout, stderr: stderr, env: env, deps: d,
+		opts: options{stackOutput: "ApiUrl", timeout: 30 * time.Second},
+	}
+	err := a.dispatch(ctx, args)
+	if err == nil || errors.Is(err, errHelp) {
+		return ExitOK
+	}
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		ee = &exitError{code: ExitUnavailable, msg: err.Error()}
+	}
+	fmt.Fprintln(stderr, redact("keygate: "+ee.msg))
+	if ee.hint != "" {
+		fmt.Fprintln(stderr, redact("  "+ee.hint))
+	}
+	if ee.code == ExitUsage {
+		fmt.Fprintln(stderr, "  run 'keygate help' for usage")
+	}
+	return ee.code
+}
+
+var keyPattern = regexp.MustCompile(apikey.Pattern)
+
+// redact removes anything shaped like a keygate key from a message meant for
+// stderr. The CLI never puts a key there itself; this is the second line of
+// defence against a server or a user echoing one back.
+func redact(s string) string {
+	return keyPattern.ReplaceAllString(s, "[redacted key]")
+}
+
+const usageText = `keygate manages API keys through keygate's admin API.
+
+Usage:
+  keygate [common flags] keys create --name NAME --owner OWNER [flags]
+  keygate [common flags] keys get ID
+  keygate [common flags] keys list --owner OWNER [--status S] [--environment E] [--limit N] [--cursor C | --all]
+  keygate [common flags] keys update ID [--name ...] [--scope ...] [--rate-limit ...] [--quota ...]
+                                        [--metadata ...] [--expires-at T | --no-expiry] [--enable | --disable]
+  keygate [common flags] keys revoke ID
+  keygate [common flags] keys rotate ID [--grace-period 24h]
+  keygate [common flags] keys usage ID [--from DAY] [--to DAY]
+  keygate [common flags] tokens create [--ttl 15m] [--scope S] [--key-file FILE]
+
+Run 'keygate keys create -h' (or any command with -h) for its flags.
+
+Common flags (before or after the command):
+  --api-url URL      admin API base URL; loopback URLs are called unsigned,
+                     any other must be https and is signed with SigV4
+  --stack NAME       read the URL from the stack output --stack-output (ApiUrl)
+  --region R         AWS region (default: from the URL, then AWS config)
+  --profile P        AWS profile (default: $AWS_PROFILE)
+  --output FORMAT    json or table (default: table on a terminal, else json)
+  --timeout D        per request (default 30s)
+
+The API URL is, in order: --api-url, --stack, $KEYGATE_API_URL,
+$KEYGATE_STACK, then ` + DefaultAPIURL + ` (the local stack of 'make dev').
+
+Exit codes: 0 ok; 1 the API refused the request (4xx); 2 bad usage (nothing
+was sent); 3 unreachable, 5xx, throttled or an authentication problem.
+`
+
+func (a *app) dispatch(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("keygate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	a.opts.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(a.stdout, usageText)
+			return errHelp
+		}
+		return usagef("%v", err)
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprint(a.stderr, usageText)
+		return usagef("no command given")
+	}
+	group, rest := rest[0], rest[1:]
+	verb := ""
+	if len(rest) > 0 {
+		verb, rest = rest[0], rest[1:]
+	}
+	switch group {
+	case "help", "-h", "--help":
+		fmt.Fprint(a.stdout, usageText)
+		return errHelp
+	case "keys":
+		switch verb {
+		case "create":
+			return a.keysCreate(ctx, rest)
+		case "get":
+			return a.keysGet(ctx, rest)
+		case "list":
+			return a.keysList(ctx, rest)
+		case "update":
+			return a.keysUpdate(ctx, rest)
+		case "revoke":
+			return a.keysRevoke(ctx, rest)
+		case "rotate":
+			return a.keysRotate(ctx, rest)
+		case "usage":
+			return a.keysUsage(ctx, rest)
+		}
+		switch verb {
+		case "":
+			fmt.Fprint(a.stderr, usageText)
+			return usagef("keys needs a command: create, get, list, update, revoke, rotate or usage")
+		case "help", "-h", "--help":
+			fmt.Fprint(a.stdout, usageText)
+			return errHelp
+		}
+		return usagef("unknown command 'keys %s'; want create, get, list, update, revoke, rotate or usage", verb)
+	case "tokens":
+		switch verb {
+		case "create":
+			return a.tokensCreate(ctx, rest)
+		case "":
+			fmt.Fprint(a.stderr, usageText)
+			return usagef("tokens needs a command: create")
+		case "help", "-h", "--help":
+			fmt.Fprint(a.stdout, usageText)
+			return errHelp
+		}
+		return usagef("unknown command 'tokens %s'; want create", verb)
+	}
+	return usagef("unknown command %q; want keys or tokens", group)
+}
+
+// command is one subcommand's flag set.
+type command struct {
+	name     string // "keys create"
+	synopsis string // "keys create --name NAME --owner OWNER [flags]"
+	fs       *flag.FlagSet
+	a        *app
+}
+
+func (a *app) command(name, synopsis string) *command {
+	fs := flag.NewFlagSet("keygate "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	a.opts.register(fs)
+	return &command{name: name, synopsis: synopsis, fs: fs, a: a}
+}
+
+// parse reads the command's flags, which may come before and after its
+// positional arguments, and checks the common options. want is the number of
+// positional arguments the command takes (their names, for messages).
+func (c *command) parse(args []string, want ...string) ([]string, error) {
+	var pos []string
+	for {
+		if err := c.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				c.printHelp()
+				return nil, errHelp
+			}
+			return nil, usagef("%s: %s", c.name, strings.Replace(err.Error(), " -", " --", 1))
+		}
+		rest := c.fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if len(pos) != len(want) {
+		if len(want) == 0 {
+			return nil, usagef("%s takes no arguments (got %d); usage: keygate %s", c.name, len(pos), c.synopsis)
+		}
+		return nil, usagef("%s needs %s; usage: keygate %s", c.name, strings.Join(want, " "), c.synopsis)
+	}
+	if err := c.a.checkOptions(); err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
+
+// commonFlags are the flags options.register adds to every command.
+var commonFlags = map[string]bool{"api-url": true, "stack": true, "stack-output": true,
+	"region": true, "profile": true, "output": true, "timeout": true}
+
+// printHelp writes the command's usage: its own flags, then the common ones.
+func (c *command) printHelp() {
+	w := c.a.stdout
+	fmt.Fprintf(w, "Usage: keygate %s\n", c.synopsis)
+	for _, common := range []bool{false, true} {
+		if common {
+			fmt.Fprintln(w, "\nCommon flags:")
+		} else {
+			fmt.Fprintln(w, "\nFlags:")
+		}
+		c.fs.VisitAll(func(f *flag.Flag) {
+			if commonFlags[f.Name] != common {
+				return
+			}
+			kind, usage := flag.UnquoteUsage(f)
+			if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool {
+				kind = ""
+			} else if kind == "" || kind == "value" {
+				kind = "VALUE"
+			}
+			fmt.Fprintf(w, "  %s\n        %s", strings.TrimSpace("--"+f.Name+" "+kind), usage)
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+				fmt.Fprintf(w, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(w)
+		})
+	}
+}
+
+// outputFormat is the format chosen by --output or by whether stdout is a
+// terminal.
+func (a *app) outputFormat() string {
+	if a.opts.output != "" {
+		return a.opts.output
+	}
+	if a.deps.isTerminal(a.stdout) {
+		return "table"
+	}
+	return "json"
+}

@@ -1,0 +1,517 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/internal/key"
+)
+
+// issueBody is the body of POST /v1/keys, in the contract's wire names.
+type issueBody struct {
+	Name           string          `json:"name"`
+	OwnerID        string          `json:"ownerId"`
+	Type           string          `json:"type"`
+	Environment    string          `json:"environment"`
+	Scopes         []string        `json:"scopes,omitempty"`
+	ExpiresAt      string          `json:"expiresAt,omitempty"`
+	TTLSeconds     int64           `json:"ttlSeconds,omitempty"`
+	RateLimits     []key.RateLimit `json:"rateLimits,omitempty"`
+	Quota          *key.Quota      `json:"quota,omitempty"`
+	AllowedOrigins []string        `json:"allowedOrigins,omitempty"`
+	AllowedCIDRs   []string        `json:"allowedCidrs,omitempty"`
+	Metadata       map[string]any  `json:"metadata,omitempty"`
+}
+
+// plaintextWarning goes to stderr after a new key is printed. It does not
+// hold the key.
+const plaintextWarning = "warning: this is the only time this key is shown; keygate keeps only a hash of it. Store it in a secret manager now."
+
+func (a *app) keysCreate(ctx context.Context, args []string) error {
+	c := a.command("keys create", "keys create --name NAME --owner OWNER [flags]")
+	fs := c.fs
+	name := fs.String("name", "", "the key's name, for people (required)")
+	owner := fs.String("owner", "", "owner id: the customer, team or service the key belongs to (required)")
+	typ := newEnum("secret", string(key.Secret), string(key.Publishable))
+	fs.Var(typ, "type", "secret (servers) or publishable (browsers, apps: read-only)")
+	envir := newEnum("test", string(key.Live), string(key.Test))
+	fs.Var(envir, "environment", "live or test")
+	var scopes, origins, cidrs listFlag
+	fs.Var(&scopes, "scope", "a scope the key grants; repeat or comma-separate")
+	fs.Var(&origins, "allowed-origin", "an origin a publishable key may be used from (https://app.example.com); repeatable")
+	fs.Var(&cidrs, "allowed-cidr", "a CIDR the key may be used from (203.0.113.0/24); repeatable")
+	var expires timeFlag
+	fs.Var(&expires, "expires-at", "expiry as RFC 3339 (2027-01-31T00:00:00Z)")
+	var ttl secondsFlag
+	fs.Var(&ttl, "ttl", "expire this long after issue: seconds, a duration (15m, 12h) or days (30d); a session key")
+	var limits rateLimitsFlag
+	fs.Var(&limits, "rate-limit", "NAME=LIMIT/WINDOW, e.g. second=10/1s or day=10000/1d; repeatable")
+	var quota quotaFlag
+	fs.Var(&quota, "quota", "LIMIT/PERIOD with PERIOD day, month or total, e.g. 100000/month")
+	meta := metadataFlag{}
+	fs.Var(meta, "metadata", "KEY=VALUE (string values); repeatable; never put a secret here")
+	var metaJSON jsonObjectFlag
+	fs.Var(&metaJSON, "metadata-json", "metadata as a JSON object, instead of --metadata")
+	idem := fs.String("idempotency-key", "", "makes a retry return the same key instead of a second one (default: a new random one)")
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	if expires.set && ttl.set {
+		return usagef("give --expires-at or --ttl, not both")
+	}
+	if ttl.set && ttl.n < 1 {
+		return usagef("--ttl: at least 1 second")
+	}
+	metadata, err := metadataOf(meta, metaJSON)
+	if err != nil {
+		return err
+	}
+	prefixes, err := key.ParseCIDRs(cidrs)
+	if err != nil {
+		return invalid(err)
+	}
+	k := key.Key{
+		Name: *name, OwnerID: *owner, Type: key.Type(typ.value), Environment: key.Environment(envir.value),
+		Scopes: scopes, ExpiresAt: expires.t, RateLimits: limits, Quota: quota.q,
+		AllowedOrigins: origins, AllowedCIDRs: prefixes, Metadata: metadata,
+	}
+	if err := k.Validate(a.deps.now()); err != nil {
+		return invalid(err)
+	}
+	ik, err := idempotencyKey(*idem, isSet(fs, "idempotency-key"))
+	if err != nil {
+		return err
+	}
+	body := issueBody{
+		Name: *name, OwnerID: *owner, Type: typ.value, Environment: envir.value,
+		Scopes: scopes, TTLSeconds: ttl.n, RateLimits: limits, Quota: quota.q,
+		AllowedOrigins: origins, AllowedCIDRs: cidrs, Metadata: metadata,
+	}
+	if expires.set {
+		body.ExpiresAt = wireTime(expires.t)
+	}
+	cl, err := a.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.do(ctx, request{method: http.MethodPost, path: "/v1/keys", body: body,
+		header: http.Header{"Idempotency-Key": {ik}}})
+	if err != nil {
+		return err
+	}
+	return a.writeIssued(resp.body)
+}
+
+// wireTime writes an instant as the API does: RFC 3339 in UTC.
+func wireTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// writeIssued prints a response that may hold a new plaintext key (create,
+// rotate), then the warning that it will not be shown again.
+func (a *app) writeIssued(raw []byte) error {
+	if err := a.writeKey(raw); err != nil {
+		return err
+	}
+	var k struct {
+		Key string `json:"key"`
+	}
+	if json.Unmarshal(raw, &k) == nil && k.Key != "" {
+		fmt.Fprintln(a.stderr, plaintextWarning)
+	}
+	return nil
+}
+
+func metadataOf(kv metadataFlag, obj jsonObjectFlag) (map[string]any, error) {
+	switch {
+	case len(kv) > 0 && obj.m != nil:
+		return nil, usagef("give --metadata or --metadata-json, not both")
+	case obj.m != nil:
+		return obj.m, nil
+	case len(kv) > 0:
+		return kv, nil
+	}
+	return nil, nil
+}
+
+func idempotencyKey(given string, set bool) (string, error) {
+	if !set {
+		return newIdempotencyKey(), nil
+	}
+	if err := checkIdempotencyKey(given); err != nil {
+		return "", err
+	}
+	return given, nil
+}
+
+// keyID checks a key id argument before it goes into a URL.
+func keyID(id string) (string, error) {
+	if !key.ValidID(id) {
+		return "", usagef("%q is not a key id (want %s and 26 characters, as 'keygate keys list' shows)", clip(cell(id), 40), key.IDPrefix)
+	}
+	return id, nil
+}
+
+func keyPath(id string, suffix string) string {
+	return "/v1/keys/" + url.PathEscape(id) + suffix
+}
+
+func (a *app) keysGet(ctx context.Context, args []string) error {
+	c := a.command("keys get", "keys get ID")
+	pos, err := c.parse(args, "ID")
+	if err != nil {
+		return err
+	}
+	id, err := keyID(pos[0])
+	if err != nil {
+		return err
+	}
+	cl, err := a.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.do(ctx, request{method: http.MethodGet, path: keyPath(id, "")})
+	if err != nil {
+		return err
+	}
+	return a.writeKey(resp.body)
+}
+
+// maxListLimit is the largest page the CLI asks for.
+const maxListLimit = 100
+
+func (a *app) keysList(ctx context.Context, args []string) error {
+	c := a.command("keys list", "keys list --owner OWNER [--status S] [--environment E] [--limit N] [--cursor C | --all]")
+	fs := c.fs
+	owner := fs.String("owner", "", "list this owner's keys (required)")
+	status := newEnum("", string(key.Active), string(key.Disabled), string(key.Revoked), string(key.Expired))
+	fs.Var(status, "status", "only keys in this state: active, disabled, revoked or expired")
+	envir := newEnum("", string(key.Live), string(key.Test))
+	fs.Var(envir, "environment", "only keys of this environment: live or test")
+	limit := fs.Int("limit", 0, fmt.Sprintf("keys per page, 1 to %d (default: the API's)", maxListLimit))
+	cursor := fs.String("cursor", "", "continue from the cursor a previous page returned")
+	all := fs.Bool("all", false, "follow the cursor through every page")
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	if err := key.ValidateOwner(*owner); err != nil {
+		return invalid(err)
+	}
+	if isSet(fs, "limit") && (*limit < 1 || *limit > maxListLimit) {
+		return usagef("--limit: from 1 to %d", maxListLimit)
+	}
+	if isSet(fs, "cursor") && (*cursor == "" || len(*cursor) > 2048) {
+		return usagef("--cursor: the value a previous page returned as nextCursor")
+	}
+	q := url.Values{"ownerId": {*owner}}
+	if status.value != "" {
+		q.Set("status", status.value)
+	}
+	if envir.value != "" {
+		q.Set("environment", envir.value)
+	}
+	if *limit > 0 {
+		q.Set("limit", strconv.Itoa(*limit))
+	}
+	cl, err := a.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	var items []json.RawMessage
+	seen := map[string]bool{}
+	next := *cursor
+	for {
+		if next != "" {
+			q.Set("cursor", next)
+		}
+		resp, err := cl.do(ctx, request{method: http.MethodGet, path: "/v1/keys", query: q})
+		if err != nil {
+			return err
+		}
+		var page listView
+		if err := json.Unmarshal(resp.body, &page); err != nil {
+			return errUnexpected
+		}
+		if !*all {
+			if a.outputFormat() == "json" {
+				return writeJSON(a.stdout, resp.body)
+			}
+			if err := a.writeKeyTable(page.Keys); err != nil {
+				return err
+			}
+			if page.NextCursor != "" {
+				fmt.Fprintf(a.stderr, "more keys: run again with --cursor %s (or --all)\n", cell(page.NextCursor))
+			}
+			return nil
+		}
+		items = append(items, page.Keys...)
+		if page.NextCursor == "" {
+			break
+		}
+		if seen[page.NextCursor] {
+			return &exitError{code: ExitUnavailable, msg: "the API returned the same cursor twice; stopping"}
+		}
+		seen[page.NextCursor] = true
+		next = page.NextCursor
+	}
+	if items == nil {
+		items = []json.RawMessage{}
+	}
+	if a.outputFormat() == "json" {
+		b, err := json.Marshal(map[string]any{"keys": items})
+		if err != nil {
+			return err
+		}
+		return writeJSON(a.stdout, b)
+	}
+	return a.writeKeyTable(items)
+}
+
+func (a *app) keysUpdate(ctx context.Context, args []string) error {
+	c := a.command("keys update", "keys update ID [flags]")
+	fs := c.fs
+	name := fs.String("name", "", "new name")
+	var scopes listFlag
+	fs.Var(&scopes, "scope", "replace the scopes with these; repeat or comma-separate")
+	noScopes := fs.Bool("no-scopes", false, "remove every scope")
+	var limits rateLimitsFlag
+	fs.Var(&limits, "rate-limit", "replace the rate limits: NAME=LIMIT/WINDOW, e.g. second=10/1s; repeatable")
+	noLimits := fs.Bool("no-rate-limits", false, "remove every rate limit")
+	var quota quotaFlag
+	fs.Var(&quota, "quota", "replace the quota: LIMIT/PERIOD, e.g. 100000/month")
+	noQuota := fs.Bool("no-quota", false, "remove the quota")
+	meta := metadataFlag{}
+	fs.Var(meta, "metadata", "replace the metadata: KEY=VALUE (string values); repeatable")
+	var metaJSON jsonObjectFlag
+	fs.Var(&metaJSON, "metadata-json", "replace the metadata with this JSON object")
+	var expires timeFlag
+	fs.Var(&expires, "expires-at", "new expiry, RFC 3339 (2027-01-31T00:00:00Z)")
+	noExpiry := fs.Bool("no-expiry", false, "remove the expiry")
+	enable := fs.Bool("enable", false, "enable a disabled key")
+	disable := fs.Bool("disable", false, "disable the key (reversible with --enable)")
+	ifMatch := fs.String("if-match", "", "apply only if the key is still at this version (default: the version read just before)")
+	pos, err := c.parse(args, "ID")
+	if err != nil {
+		return err
+	}
+	id, err := keyID(pos[0])
+	if err != nil {
+		return err
+	}
+	for _, pair := range [][2]string{{"scope", "no-scopes"}, {"rate-limit", "no-rate-limits"}, {"quota", "no-quota"},
+		{"expires-at", "no-expiry"}, {"enable", "disable"}, {"metadata", "metadata-json"}} {
+		if isSet(fs, pair[0]) && isSet(fs, pair[1]) {
+			return usagef("give --%s or --%s, not both", pair[0], pair[1])
+		}
+	}
+	metadata, err := metadataOf(meta, metaJSON)
+	if err != nil {
+		return err
+	}
+	// Check the changed settings with the admin API's rules: a key whose
+	// other settings are placeholders that pass.
+	probe := key.Key{Name: "x", OwnerID: "x", Type: key.Secret, Environment: key.Live,
+		Scopes: scopes, RateLimits: limits, Quota: quota.q, Metadata: metadata, ExpiresAt: expires.t}
+	patch := map[string]any{}
+	if isSet(fs, "name") {
+		probe.Name = *name
+		patch["name"] = *name
+	}
+	if isSet(fs, "scope") {
+		patch["scopes"] = scopes
+	}
+	if *noScopes {
+		patch["scopes"] = []string{}
+	}
+	if isSet(fs, "rate-limit") {
+		patch["rateLimits"] = limits
+	}
+	if *noLimits {
+		patch["rateLimits"] = []key.RateLimit{}
+	}
+	if quota.q != nil {
+		patch["quota"] = quota.q
+	}
+	if *noQuota {
+		patch["quota"] = nil
+	}
+	if metadata != nil {
+		patch["metadata"] = metadata
+	}
+	if expires.set {
+		patch["expiresAt"] = wireTime(expires.t)
+	}
+	if *noExpiry {
+		patch["expiresAt"] = nil
+	}
+	if *enable {
+		patch["enabled"] = true
+	}
+	if *disable {
+		patch["enabled"] = false
+	}
+	if len(patch) == 0 {
+		return usagef("keys update: nothing to change; give at least one of --name, --scope, --rate-limit, --quota, --metadata, --expires-at, --enable, --disable (or a --no-... flag)")
+	}
+	if err := probe.Validate(a.deps.now()); err != nil {
+		return invalid(err)
+	}
+	version := ""
+	if isSet(fs, "if-match") {
+		if version, err = ifMatchValue(*ifMatch); err != nil {
+			return err
+		}
+	}
+	cl, err := a.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	if version == "" {
+		resp, err := cl.do(ctx, request{method: http.MethodGet, path: keyPath(id, "")})
+		if err != nil {
+			return err
+		}
+		if version, err = versionOf(resp); err != nil {
+			return err
+		}
+	}
+	resp, err := cl.do(ctx, request{method: http.MethodPatch, path: keyPath(id, ""), body: patch,
+		header: http.Header{"If-Match": {version}}})
+	if err != nil {
+		return err
+	}
+	return a.writeKey(resp.body)
+}
+
+// ifMatchValue turns --if-match (a version such as 3, as 'keys get' shows,
+// or an entity tag such as "3") into the If-Match header value: a quoted
+// entity tag, as HTTP writes it.
+func ifMatchValue(v string) (string, error) {
+	bare := strings.TrimSuffix(strings.TrimPrefix(v, `"`), `"`)
+	if !isDigits(bare) || len(bare) > 19 {
+		return "", usagef("--if-match: want the key's version, a number as 'keygate keys get ID' shows")
+	}
+	return `"` + bare + `"`, nil
+}
+
+// versionOf reads the version of the key in a GET response: its ETag, or
+// else its version field.
+func versionOf(resp *response) (string, error) {
+	if et := resp.header.Get("ETag"); et != "" {
+		return et, nil
+	}
+	var k struct {
+		Version json.RawMessage `json:"version"`
+	}
+	if json.Unmarshal(resp.body, &k) == nil && len(k.Version) > 0 {
+		if v, err := ifMatchValue(strings.Trim(string(k.Version), `"`)); err == nil {
+			return v, nil
+		}
+	}
+	return "", &exitError{code: ExitUnavailable, msg: "the API did not report the key's version", hint: "pass --if-match with the version"}
+}
+
+func (a *app) keysRevoke(ctx context.Context, args []string) error {
+	c := a.command("keys revoke", "keys revoke ID")
+	pos, err := c.parse(args, "ID")
+	if err != nil {
+		return err
+	}
+	id, err := keyID(pos[0])
+	if err != nil {
+		return err
+	}
+	cl, err := a.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.do(ctx, request{method: http.MethodDelete, path: keyPath(id, "")})
+	if err != nil {
+		return err
+	}
+	return a.writeKey(resp.body)
+}
+
+func (a *app) keysRotate(ctx context.Context, args []string) error {
+	c := a.command("keys rotate", "keys rotate ID [--grace-period D] [--idempotency-key K]")
+	fs := c.fs
+	var grace secondsFlag
+	fs.Var(&grace, "grace-period", "how long the old key keeps working: seconds, a duration (24h) or days (7d); 0 ends it at once (default: the API's)")
+	idem := fs.String("idempotency-key", "", "makes a retry return the same new key instead of rotating twice (default: a new random one)")
+	pos, err := c.parse(args, "ID")
+	if err != nil {
+		return err
+	}
+	id, err := keyID(pos[0])
+	if err != nil {
+		return err
+	}
+	ik, err := idempotencyKey(*idem, isSet(fs, "idempotency-key"))
+	if err != nil {
+		return err
+	}
+	body := map[string]any{}
+	if grace.set {
+		body["gracePeriodSeconds"] = grace.n
+	}
+	cl, err := a.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.do(ctx, request{method: http.MethodPost, path: keyPath(id, "/rotate"), body: body,
+		header: http.Header{"Idempotency-Key": {ik}}})
+	if err != nil {
+		return err
+	}
+	return a.writeIssued(resp.body)
+}
+
+// maxUsageDays is the longest range one usage request may cover.
+const maxUsageDays = 366
+
+func (a *app) keysUsage(ctx context.Context, args []string) error {
+	c := a.command("keys usage", "keys usage ID [--from DAY] [--to DAY]")
+	fs := c.fs
+	var from, to dayFlag
+	fs.Var(&from, "from", "first day (UTC), e.g. 2026-11-01 (default: 29 days before --to)")
+	fs.Var(&to, "to", "last day (UTC), e.g. 2026-11-30 (default: today)")
+	pos, err := c.parse(args, "ID")
+	if err != nil {
+		return err
+	}
+	id, err := keyID(pos[0])
+	if err != nil {
+		return err
+	}
+	if from.day != "" && to.day != "" {
+		if to.t.Before(from.t) {
+			return usagef("--to must not be before --from")
+		}
+		if to.t.Sub(from.t) >= maxUsageDays*24*time.Hour {
+			return usagef("--from, --to: at most %d days at once", maxUsageDays)
+		}
+	}
+	q := url.Values{}
+	if from.day != "" {
+		q.Set("from", from.day)
+	}
+	if to.day != "" {
+		q.Set("to", to.day)
+	}
+	cl, err := a.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.do(ctx, request{method: http.MethodGet, path: keyPath(id, "/usage"), query: q})
+	if err != nil {
+		return err
+	}
+	if a.outputFormat() == "json" {
+		return writeJSON(a.stdout, resp.body)
+	}
+	return a.writeUsage(resp.body)
+}

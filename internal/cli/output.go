@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"unicode"
+
+	"github.com/keygate/keygate/internal/key"
+)
+
+// keyView is a key as the admin API returns it (the wire names of the
+// design's contract), for table output. JSON output passes the API's body
+// through unchanged, so fields added later reach scripts without a new CLI.
+type keyView struct {
+	ID             string          `json:"id"`
+	Name           string          `json:"name"`
+	OwnerID        string          `json:"ownerId"`
+	Type           string          `json:"type"`
+	Environment    string          `json:"environment"`
+	Status         string          `json:"status"`
+	Hint           string          `json:"hint"`
+	Scopes         []string        `json:"scopes"`
+	CreatedAt      string          `json:"createdAt"`
+	UpdatedAt      string          `json:"updatedAt"`
+	ExpiresAt      string          `json:"expiresAt"`
+	RateLimits     []key.RateLimit `json:"rateLimits"`
+	Quota          *key.Quota      `json:"quota"`
+	AllowedOrigins []string        `json:"allowedOrigins"`
+	AllowedCIDRs   []string        `json:"allowedCidrs"`
+	Metadata       map[string]any  `json:"metadata"`
+	Version        json.RawMessage `json:"version"`
+	PreviousKeyID  string          `json:"previousKeyId"`
+	NextKeyID      string          `json:"nextKeyId"`
+	// Key is the plaintext, present only in the response that issues it.
+	Key string `json:"key"`
+}
+
+// listView is a page of keys (GET /v1/keys).
+type listView struct {
+	Keys       []json.RawMessage `json:"keys"`
+	NextCursor string            `json:"nextCursor"`
+}
+
+// usageView is a key's usage per day (GET /v1/keys/{id}/usage).
+type usageView struct {
+	KeyID string `json:"keyId"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Total int64  `json:"total"`
+	Days  []struct {
+		Date  string `json:"date"`
+		Count int64  `json:"count"`
+	} `json:"days"`
+}
+
+var errUnexpected = &exitError{code: ExitUnavailable,
+	msg:  "the API answered with something that is not the expected JSON",
+	hint: "check that the API URL points at the keygate admin API"}
+
+// writeJSON writes an API body as indented JSON.
+func writeJSON(w io.Writer, raw []byte) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return errUnexpected
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// writeKey writes one key: its JSON, or a two-column table. The plaintext,
+// when the body holds one, is part of either, once.
+func (a *app) writeKey(raw []byte) error {
+	if a.outputFormat() == "json" {
+		return writeJSON(a.stdout, raw)
+	}
+	var k keyView
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return errUnexpected
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	row := func(name, value string) {
+		if value == "" {
+			value = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", name, value)
+	}
+	row("id", cell(k.ID))
+	row("name", cell(k.Name))
+	row("owner", cell(k.OwnerID))
+	row("type", cell(k.Type))
+	row("environment", cell(k.Environment))
+	row("status", cell(k.Status))
+	row("hint", cell(k.Hint))
+	row("scopes", cell(strings.Join(k.Scopes, " ")))
+	row("created", cell(k.CreatedAt))
+	if k.UpdatedAt != "" {
+		row("updated", cell(k.UpdatedAt))
+	}
+	row("expires", cell(k.ExpiresAt))
+	row("rate limits", cell(rateLimitsText(k.RateLimits)))
+	row("quota", cell(quotaText(k.Quota)))
+	if len(k.AllowedOrigins) > 0 {
+		row("origins", cell(strings.Join(k.AllowedOrigins, " ")))
+	}
+	if len(k.AllowedCIDRs) > 0 {
+		row("cidrs", cell(strings.Join(k.AllowedCIDRs, " ")))
+	}
+	if len(k.Metadata) > 0 {
+		b, _ := json.Marshal(k.Metadata)
+		row("metadata", cell(string(b)))
+	}
+	if len(k.Version) > 0 {
+		row("version", cell(strings.Trim(string(k.Version), `"`)))
+	}
+	if k.PreviousKeyID != "" {
+		row("previous key", cell(k.PreviousKeyID))
+	}
+	if k.NextKeyID != "" {
+		row("next key", cell(k.NextKeyID))
+	}
+	if k.Key != "" {
+		row("key", cell(k.Key))
+	}
+	return tw.Flush()
+}
+
+func rateLimitsText(ls []key.RateLimit) string {
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = formatRateLimit(l)
+	}
+	return strings.Join(parts, " ")
+}
+
+func quotaText(q *key.Quota) string {
+	if q == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%s", q.Limit, q.Period)
+}
+
+// writeKeyTable writes keys as a table, one row each.
+func (a *app) writeKeyTable(items []json.RawMessage) error {
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tENV\tSTATUS\tHINT\tCREATED\tEXPIRES")
+	for _, raw := range items {
+		var k keyView
+		if err := json.Unmarshal(raw, &k); err != nil {
+			return errUnexpected
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(k.ID), dash(k.Name), dash(k.Type),
+			dash(k.Environment), dash(k.Status), dash(k.Hint), dash(k.CreatedAt), dash(k.ExpiresAt))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return cell(s)
+}
+
+// writeUsage writes usage as a table of days and a total.
+func (a *app) writeUsage(raw []byte) error {
+	var u usageView
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return errUnexpected
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "DATE\tREQUESTS\t")
+	for _, d := range u.Days {
+		fmt.Fprintf(tw, "%s\t%d\t\n", cell(d.Date), d.Count)
+	}
+	fmt.Fprintf(tw, "total %s..%s\t%d\t\n", cell(u.From), cell(u.To), u.Total)
+	return tw.Flush()
+}
+
+// cell makes a value from the API safe to print on a terminal: control
+// characters (which could move the cursor or change colours) become '?'.
+func cell(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\t' {
+			return '?'
+		}
+		return r
+	}, s)
+}
