@@ -15,8 +15,11 @@
 //	                                                         lcExpiringFor lcExpiredFor lcIdleFor (what the
 //	                                                         scheduled run has done, see Lifecycle)
 //	key id        ID#<id>             ID                     hash ownerId ttl (the key item's, once set)
-//	audit record  AUDIT#<keyId>       <time>#<seq>           actor action changes ttl
-//	idempotency   IDEM#<scope>#<key>  IDEM                   request digest, sealed response, ttl
+//	audit record  AUDIT#<keyId>       <time>#<version>       keyId at actor action version changes (JSON, never a
+//	                                                         secret); no ttl: the trail outlives the key
+//	idempotency   IDEM#<scope>#<key>  IDEM                   digest (SHA-256 of the request) token state
+//	                                                         (pending|done) leaseUntil status response
+//	                                                         (sealed by the caller, AES-256-GCM) ttl (24 h)
 //	signing key   SIGNKEY             <kid>                  public key, state, ttl
 //
 // <hash> is the lowercase hex HMAC-SHA-256 of the plaintext key (see
@@ -33,8 +36,12 @@
 //     signed, opaque cursor;
 //   - usage per day: the usage map of the key item (one attribute per UTC
 //     day, written by the verifying UpdateItem, so no extra round trip);
-//   - audit trail of a key: Query AUDIT#<keyId>;
-//   - idempotent retries of admin calls: GetItem/PutItem IDEM#...;
+//   - audit trail of a key: Query AUDIT#<keyId>, oldest first, signed cursor;
+//     a key's creation writes its first record in the creating transaction;
+//   - idempotent retries of admin calls: a conditional PutItem claims
+//     IDEM#<scope>#<key> (absent, or a pending lease that ran out, or past its
+//     ttl); the change's own transaction completes it (conditional on the
+//     claim's token), so change and stored response commit together;
 //   - token signing keys: Query SIGNKEY;
 //   - scheduled lifecycle work: Query gsi2 on each DUE#<shard> for
 //     gsi2sk < now (never a scan), then a strongly consistent BatchGetItem of

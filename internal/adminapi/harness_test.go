@@ -1,0 +1,294 @@
+package adminapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/keygate/keygate/internal/actor"
+	"github.com/keygate/keygate/internal/adminapi"
+	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/dynamotest"
+	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/lifecycle"
+	"github.com/keygate/keygate/internal/store"
+)
+
+func TestMain(m *testing.M) { dynamotest.Main(m) }
+
+const alice = "arn:aws:iam::123456789012:user/alice"
+
+var format, _ = apikey.NewFormat("")
+
+// fakePublisher records events through a function field.
+type fakePublisher struct {
+	publish func(ctx context.Context, e lifecycle.Event) error
+}
+
+func (f *fakePublisher) Publish(ctx context.Context, e lifecycle.Event) error {
+	return f.publish(ctx, e)
+}
+
+// syncBuffer is a log sink safe for concurrent requests.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is an admin API over a fresh DynamoDB Local table, with a settable
+// clock, captured logs and captured events.
+type env struct {
+	t      *testing.T
+	db     *dynamodb.Client
+	table  string
+	store  *store.Store
+	api    *adminapi.API
+	hasher *apikey.Hasher
+
+	mu        sync.Mutex
+	now       time.Time
+	events    []lifecycle.Event
+	responses []string // every response body except issuing ones
+	logs      *syncBuffer
+}
+
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith uses pub as the publisher; nil records events in env.events.
+func newEnvWith(t *testing.T, pub adminapi.Publisher) *env {
+	t.Helper()
+	db, table := dynamotest.Table(t)
+	e := &env{t: t, db: db, table: table, now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), logs: &syncBuffer{},
+		hasher: apikey.NewHasher([]byte("test-pepper"))}
+	clock := func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now }
+	e.store = store.New(db, table, store.Options{CursorSecret: []byte("cursor"), Now: clock})
+	idem, err := adminapi.NewIdempotency(e.store, []byte("idempotency-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub == nil {
+		pub = &fakePublisher{publish: func(_ context.Context, ev lifecycle.Event) error {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.events = append(e.events, ev)
+			return nil
+		}}
+	}
+	e.api = adminapi.New(adminapi.Options{
+		Store: e.store, Format: format, Hasher: e.hasher,
+		Environments: []key.Environment{key.Live, key.Test},
+		Idempotency:  idem,
+		Publisher:    pub,
+		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:          clock,
+	})
+	return e
+}
+
+func (e *env) advance(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.now = e.now.Add(d)
+}
+
+func (e *env) clock() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.now
+}
+
+func (e *env) eventsCopy() []lifecycle.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]lifecycle.Event(nil), e.events...)
+}
+
+// resp is a response with its body decoded.
+type resp struct {
+	*httptest.ResponseRecorder
+	json map[string]any
+}
+
+func (r resp) str(k string) string { s, _ := r.json[k].(string); return s }
+
+// do sends a request as alice with a JSON body (unless a Content-Type
+// header is given) and checks the response against the OpenAPI document.
+func (e *env) do(method, path, body string, headers ...string) resp {
+	e.t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	req = req.WithContext(actor.With(req.Context(), alice))
+	rec := httptest.NewRecorder()
+	e.api.ServeHTTP(rec, req)
+	r := resp{ResponseRecorder: rec}
+	_ = json.Unmarshal(rec.Body.Bytes(), &r.json)
+	checkDocumented(e.t, method, req.URL.Path, rec)
+	if !(method == http.MethodPost && path == "/v1/keys" && rec.Code == http.StatusCreated) {
+		e.mu.Lock()
+		e.responses = append(e.responses, rec.Body.String())
+		e.mu.Unlock()
+	}
+	return r
+}
+
+// issue issues a key and returns the response (which holds the plaintext).
+func (e *env) issue(body string, headers ...string) resp {
+	e.t.Helper()
+	r := e.do(http.MethodPost, "/v1/keys", body, headers...)
+	if r.Code != http.StatusCreated {
+		e.t.Fatalf("issue: %d %s", r.Code, r.Body)
+	}
+	return r
+}
+
+func (e *env) dump() string { e.t.Helper(); return dynamotest.Dump(e.t, e.db, e.table) }
+
+// countItems counts the table's items whose pk starts with prefix.
+func (e *env) countItems(prefix string) int {
+	n := 0
+	for _, line := range strings.Split(e.dump(), "\n") {
+		if strings.Contains(line, `"pk":"`+prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// ---- the OpenAPI document as a test oracle ----
+
+var (
+	docOnce  sync.Once
+	doc      map[string]any
+	compiler *jsonschema.Compiler
+	compiled sync.Map // pointer -> *jsonschema.Schema
+)
+
+func openapiDoc(t testing.TB) map[string]any {
+	t.Helper()
+	docOnce.Do(func() {
+		if err := json.Unmarshal(adminapi.OpenAPI, &doc); err != nil {
+			t.Fatalf("openapi.json is not JSON: %v", err)
+		}
+		raw, err := jsonschema.UnmarshalJSON(bytes.NewReader(adminapi.OpenAPI))
+		if err != nil {
+			t.Fatal(err)
+		}
+		compiler = jsonschema.NewCompiler()
+		compiler.DefaultDraft(jsonschema.Draft2020)
+		compiler.AssertFormat()
+		if err := compiler.AddResource("mem:///openapi.json", raw); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return doc
+}
+
+func escapePtr(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// schemaAt compiles the schema at a JSON pointer of the document.
+func schemaAt(t testing.TB, ptr string) *jsonschema.Schema {
+	t.Helper()
+	if s, ok := compiled.Load(ptr); ok {
+		return s.(*jsonschema.Schema)
+	}
+	s, err := compiler.Compile("mem:///openapi.json#" + ptr)
+	if err != nil {
+		t.Fatalf("compile %s: %v", ptr, err)
+	}
+	compiled.Store(ptr, s)
+	return s
+}
+
+// docPath finds the document's path template for a request path.
+func docPath(d map[string]any, path string) string {
+	segs := strings.Split(path, "/")
+	for tmpl := range d["paths"].(map[string]any) {
+		ts := strings.Split(tmpl, "/")
+		if len(ts) != len(segs) {
+			continue
+		}
+		ok := true
+		for i := range ts {
+			if !(strings.HasPrefix(ts[i], "{") || ts[i] == segs[i]) {
+				ok = false
+			}
+		}
+		if ok {
+			return tmpl
+		}
+	}
+	return ""
+}
+
+// checkDocumented holds a response against the document: its status must be
+// documented for the operation and its body must validate against the
+// documented schema of its media type. Unknown routes and methods get the
+// problem schema.
+func checkDocumented(t *testing.T, method, path string, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	d := openapiDoc(t)
+	ct := rec.Header().Get("Content-Type")
+	var ptr string
+	tmpl := docPath(d, path)
+	op, _ := d["paths"].(map[string]any)[tmpl].(map[string]any)
+	operation, _ := op[strings.ToLower(method)].(map[string]any)
+	if tmpl == "" || operation == nil {
+		if ct != "application/problem+json" {
+			t.Fatalf("%s %s: undocumented route answered %d with %q", method, path, rec.Code, ct)
+		}
+		ptr = "/components/schemas/Problem"
+	} else {
+		status := strconv.Itoa(rec.Code)
+		respObj, ok := operation["responses"].(map[string]any)[status].(map[string]any)
+		if !ok {
+			t.Fatalf("%s %s: status %d is not documented for %s %s (body %s)", method, path, rec.Code, method, tmpl, rec.Body)
+		}
+		rp := "/paths/" + escapePtr(tmpl) + "/" + strings.ToLower(method) + "/responses/" + status
+		if ref, ok := respObj["$ref"].(string); ok {
+			rp = strings.TrimPrefix(ref, "#")
+			respObj = d["components"].(map[string]any)["responses"].(map[string]any)[strings.TrimPrefix(rp, "/components/responses/")].(map[string]any)
+		}
+		content := respObj["content"].(map[string]any)
+		if _, ok := content[ct]; !ok {
+			t.Fatalf("%s %s: Content-Type %q is not documented for status %d", method, path, ct, rec.Code)
+		}
+		ptr = rp + "/content/" + escapePtr(ct) + "/schema"
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(rec.Body.Bytes()))
+	if err != nil {
+		t.Fatalf("%s %s: body is not JSON: %v", method, path, err)
+	}
+	if err := schemaAt(t, ptr).Validate(inst); err != nil {
+		t.Fatalf("%s %s -> %d: body does not match the documented schema %s: %v\nbody: %s", method, path, rec.Code, ptr, err, rec.Body)
+	}
+}

@@ -1,0 +1,210 @@
+package adminapi
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/store"
+)
+
+// IdempotencyHeader is the request header that makes a POST safe to retry.
+const IdempotencyHeader = "Idempotency-Key"
+
+// Idempotency windows: a completed record answers retries for IdempotencyTTL;
+// a request that claimed a key and died holds it for idempotencyLease, after
+// which a retry takes over (and the dead request can no longer complete).
+const (
+	IdempotencyTTL   = 24 * time.Hour
+	idempotencyLease = 30 * time.Second
+	maxIdemKeyLen    = 255
+)
+
+// Idempotency makes POSTs that create something (issue here, rotate in the
+// rotator) safe to retry. A retried request with the same Idempotency-Key
+// and the same body gets the first response again, plaintext key included,
+// and creates nothing new; the same key with another body is refused.
+//
+// The stored response holds a plaintext key, so it is never stored as is:
+// it is sealed with AES-256-GCM under a key derived (HKDF-SHA-256) from a
+// secret the table does not hold, with the record's key and the request's
+// digest as associated data, so a sealed response can be neither read from
+// a copy of the table nor replayed for another request.
+//
+// A creating handler (issue here, rotate in the rotator) uses it so:
+//
+//	claim, replay, err := idem.Begin(ctx, r, "rotate:"+id, digest) // after validating the body
+//	// err: write the problem; replay != nil: adminapi.Replay(w, replay)
+//	// build the response (with the plaintext), then
+//	done, err := claim.Done(resp) // when claim != nil: seals it
+//	// pass done to the store call whose transaction makes the change;
+//	// on any failure call claim.Release().
+type Idempotency struct {
+	store *store.Store
+	aead  cipher.AEAD
+}
+
+// NewIdempotency returns the idempotency support for s, sealing responses
+// under a key derived from secret. An empty secret means a random key per
+// process: retries are then answered only by the process that served the
+// first request (acceptable for a local stack without a pepper, and never
+// weaker than the table).
+func NewIdempotency(s *store.Store, secret []byte) (*Idempotency, error) {
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+	}
+	k, err := hkdf.Key(sha256.New, secret, nil, "keygate idempotency response seal v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Idempotency{store: s, aead: aead}, nil
+}
+
+// Response is a response as an idempotency record keeps it.
+type Response struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    json.RawMessage   `json:"body"`
+}
+
+// Claim is an Idempotency-Key this request holds while it makes its change.
+type Claim struct {
+	scope, key, token string
+	digest            []byte
+	idem              *Idempotency
+}
+
+// Digest returns the digest of a request for idempotency: SHA-256 over the
+// operation and the canonical JSON of the decoded request (so whitespace or
+// field order in a retry does not matter).
+func Digest(scope string, req any) ([]byte, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fault.Wrap(fault.Internal, err, "encode request digest")
+	}
+	h := sha256.New()
+	h.Write([]byte(scope))
+	h.Write([]byte{0})
+	h.Write(b)
+	return h.Sum(nil), nil
+}
+
+// Begin handles the Idempotency-Key header of r for the operation scope. It
+// returns (nil, nil, nil) when there is no header; a claim when this
+// request may go ahead; a response to replay when an earlier request with
+// the same key and body completed; or an error (a problem) for a reused key,
+// a key in progress, or a bad header.
+func (i *Idempotency) Begin(ctx context.Context, r *http.Request, scope string, digest []byte) (*Claim, *Response, error) {
+	key := r.Header.Get(IdempotencyHeader)
+	if _, sent := r.Header[http.CanonicalHeaderKey(IdempotencyHeader)]; !sent {
+		return nil, nil, nil
+	}
+	if !validIdemKey(key) {
+		return nil, nil, newProblem(http.StatusBadRequest, CodeInvalidRequest, IdempotencyHeader,
+			"must be 1 to 255 visible ASCII characters, such as a UUID")
+	}
+	var tok [16]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return nil, nil, fault.Wrap(fault.Internal, err, "idempotency token")
+	}
+	c := &Claim{scope: scope, key: key, token: hex.EncodeToString(tok[:]), digest: digest, idem: i}
+	old, err := i.store.ClaimIdempotency(ctx, scope, key, digest, c.token, idempotencyLease, IdempotencyTTL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if old == nil {
+		return c, nil, nil
+	}
+	if string(old.Digest) != string(digest) {
+		return nil, nil, newProblem(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused, IdempotencyHeader,
+			"this Idempotency-Key was used with a different request; use a new key for a new request")
+	}
+	if !old.Done {
+		p := newProblem(http.StatusConflict, CodeIdempotencyInProgress, IdempotencyHeader,
+			"a request with this Idempotency-Key is still in progress; retry shortly")
+		p.RetryAfterSeconds = 1
+		return nil, nil, p
+	}
+	ns := i.aead.NonceSize()
+	var plain []byte
+	err = fault.Errorf(fault.Internal, "sealed response too short")
+	if len(old.Sealed) >= ns {
+		plain, err = i.aead.Open(nil, old.Sealed[:ns], old.Sealed[ns:], c.aad())
+	}
+	if err != nil {
+		return nil, nil, newProblem(http.StatusConflict, CodeIdempotencyUnreadable, IdempotencyHeader,
+			"the stored response for this Idempotency-Key cannot be opened (the idempotency secret changed); use a new key")
+	}
+	var resp Response
+	if err := json.Unmarshal(plain, &resp); err != nil {
+		return nil, nil, fault.Wrap(fault.Internal, err, "decode stored response")
+	}
+	return nil, &resp, nil
+}
+
+func (c *Claim) aad() []byte {
+	return append([]byte(store.IdempotencyPK(c.scope, c.key)+"\x00"), c.digest...)
+}
+
+// Done seals the response and returns the completion that the change's own
+// transaction must carry (see store.CreateAudited).
+func (c *Claim) Done(resp Response) (*store.IdempotencyDone, error) {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return nil, fault.Wrap(fault.Internal, err, "encode response")
+	}
+	nonce := make([]byte, c.idem.aead.NonceSize(), c.idem.aead.NonceSize()+len(b)+c.idem.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fault.Wrap(fault.Internal, err, "nonce")
+	}
+	sealed := c.idem.aead.Seal(nonce, nonce, b, c.aad())
+	return &store.IdempotencyDone{Scope: c.scope, Key: c.key, Token: c.token, Status: resp.Status, Sealed: sealed}, nil
+}
+
+// Release gives the key up after the change failed, so that a retry runs at
+// once. It uses a fresh context: the request's may be what failed.
+func (c *Claim) Release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = c.idem.store.ReleaseIdempotency(ctx, c.scope, c.key, c.token)
+}
+
+// Replay writes a stored response, marked as a replay.
+func Replay(w http.ResponseWriter, resp *Response) {
+	for k, v := range resp.Headers {
+		w.Header().Set(k, v)
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	writeRaw(w, resp.Status, resp.Body)
+}
+
+func validIdemKey(k string) bool {
+	if len(k) == 0 || len(k) > maxIdemKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,201 @@
+package adminapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/keygate/keygate/internal/adminapi"
+	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/lifecycle"
+	"github.com/keygate/keygate/internal/store"
+)
+
+const idemBody = `{"name":"retry me","ownerId":"acme","environment":"live","scopes":["read:users"]}`
+
+func TestIdempotentRetryReturnsTheSameKeyAndCreatesNothing(t *testing.T) {
+	e := newEnv(t)
+	first := e.issue(idemBody, "Idempotency-Key", "req-1")
+	e.advance(time.Hour)
+	// Same request, other formatting and field order: the same request.
+	second := e.issue(`{ "scopes": ["read:users"], "environment": "live", "ownerId": "acme", "name": "retry me" }`, "Idempotency-Key", "req-1")
+	if second.Body.String() != first.Body.String() || second.str("key") == "" {
+		t.Fatalf("retry returned another response:\n%s\n%s", first.Body, second.Body)
+	}
+	if second.Header().Get("Idempotent-Replayed") != "true" || second.Header().Get("Location") != first.Header().Get("Location") ||
+		second.Header().Get("ETag") != `"1"` {
+		t.Fatalf("replay headers: %v", second.Header())
+	}
+	if n := e.countItems("KEY#"); n != 1 {
+		t.Fatalf("%d key items after a retried issue, want 1", n)
+	}
+	if n := e.countItems("AUDIT#"); n != 1 {
+		t.Fatalf("%d audit records after a retried issue, want 1", n)
+	}
+	if n := len(e.eventsCopy()); n != 1 {
+		t.Fatalf("%d events after a retried issue, want 1", n)
+	}
+
+	// Same key, another body: refused, nothing created.
+	other := e.do(http.MethodPost, "/v1/keys", strings.Replace(idemBody, "retry me", "another", 1), "Idempotency-Key", "req-1")
+	if other.Code != 422 || other.str("code") != "idempotency_key_reused" || other.str("field") != "Idempotency-Key" {
+		t.Fatalf("reuse with another body: %d %s", other.Code, other.Body)
+	}
+	// Another key: a new key.
+	third := e.issue(idemBody, "Idempotency-Key", "req-2")
+	if third.str("id") == first.str("id") || e.countItems("KEY#") != 2 {
+		t.Fatalf("a new Idempotency-Key did not issue a new key")
+	}
+	// After 24 hours the record is expired (DynamoDB deletes it lazily, so
+	// the store treats it as absent) and the key issues a new key.
+	e.advance(24 * time.Hour)
+	if fourth := e.issue(idemBody, "Idempotency-Key", "req-1"); fourth.str("id") == first.str("id") {
+		t.Fatalf("an expired idempotency record was replayed")
+	}
+}
+
+// TestIdempotencyRecordHoldsNoPlaintext checks that the stored response is
+// sealed: the table holds neither the key nor the response's JSON, and a
+// handler with another secret cannot open it.
+func TestIdempotencyRecordHoldsNoPlaintext(t *testing.T) {
+	e := newEnv(t)
+	r := e.issue(idemBody, "Idempotency-Key", "sealed")
+	dump := e.dump()
+	if !strings.Contains(dump, "IDEM#issue#sealed") {
+		t.Fatalf("no idempotency record in the table:\n%s", dump)
+	}
+	if strings.Contains(dump, r.str("key")) || strings.Contains(dump, r.str("key")[11:]) {
+		t.Fatalf("the table holds the plaintext:\n%s", dump)
+	}
+	out, err := e.db.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &e.table, Key: store.ItemKey(store.IdempotencyPK("issue", "sealed"), "IDEM")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := out.Item["response"].(*ddb.AttributeValueMemberB).Value
+	for _, clear := range []string{r.str("key"), r.str("key")[11:], r.str("id"), "retry me", `"status"`} {
+		if bytes.Contains(sealed, []byte(clear)) {
+			t.Fatalf("the stored response shows %q in the clear", clear)
+		}
+	}
+	other, err := adminapi.NewIdempotency(e.store, []byte("another-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := adminapi.New(adminapi.Options{Store: e.store, Format: format, Hasher: e.hasher, Idempotency: other, Now: e.clock,
+		Publisher: &fakePublisher{publish: func(context.Context, lifecycle.Event) error { return nil }}, Logger: discard()})
+	rec := serve(api, http.MethodPost, "/v1/keys", idemBody, "Idempotency-Key", "sealed")
+	if rec.Code != 409 || !strings.Contains(rec.Body.String(), "idempotency_unreadable") || strings.Contains(rec.Body.String(), r.str("key")) {
+		t.Fatalf("another secret: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestConcurrentIdempotentRetriesCreateOneKey(t *testing.T) {
+	e := newEnv(t)
+	const n = 8
+	var wg sync.WaitGroup
+	results := make([]resp, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i] = e.do(http.MethodPost, "/v1/keys", idemBody, "Idempotency-Key", "race")
+		}(i)
+	}
+	wg.Wait()
+	plain := ""
+	created := 0
+	for _, r := range results {
+		switch r.Code {
+		case 201:
+			created++
+			if plain != "" && r.str("key") != plain {
+				t.Fatalf("two different keys for one Idempotency-Key")
+			}
+			plain = r.str("key")
+		case 409:
+			if r.str("code") != "idempotency_in_progress" || r.Header().Get("Retry-After") != "1" {
+				t.Fatalf("409 without in-progress problem: %s", r.Body)
+			}
+		default:
+			t.Fatalf("concurrent retry: %d %s", r.Code, r.Body)
+		}
+	}
+	t.Logf("%d of %d concurrent requests got the key, the others 409 in progress", created, n)
+	if created == 0 || e.countItems("KEY#") != 1 || e.countItems("AUDIT#") != 1 {
+		t.Fatalf("%d successful responses, %d key items; want at least one and exactly one", created, e.countItems("KEY#"))
+	}
+	// Once done, every retry gets the key.
+	if r := e.issue(idemBody, "Idempotency-Key", "race"); r.str("key") != plain {
+		t.Fatal("retry after the race returned another key")
+	}
+}
+
+// TestAbandonedClaimIsTakenOver: a request that claimed a key and died
+// (its pending record stays) blocks retries only for the lease.
+func TestAbandonedClaimIsTakenOver(t *testing.T) {
+	e := newEnv(t)
+	digest, err := adminapi.Digest("issue", mustIssueRequest(t, idemBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old, err := e.store.ClaimIdempotency(context.Background(), "issue", "dead", digest, "dead-token", 30*time.Second, 24*time.Hour); err != nil || old != nil {
+		t.Fatalf("claim: %v %v", old, err)
+	}
+	if r := e.do(http.MethodPost, "/v1/keys", idemBody, "Idempotency-Key", "dead"); r.Code != 409 {
+		t.Fatalf("within the lease: %d %s", r.Code, r.Body)
+	}
+	e.advance(31 * time.Second)
+	r := e.issue(idemBody, "Idempotency-Key", "dead")
+	// The dead request can no longer complete its change.
+	stale := &store.IdempotencyDone{Scope: "issue", Key: "dead", Token: "dead-token", Status: 201, Sealed: []byte("x")}
+	if err := e.store.CreateAudited(context.Background(), newDomainKey(t, e), store.AuditRecord{Actor: "x", Action: "key.create", At: e.clock()}, stale); err == nil {
+		t.Fatal("a request whose lease was taken over completed its change")
+	}
+	if again := e.issue(idemBody, "Idempotency-Key", "dead"); again.str("key") != r.str("key") {
+		t.Fatal("replay after takeover differs")
+	}
+}
+
+func mustIssueRequest(t *testing.T, body string) *adminapi.IssueRequest {
+	t.Helper()
+	var r adminapi.IssueRequest
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+func newDomainKey(t *testing.T, e *env) *key.Key {
+	t.Helper()
+	p, err := format.Generate(apikey.Secret, apikey.Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &key.Key{ID: key.NewID(), Name: "n", OwnerID: "acme", Type: key.Secret, Environment: key.Live,
+		Hash: e.hasher.Sum(p.Plaintext), Hint: apikey.Hint(p), Enabled: true, CreatedAt: e.clock(), UpdatedAt: e.clock()}
+}
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func serve(h http.Handler, method, path, body string, headers ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}

@@ -1,0 +1,586 @@
+package adminapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/internal/actor"
+	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/lifecycle"
+	"github.com/keygate/keygate/internal/store"
+)
+
+// The audit actions, as they appear in audit records.
+const (
+	ActionCreate = "key.create"
+	ActionUpdate = "key.update"
+	ActionRevoke = "key.revoke"
+)
+
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// pathID returns the {id} of the route; an id that cannot exist is simply
+// not found (the store refuses its shape before any lookup).
+func pathID(r *http.Request) string { return r.PathValue("id") }
+
+// onlyParams refuses query parameters a route does not take.
+func onlyParams(q url.Values, allowed ...string) error {
+	for name := range q {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == name
+		}
+		if !ok {
+			return newProblem(http.StatusBadRequest, CodeInvalidRequest, name, "is not a known query parameter")
+		}
+		if len(q[name]) > 1 {
+			return newProblem(http.StatusBadRequest, CodeInvalidRequest, name, "must be given once")
+		}
+	}
+	return nil
+}
+
+func (a *API) accepts(e key.Environment) bool {
+	if len(a.o.Environments) == 0 {
+		return true
+	}
+	for _, x := range a.o.Environments {
+		if x == e {
+			return true
+		}
+	}
+	return false
+}
+
+// settingsChanges is what the audit record of a creation holds: the key's
+// settings in wire form, without the hint or anything of the secret.
+func settingsChanges(w Key) map[string]any {
+	return map[string]any{
+		"name": w.Name, "ownerId": w.OwnerID, "type": w.Type, "environment": w.Environment,
+		"scopes": w.Scopes, "expiresAt": w.ExpiresAt, "notBefore": w.NotBefore,
+		"rateLimits": w.RateLimits, "quota": w.Quota, "allowedOrigins": w.AllowedOrigins,
+		"allowedCidrs": w.AllowedCidrs, "stages": w.Stages, "metadata": w.Metadata,
+	}
+}
+
+// newKey builds a key from an issue request and validates it.
+func (a *API) newKey(req *IssueRequest, now time.Time) (*key.Key, error) {
+	if req.Type == "" {
+		req.Type = key.Secret
+	}
+	k := &key.Key{
+		ID: key.NewID(), Name: req.Name, OwnerID: req.OwnerID, Type: req.Type, Environment: req.Environment,
+		Scopes: req.Scopes, Enabled: true, CreatedAt: now, UpdatedAt: now,
+		RateLimits: req.RateLimits, Quota: req.Quota, AllowedOrigins: req.AllowedOrigins,
+		Stages: req.Stages, Metadata: req.Metadata,
+	}
+	if req.ExpiresAt != nil && req.TTLSeconds != nil {
+		return nil, fieldErr("ttlSeconds", "give expiresAt or ttlSeconds, not both")
+	}
+	if req.ExpiresAt != nil {
+		k.ExpiresAt = req.ExpiresAt.Time.UTC()
+	}
+	if req.TTLSeconds != nil {
+		ttl := *req.TTLSeconds
+		if ttl < 1 || ttl > int64(a.o.MaxTTL/time.Second) {
+			return nil, fault.Fieldf("ttlSeconds", "must be from 1 to %d", int64(a.o.MaxTTL/time.Second))
+		}
+		k.ExpiresAt = now.Add(time.Duration(ttl) * time.Second)
+	}
+	if req.NotBefore != nil {
+		k.NotBefore = req.NotBefore.Time.UTC()
+	}
+	cidrs, err := key.ParseCIDRs(req.AllowedCidrs)
+	if err != nil {
+		return nil, err
+	}
+	if len(cidrs) > 0 {
+		k.AllowedCIDRs = cidrs
+	}
+	if err := k.Validate(now); err != nil {
+		return nil, err
+	}
+	if !a.accepts(k.Environment) {
+		return nil, fault.Fieldf("environment", "this deployment does not accept %s keys", k.Environment)
+	}
+	return k, nil
+}
+
+func (a *API) issue(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := onlyParams(r.URL.Query()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	b, err := readBody(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req IssueRequest
+	if err := decode(b, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	digest, err := Digest("issue", &req)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	now := a.o.Now().UTC().Truncate(time.Millisecond)
+	k, err := a.newKey(&req, now)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	claim, replay, err := a.o.Idempotency.Begin(ctx, r, "issue", digest)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if replay != nil {
+		Replay(w, replay)
+		return
+	}
+	plain, err := a.o.Format.Generate(k.Type.APIKeyType(), apikey.Environment(k.Environment))
+	if err != nil {
+		if claim != nil {
+			claim.Release()
+		}
+		a.fail(w, r, fault.Wrap(fault.Internal, err, "generate key"))
+		return
+	}
+	k.Hash, k.Hint, k.Version = a.o.Hasher.Sum(plain.Plaintext), apikey.Hint(plain), 1
+	wire := ToWire(k, now)
+	rec := store.AuditRecord{KeyID: k.ID, At: now, Actor: actor.From(ctx), Action: ActionCreate, Changes: settingsChanges(wire)}
+	wire.Key = plain.Plaintext
+	body, err := json.Marshal(wire)
+	if err != nil {
+		if claim != nil {
+			claim.Release()
+		}
+		a.fail(w, r, fault.Wrap(fault.Internal, err, "encode key"))
+		return
+	}
+	resp := Response{Status: http.StatusCreated, Headers: map[string]string{"Location": "/v1/keys/" + k.ID, "ETag": etag(1)}, Body: body}
+	var done *store.IdempotencyDone
+	if claim != nil {
+		if done, err = claim.Done(resp); err != nil {
+			claim.Release()
+			a.fail(w, r, err)
+			return
+		}
+	}
+	if err := a.o.Store.CreateAudited(ctx, k, rec, done); err != nil {
+		if claim != nil {
+			claim.Release()
+		}
+		a.fail(w, r, err)
+		return
+	}
+	a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyCreated, KeyID: k.ID, OwnerID: k.OwnerID, Time: now, Actor: rec.Actor,
+		Detail: map[string]any{"name": k.Name, "type": k.Type, "environment": k.Environment, "expiresAt": wire.ExpiresAt}})
+	for h, v := range resp.Headers {
+		w.Header().Set(h, v)
+	}
+	writeRaw(w, resp.Status, resp.Body)
+}
+
+func (a *API) publish(ctx context.Context, e lifecycle.Event) {
+	if err := a.o.Publisher.Publish(ctx, e); err != nil {
+		a.o.Logger.ErrorContext(ctx, "lifecycle event not published", "event", e.Type, "keyId", e.KeyID, "error", err.Error())
+	}
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	k, err := a.o.Store.Get(r.Context(), pathID(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(k.Version))
+	writeJSON(w, http.StatusOK, ToWire(k, a.o.Now()))
+}
+
+// KeyList is the response of GET /v1/keys.
+type KeyList struct {
+	Keys []Key `json:"keys"`
+	// NextCursor continues the listing; absent on the last page.
+	NextCursor string `json:"nextCursor,omitempty"`
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := onlyParams(q, "ownerId", "status", "environment", "limit", "cursor"); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	opts := store.ListOptions{Cursor: q.Get("cursor")}
+	switch s := key.Status(q.Get("status")); s {
+	case "", key.Active, key.Disabled, key.Revoked, key.Expired:
+		opts.Status = s
+	default:
+		a.fail(w, r, fieldErr("status", `must be "active", "disabled", "revoked" or "expired"`))
+		return
+	}
+	switch e := key.Environment(q.Get("environment")); e {
+	case "", key.Live, key.Test:
+		opts.Environment = e
+	default:
+		a.fail(w, r, fieldErr("environment", `must be "live" or "test"`))
+		return
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxPageSize {
+			a.fail(w, r, fault.Fieldf("limit", "must be a whole number from 1 to %d", store.MaxPageSize))
+			return
+		}
+		opts.Limit = n
+	}
+	p, err := a.o.Store.List(r.Context(), q.Get("ownerId"), opts)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := KeyList{Keys: make([]Key, 0, len(p.Keys)), NextCursor: p.Next}
+	now := a.o.Now()
+	for _, k := range p.Keys {
+		out.Keys = append(out.Keys, ToWire(k, now))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ifMatch reads the version from If-Match: "3", W/"3" or 3.
+func ifMatch(r *http.Request) (int64, error) {
+	v := strings.TrimSpace(r.Header.Get("If-Match"))
+	if v == "" {
+		return 0, newProblem(http.StatusPreconditionRequired, CodePreconditionRequired, "If-Match",
+			"send If-Match with the key's ETag (its version) to change it")
+	}
+	n, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(v, "W/"), `"`), 10, 64)
+	if err != nil || n < 1 {
+		return 0, newProblem(http.StatusBadRequest, CodeInvalidRequest, "If-Match", `must be the key's ETag, such as "3"`)
+	}
+	return n, nil
+}
+
+// apply applies a patch to a copy of k; it reports whether anything was set.
+func (a *API) apply(k *key.Key, p *UpdateRequest) (bool, error) {
+	set := false
+	if p.Name.Set {
+		set = true
+		if p.Name.Null {
+			return true, fieldErr("name", "cannot be null")
+		}
+		k.Name = p.Name.V
+	}
+	if p.Scopes.Set {
+		set, k.Scopes = true, p.Scopes.V
+	}
+	if p.Enabled.Set {
+		set = true
+		if p.Enabled.Null {
+			return true, fieldErr("enabled", "cannot be null")
+		}
+		k.Enabled = p.Enabled.V
+	}
+	if p.ExpiresAt.Set {
+		set, k.ExpiresAt = true, p.ExpiresAt.V.Time.UTC()
+	}
+	if p.NotBefore.Set {
+		set, k.NotBefore = true, p.NotBefore.V.Time.UTC()
+	}
+	if p.RateLimits.Set {
+		set, k.RateLimits = true, p.RateLimits.V
+	}
+	if p.Quota.Set {
+		set, k.Quota = true, nil
+		if !p.Quota.Null {
+			q := p.Quota.V
+			k.Quota = &q
+		}
+	}
+	if p.AllowedOrigins.Set {
+		set, k.AllowedOrigins = true, p.AllowedOrigins.V
+	}
+	if p.AllowedCidrs.Set {
+		set = true
+		cidrs, err := key.ParseCIDRs(p.AllowedCidrs.V)
+		if err != nil {
+			return true, err
+		}
+		k.AllowedCIDRs = nil
+		if len(cidrs) > 0 {
+			k.AllowedCIDRs = cidrs
+		}
+	}
+	if p.Stages.Set {
+		set, k.Stages = true, p.Stages.V
+	}
+	if p.Metadata.Set {
+		set, k.Metadata = true, p.Metadata.V
+	}
+	return set, nil
+}
+
+// diff returns the fields that differ between two wire forms, as
+// {"field": {"from": old, "to": new}}, for the audit record.
+func diff(before, after Key) map[string]any {
+	var bm, am map[string]any
+	bb, _ := json.Marshal(before)
+	ab, _ := json.Marshal(after)
+	_ = json.Unmarshal(bb, &bm)
+	_ = json.Unmarshal(ab, &am)
+	out := map[string]any{}
+	for f, v := range am {
+		switch f {
+		case "version", "updatedAt", "status", "key":
+			continue
+		}
+		if !reflect.DeepEqual(bm[f], v) {
+			out[f] = map[string]any{"from": bm[f], "to": v}
+		}
+	}
+	return out
+}
+
+func (a *API) update(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := onlyParams(r.URL.Query()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	b, err := readBody(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	version, err := ifMatch(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var p UpdateRequest
+	if err := decode(b, &p); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	old, err := a.o.Store.Get(ctx, pathID(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	now := a.o.Now().UTC().Truncate(time.Millisecond)
+	if !old.RevokedAt.IsZero() {
+		a.fail(w, r, fault.Errorf(fault.Conflict, "key is revoked and cannot be changed"))
+		return
+	}
+	if old.Version != version {
+		a.fail(w, r, fault.Errorf(fault.PreconditionFailed, "the key's version is %d, not %d; read it again", old.Version, version))
+		return
+	}
+	k := *old
+	set, err := a.apply(&k, &p)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if !set {
+		a.fail(w, r, newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body changes nothing; send at least one field"))
+		return
+	}
+	// An expiry the patch leaves alone is not checked again: an expired key
+	// can still be renamed or disabled, and only a new expiresAt must lie in
+	// the future.
+	validAt := now
+	if !p.ExpiresAt.Set && !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(now) {
+		validAt = k.ExpiresAt.Add(-time.Millisecond)
+	}
+	if err := k.Validate(validAt); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	updated, err := a.o.Store.Update(ctx, &k, version)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	before, after := ToWire(old, now), ToWire(updated, now)
+	changes := diff(before, after)
+	rec := store.AuditRecord{KeyID: k.ID, At: now, Actor: actor.From(ctx), Action: ActionUpdate, Changes: changes, Version: updated.Version}
+	a.audit1(ctx, rec)
+	fields := make([]string, 0, len(changes))
+	for f := range changes {
+		fields = append(fields, f)
+	}
+	a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyUpdated, KeyID: k.ID, OwnerID: k.OwnerID, Time: now, Actor: rec.Actor,
+		Detail: map[string]any{"fields": fields, "status": after.Status, "version": after.Version}})
+	w.Header().Set("ETag", etag(updated.Version))
+	writeJSON(w, http.StatusOK, after)
+}
+
+// audit1 writes the audit record of a change already made. A failure is
+// logged loudly (the change cannot be undone) but does not fail the request.
+func (a *API) audit1(ctx context.Context, rec store.AuditRecord) {
+	if err := a.o.Store.PutAudit(ctx, rec); err != nil {
+		a.o.Logger.ErrorContext(ctx, "audit record not written", "keyId", rec.KeyID, "action", rec.Action,
+			"actor", rec.Actor, "error", err.Error())
+	}
+}
+
+func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := onlyParams(r.URL.Query()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	k, revoked, err := a.o.Store.Revoke(ctx, pathID(r), a.o.Retention)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if revoked {
+		rec := store.AuditRecord{KeyID: k.ID, At: k.RevokedAt, Actor: actor.From(ctx), Action: ActionRevoke, Version: k.Version,
+			Changes: map[string]any{"status": map[string]any{"to": key.Revoked}, "revokedAt": timeString(k.RevokedAt)}}
+		a.audit1(ctx, rec)
+		a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyRevoked, KeyID: k.ID, OwnerID: k.OwnerID, Time: k.RevokedAt, Actor: rec.Actor,
+			Detail: map[string]any{"revokedAt": timeString(k.RevokedAt)}})
+	}
+	w.Header().Set("ETag", etag(k.Version))
+	writeJSON(w, http.StatusOK, ToWire(k, a.o.Now()))
+}
+
+// Usage is the response of GET /v1/keys/{id}/usage.
+type Usage struct {
+	KeyID string     `json:"keyId"`
+	From  string     `json:"from"`
+	To    string     `json:"to"`
+	Total int64      `json:"total"`
+	Days  []UsageDay `json:"days"`
+}
+
+// UsageDay is one UTC day of usage.
+type UsageDay struct {
+	Date  string `json:"date"`
+	Count int64  `json:"count"`
+}
+
+// MaxUsageDays is the longest range a usage request may cover.
+const MaxUsageDays = 366
+
+func (a *API) usage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := onlyParams(q, "from", "to"); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	today := a.o.Now().UTC().Truncate(24 * time.Hour)
+	to, from := today, today.AddDate(0, 0, -29)
+	var err error
+	if v := q.Get("to"); v != "" {
+		if to, err = time.Parse(time.DateOnly, v); err != nil {
+			a.fail(w, r, fieldErr("to", "must be a date such as 2026-11-30"))
+			return
+		}
+		if q.Get("from") == "" {
+			from = to.AddDate(0, 0, -29)
+		}
+	}
+	if v := q.Get("from"); v != "" {
+		if from, err = time.Parse(time.DateOnly, v); err != nil {
+			a.fail(w, r, fieldErr("from", "must be a date such as 2026-11-01"))
+			return
+		}
+	}
+	if to.Before(from) {
+		a.fail(w, r, fieldErr("to", "must not be before from"))
+		return
+	}
+	if to.Sub(from) >= MaxUsageDays*24*time.Hour {
+		a.fail(w, r, fault.Fieldf("from", "the range may cover at most %d days", MaxUsageDays))
+		return
+	}
+	days, err := a.o.Store.Usage(r.Context(), pathID(r), from, to)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := Usage{KeyID: pathID(r), From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Days: make([]UsageDay, 0, len(days))}
+	for _, d := range days {
+		out.Days = append(out.Days, UsageDay{Date: d.Day, Count: d.Count})
+		out.Total += d.Count
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// AuditEntry is one audit record on the wire.
+type AuditEntry struct {
+	KeyID   string         `json:"keyId"`
+	At      string         `json:"at"`
+	Actor   string         `json:"actor"`
+	Action  string         `json:"action"`
+	Version int64          `json:"version"`
+	Changes map[string]any `json:"changes"`
+}
+
+// AuditList is the response of GET /v1/keys/{id}/audit, oldest first.
+type AuditList struct {
+	Records    []AuditEntry `json:"records"`
+	NextCursor string       `json:"nextCursor,omitempty"`
+}
+
+func (a *API) audit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := onlyParams(q, "limit", "cursor"); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	id := pathID(r)
+	if !key.ValidID(id) {
+		a.fail(w, r, fault.Errorf(fault.NotFound, "key not found"))
+		return
+	}
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxPageSize {
+			a.fail(w, r, fault.Fieldf("limit", "must be a whole number from 1 to %d", store.MaxPageSize))
+			return
+		}
+		limit = n
+	}
+	p, err := a.o.Store.ListAudit(r.Context(), id, limit, q.Get("cursor"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if len(p.Records) == 0 && q.Get("cursor") == "" {
+		// No trail at all: tell an unknown id from a key without records.
+		if _, err := a.o.Store.Get(r.Context(), id); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	out := AuditList{Records: make([]AuditEntry, 0, len(p.Records)), NextCursor: p.Next}
+	for _, rec := range p.Records {
+		c := rec.Changes
+		if c == nil {
+			c = map[string]any{}
+		}
+		out.Records = append(out.Records, AuditEntry{KeyID: rec.KeyID, At: timeString(rec.At), Actor: rec.Actor, Action: rec.Action, Version: rec.Version, Changes: c})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,243 @@
+package adminapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/key"
+)
+
+// MaxBodyBytes is the largest request body the admin API reads.
+const MaxBodyBytes = 64 << 10
+
+// Key is a key as every response shows it. Key (the plaintext) is set only
+// in the response that issues the key.
+type Key struct {
+	ID             string          `json:"id"`
+	Name           string          `json:"name"`
+	OwnerID        string          `json:"ownerId"`
+	Type           key.Type        `json:"type"`
+	Environment    key.Environment `json:"environment"`
+	Status         key.Status      `json:"status"`
+	Hint           string          `json:"hint"`
+	Scopes         []string        `json:"scopes"`
+	CreatedAt      string          `json:"createdAt"`
+	UpdatedAt      string          `json:"updatedAt"`
+	NotBefore      *string         `json:"notBefore"`
+	ExpiresAt      *string         `json:"expiresAt"`
+	RateLimits     []key.RateLimit `json:"rateLimits"`
+	Quota          *key.Quota      `json:"quota"`
+	Metadata       map[string]any  `json:"metadata"`
+	AllowedOrigins []string        `json:"allowedOrigins"`
+	AllowedCidrs   []string        `json:"allowedCidrs"`
+	Stages         []string        `json:"stages"`
+	Version        int64           `json:"version"`
+	RevokedAt      string          `json:"revokedAt,omitempty"`
+	LastUsedAt     string          `json:"lastUsedAt,omitempty"`
+	PreviousKeyID  string          `json:"previousKeyId,omitempty"`
+	NextKeyID      string          `json:"nextKeyId,omitempty"`
+	Key            string          `json:"key,omitempty"`
+}
+
+func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func optTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := timeString(t)
+	return &s
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// ToWire returns the wire form of k at now (its status depends on the
+// time). It never sets Key: only the issuing response does.
+func ToWire(k *key.Key, now time.Time) Key {
+	w := Key{
+		ID: k.ID, Name: k.Name, OwnerID: k.OwnerID, Type: k.Type, Environment: k.Environment,
+		Status: k.WireStatus(now), Hint: k.Hint, Scopes: orEmpty(k.Scopes),
+		CreatedAt: timeString(k.CreatedAt), UpdatedAt: timeString(k.UpdatedAt),
+		NotBefore: optTime(k.NotBefore), ExpiresAt: optTime(k.ExpiresAt),
+		RateLimits: orEmpty(k.RateLimits), Quota: k.Quota, Metadata: k.Metadata,
+		AllowedOrigins: orEmpty(k.AllowedOrigins), AllowedCidrs: orEmpty(key.FormatCIDRs(k.AllowedCIDRs)),
+		Stages: orEmpty(k.Stages), Version: k.Version,
+		PreviousKeyID: k.PreviousKeyID, NextKeyID: k.NextKeyID,
+	}
+	if w.Metadata == nil {
+		w.Metadata = map[string]any{}
+	}
+	if !k.RevokedAt.IsZero() {
+		w.RevokedAt = timeString(k.RevokedAt)
+	}
+	if !k.LastUsedAt.IsZero() {
+		w.LastUsedAt = timeString(k.LastUsedAt)
+	}
+	return w
+}
+
+// timestamp is an RFC 3339 time in a request body; a bad one is a type error
+// naming its field.
+type timestamp struct{ time.Time }
+
+// UnmarshalJSON reads an RFC 3339 string; anything else is a type error, so
+// the decoder names the field.
+func (t *timestamp) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return &json.UnmarshalTypeError{Value: "string", Type: reflect.TypeOf(t)}
+	}
+	t.Time = v
+	return nil
+}
+
+// optional is a PATCH field: absent (Set false), null (clear it) or a value.
+type optional[T any] struct {
+	Set, Null bool
+	V         T
+}
+
+// UnmarshalJSON records that the field was sent, and whether as null; the
+// value is decoded as strictly as the body (unknown fields refused).
+func (o *optional[T]) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if string(b) == "null" {
+		o.Null = true
+		return nil
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	return d.Decode(&o.V)
+}
+
+// IssueRequest is the body of POST /v1/keys.
+type IssueRequest struct {
+	Name           string          `json:"name"`
+	OwnerID        string          `json:"ownerId"`
+	Type           key.Type        `json:"type,omitempty"`
+	Environment    key.Environment `json:"environment"`
+	Scopes         []string        `json:"scopes,omitempty"`
+	ExpiresAt      *timestamp      `json:"expiresAt,omitempty"`
+	TTLSeconds     *int64          `json:"ttlSeconds,omitempty"`
+	NotBefore      *timestamp      `json:"notBefore,omitempty"`
+	RateLimits     []key.RateLimit `json:"rateLimits,omitempty"`
+	Quota          *key.Quota      `json:"quota,omitempty"`
+	AllowedOrigins []string        `json:"allowedOrigins,omitempty"`
+	AllowedCidrs   []string        `json:"allowedCidrs,omitempty"`
+	Stages         []string        `json:"stages,omitempty"`
+	Metadata       map[string]any  `json:"metadata,omitempty"`
+}
+
+// UpdateRequest is the body of PATCH /v1/keys/{id}: every field optional;
+// null clears expiresAt, notBefore, quota and metadata.
+type UpdateRequest struct {
+	Name           optional[string]          `json:"name"`
+	Scopes         optional[[]string]        `json:"scopes"`
+	Enabled        optional[bool]            `json:"enabled"`
+	ExpiresAt      optional[timestamp]       `json:"expiresAt"`
+	NotBefore      optional[timestamp]       `json:"notBefore"`
+	RateLimits     optional[[]key.RateLimit] `json:"rateLimits"`
+	Quota          optional[key.Quota]       `json:"quota"`
+	AllowedOrigins optional[[]string]        `json:"allowedOrigins"`
+	AllowedCidrs   optional[[]string]        `json:"allowedCidrs"`
+	Stages         optional[[]string]        `json:"stages"`
+	Metadata       optional[map[string]any]  `json:"metadata"`
+}
+
+// readBody enforces the media type and the size limit and returns the body.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return nil, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "Content-Type", "send the body as application/json")
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, newProblem(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "the body is larger than 65536 bytes")
+		}
+		return nil, newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body could not be read")
+	}
+	return b, nil
+}
+
+// decode reads one JSON object into v, refusing unknown fields, wrong types
+// and trailing data, each as a problem naming the field where it can.
+func decode(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return decodeProblem(err)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func decodeProblem(err error) *Problem {
+	var (
+		te  *json.UnmarshalTypeError
+		se  *json.SyntaxError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &te):
+		return newProblem(http.StatusBadRequest, CodeInvalidRequest, te.Field, "must be "+jsonType(te.Type))
+	case errors.As(err, &se):
+		return newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body is not valid JSON")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body is empty or cut short; send a JSON object")
+	case errors.As(err, &mbe):
+		return newProblem(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "the body is larger than 65536 bytes")
+	}
+	const unknown = "json: unknown field "
+	if msg := err.Error(); strings.HasPrefix(msg, unknown) {
+		name := strings.Trim(strings.TrimPrefix(msg, unknown), `"`)
+		return newProblem(http.StatusBadRequest, CodeInvalidRequest, name, "is not a known field")
+	}
+	return newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body is not a valid request")
+}
+
+// jsonType names the JSON type a Go type is decoded from.
+func jsonType(t reflect.Type) string {
+	if t == reflect.TypeOf(&timestamp{}) || t == reflect.TypeOf(timestamp{}) {
+		return "an RFC 3339 time such as 2027-01-31T00:00:00Z"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct, reflect.Pointer:
+		return "an object"
+	}
+	return "of another type"
+}
+
+// fieldErr is a shorthand for an invalid field, as a fault (mapped at the edge).
+func fieldErr(field, msg string) error { return fault.Fieldf(field, "%s", msg) }
