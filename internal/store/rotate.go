@@ -24,6 +24,12 @@ type Rotation struct {
 	// Grace is how long Old keeps working; 0 stops it at once. The caller
 	// enforces the configured maximum.
 	Grace time.Duration
+	// Audit holds the audit records of the rotation (of the old key and of
+	// the new one), written in the same transaction.
+	Audit []AuditRecord
+	// Done, when set, completes the idempotency record the request claimed,
+	// in the same transaction: a retried rotation cannot rotate twice.
+	Done *IdempotencyDone
 }
 
 // Rotate creates r.New and retires r.Old in ONE transaction: the new key's
@@ -83,16 +89,26 @@ func (s *Store) Rotate(ctx context.Context, r Rotation) (*key.Key, error) {
 	}}
 	oldAt := len(items)
 	items = append(items, upd)
+	for i := range r.Audit {
+		av, err := r.Audit[i].item()
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, ddb.TransactWriteItem{Put: &ddb.Put{TableName: &s.table, Item: av}})
+	}
+	if r.Done != nil {
+		items = append(items, r.Done.transactItem(s.table))
+	}
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if err != nil {
-		return nil, whyNotRotated(err, oldAt, old, now)
+		return nil, whyNotRotated(err, oldAt, r.Done != nil, old, now)
 	}
 	return &after, nil
 }
 
 // whyNotRotated explains a cancelled rotation from the old key's item as the
 // failed condition saw it.
-func whyNotRotated(err error, oldAt int, old *key.Key, now time.Time) error {
+func whyNotRotated(err error, oldAt int, claimed bool, old *key.Key, now time.Time) error {
 	var tce *ddb.TransactionCanceledException
 	if !errors.As(err, &tce) || len(tce.CancellationReasons) <= oldAt {
 		return mapErr(err, "rotate key")
@@ -103,6 +119,9 @@ func whyNotRotated(err error, oldAt int, old *key.Key, now time.Time) error {
 	case "TransactionConflict":
 		return fault.Errorf(fault.Conflict, "key %s is being changed by another request; retry", old.ID)
 	default:
+		if claimed && aws.ToString(tce.CancellationReasons[len(tce.CancellationReasons)-1].Code) == "ConditionalCheckFailed" {
+			return fault.Errorf(fault.Conflict, "the Idempotency-Key lease ran out before the rotation committed; retry")
+		}
 		for _, o := range tce.CancellationReasons[:oldAt] {
 			if aws.ToString(o.Code) == "ConditionalCheckFailed" {
 				return fault.Errorf(fault.Conflict, "the new key's id or secret is already taken; retry")

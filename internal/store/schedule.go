@@ -230,8 +230,8 @@ type Step struct {
 	// ExpiringFor, ExpiredFor and IdleFor record a sent notice when set.
 	ExpiringFor, ExpiredFor, IdleFor time.Time
 	// ExpireAt, when set, becomes the key's expiresAt (a maximum lifetime
-	// enforced); Disable disables the key. Both are changes to the key's
-	// settings and increment its version.
+	// enforced); Disable disables the key. These, and any step with audit
+	// records, are changes to the key and increment its version.
 	ExpireAt time.Time
 	Disable  bool
 	// TTL, when set, is written to the key item and its id item, so that
@@ -239,6 +239,9 @@ type Step struct {
 	TTL time.Time
 	// Next is the key's next due time; zero takes it off the schedule.
 	Next time.Time
+	// Audit holds the audit records of the changes, written in the same
+	// transaction (each with the key's version after the step).
+	Audit []AuditRecord
 }
 
 // Advance records a step. It returns false, and changes nothing, when the key
@@ -270,7 +273,7 @@ func (s *Store) Advance(ctx context.Context, st Step) (bool, error) {
 			put(attr, num(ms(t)))
 		}
 	}
-	bump := false
+	bump := len(st.Audit) > 0
 	if !st.ExpireAt.IsZero() {
 		put("expiresAt", num(ms(st.ExpireAt)))
 		bump = true
@@ -314,6 +317,13 @@ func (s *Store) Advance(ctx context.Context, st Step) (bool, error) {
 			ExpressionAttributeNames:  map[string]string{"#t": schema.TTL},
 			ExpressionAttributeValues: map[string]ddb.AttributeValue{":t": num(st.TTL.Unix())},
 		}})
+	}
+	for i := range st.Audit {
+		av, err := st.Audit[i].item()
+		if err != nil {
+			return false, err
+		}
+		items = append(items, ddb.TransactWriteItem{Put: &ddb.Put{TableName: &s.table, Item: av}})
 	}
 	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if lostRace(err) {
