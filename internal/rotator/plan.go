@@ -25,7 +25,7 @@ type plan struct {
 	events []lifecycle.Event
 }
 
-// Plan decides what is due for d at now under the policy: a pure function of
+// plan decides what is due for d at now under the policy: a pure function of
 // the key's current item, so a second run over the same item decides the
 // same and its conditional write finds it already done.
 func (p Policy) plan(d store.DueKey, now time.Time) plan {
