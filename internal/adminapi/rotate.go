@@ -174,7 +174,7 @@ func (a *Rotator) rotate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	after, err := a.o.Store.Rotate(ctx, store.Rotation{Old: old, New: nk, Grace: grace, Audit: recs, Done: done})
+	after, err := a.o.Store.Rotate(ctx, store.Rotation{Old: old, New: nk, Grace: grace, At: now, Audit: recs, Done: done})
 	if err != nil {
 		release()
 		a.fail(w, r, err)

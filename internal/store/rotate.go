@@ -24,6 +24,9 @@ type Rotation struct {
 	// Grace is how long Old keeps working; 0 stops it at once. The caller
 	// enforces the configured maximum.
 	Grace time.Duration
+	// At is the instant of the rotation, so that the caller's response and
+	// audit records say exactly what is stored; zero means the store's clock.
+	At time.Time
 	// Audit holds the audit records of the rotation (of the old key and of
 	// the new one), written in the same transaction.
 	Audit []AuditRecord
@@ -45,7 +48,10 @@ type Rotation struct {
 // commits and the other gets a fault.Conflict saying why. Rotate returns the
 // old key as it is after the rotation.
 func (s *Store) Rotate(ctx context.Context, r Rotation) (*key.Key, error) {
-	now := s.now()
+	now := r.At
+	if now.IsZero() {
+		now = s.now()
+	}
 	old, nk := r.Old, r.New
 	nk.Version, nk.PreviousKeyID = 1, old.ID
 	items, err := s.createItems(nk)
