@@ -18,6 +18,10 @@ const (
 // notice then.
 const idleRecheck = 7 * 24 * time.Hour
 
+// review is the longest a live key stays off the run's sight: a key with
+// nothing due is looked at again after it.
+const review = 30 * 24 * time.Hour
+
 // plan is what is due for one key now: the step to record and the events to
 // send once it is recorded.
 type plan struct {
@@ -122,6 +126,12 @@ func (p Policy) plan(d store.DueKey, now time.Time) plan {
 				due(recheck)
 			}
 		}
+	}
+	if next.IsZero() {
+		// Nothing is due (no expiry, idle detection off or the key
+		// disabled): look again later, so that a changed policy reaches
+		// every live key.
+		next = now.Add(review)
 	}
 	st.Next = next
 	return pl

@@ -324,3 +324,17 @@ func TestOverlappingRunsDoEachActionOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestAChangedPolicyReachesEveryLiveKey(t *testing.T) {
+	p := policy()
+	p.IdleAfter = 0 // nothing is ever due for a key without an expiry
+	e := newEnv(t, p)
+	id := e.issue(`{"name":"forever","ownerId":"acme","environment":"live"}`)
+	e.runUntilDone(time.Hour)
+	e.sweeper.Policy.MaxAge = 10 * day // the deployment turns on a maximum age
+	e.set(t0.Add(31 * day))
+	e.runUntilDone(time.Hour)
+	if c := e.counts()[id]; c[lifecycle.KeyExpired] != 1 {
+		t.Fatalf("a maximum age turned on later did not reach an existing key: %v", c)
+	}
+}

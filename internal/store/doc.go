@@ -63,8 +63,8 @@
 // ms and its id. Create, Update and Rotate put a key due at once, so the
 // rotator's next run plans it with its own settings (expiry notice, maximum
 // age, idle days) and sets its next due time; the run advances it after each
-// step and takes it off the schedule (removing gsi2pk/gsi2sk) when nothing
-// is ahead (revoked, expired, or disabled without an expiry). Update also
+// step (at most 30 days ahead) and takes it off the schedule (removing
+// gsi2pk/gsi2sk) once it is revoked or expired. Update also
 // removes ttl, which the run sets again if the key is still expired. An
 // expired key gets ttl = expiry + retention, and its id item the same ttl (a
 // revoked key's id item gets the key item's), so both go together.
