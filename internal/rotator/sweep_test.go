@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/middleware"
+
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/rotator"
@@ -337,4 +341,46 @@ func TestAChangedPolicyReachesEveryLiveKey(t *testing.T) {
 	if c := e.counts()[id]; c[lifecycle.KeyExpired] != 1 {
 		t.Fatalf("a maximum age turned on later did not reach an existing key: %v", c)
 	}
+}
+
+// opCounter counts DynamoDB calls by operation, through the SDK's
+// middleware stack.
+type opCounter struct {
+	mu  sync.Mutex
+	ops map[string]int
+}
+
+func (c *opCounter) ID() string { return "keygateOpCounter" }
+
+func (c *opCounter) HandleInitialize(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+	c.mu.Lock()
+	c.ops[awsmiddleware.GetOperationName(ctx)]++
+	c.mu.Unlock()
+	return next.HandleInitialize(ctx, in)
+}
+
+func TestScheduledRunNeverScans(t *testing.T) {
+	e := newEnv(t, policy())
+	e.set(t0.Add(-30 * day))
+	for i := 0; i < 30; i++ {
+		e.issue(fmt.Sprintf(`{"name":"k%d","ownerId":"acme","environment":"live","expiresAt":%q}`, i, t0.Add(3*day).Format(time.RFC3339)))
+	}
+	e.set(t0)
+	count := &opCounter{ops: map[string]int{}}
+	db := dynamodb.New(e.db.Options(), func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error { return s.Initialize.Add(count, middleware.After) })
+	})
+	e.sweeper.Store = store.New(db, e.table, store.Options{Now: e.clock})
+	e.sweeper.PageSize = 10
+	rep, err := e.sweeper.Run(context.Background(), time.Hour)
+	if err != nil || !rep.Complete || rep.Applied != 30 || rep.Events[lifecycle.KeyExpiring] != 30 {
+		t.Fatalf("run: %+v %v", rep, err)
+	}
+	// One Query per shard page, one BatchGetItem per non-empty page, one
+	// transaction per key: no Scan, and the reads do not grow with the table.
+	if count.ops["Scan"] != 0 || count.ops["TransactWriteItems"] != 30 || count.ops["Query"] > store.DueShards+3*2 ||
+		count.ops["BatchGetItem"] > count.ops["Query"] || len(count.ops) != 3 {
+		t.Fatalf("DynamoDB calls of one run over 30 due keys: %v", count.ops)
+	}
+	t.Logf("DynamoDB calls of one run over 30 due keys: %v", count.ops)
 }
