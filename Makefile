@@ -54,7 +54,7 @@ fuzz:
 
 ## bench: the benchmarks quoted in the README (compare runs with benchstat).
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/apikey | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/apikey ./internal/verify ./internal/authorizer | tee bench.txt
 
 ## build: bin/<function>/bootstrap for every function, for the CDK stack.
 build:

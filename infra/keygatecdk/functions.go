@@ -1,6 +1,7 @@
 package keygatecdk
 
 import (
+	"github.com/keygate/keygate/internal/authorizer"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -90,8 +91,6 @@ var Functions = []Function{
 
 // Environment variables the stack sets beyond internal/config's.
 const (
-	// EnvCacheTTL is the authorizer's in-process key cache, in seconds.
-	EnvCacheTTL = "KEYGATE_CACHE_TTL"
 	// EnvSigningKey is the ARN of the KMS key that signs access tokens.
 	EnvSigningKey = "KEYGATE_SIGNING_KEY"
 )
@@ -150,7 +149,7 @@ func newFunction(scope constructs.Construct, spec Function, props FunctionsProps
 		config.EnvEnvironments: str(s.Environments),
 	}
 	if spec.Name == gateway.FnAuthorizer {
-		env[EnvCacheTTL] = str(strconv.Itoa(s.KeyCacheTTL))
+		env[authorizer.EnvCacheTTL] = str(strconv.Itoa(s.KeyCacheTTL) + "s")
 	}
 	if spec.Events {
 		env[config.EnvEventBus] = props.Bus.EventBusName()

@@ -1,6 +1,7 @@
 package keygatecdk
 
 import (
+	"github.com/keygate/keygate/internal/authorizer"
 	"reflect"
 	"sort"
 	"strings"
@@ -114,7 +115,7 @@ func TestFunctionsGetTheirSettingsFromTheEnvironment(t *testing.T) {
 			t.Errorf("%s: %s = %s; events enabled: %v", f.Name, config.EnvEventBus, got, f.Events)
 		}
 	}
-	if got := env(gateway.FnAuthorizer)[EnvCacheTTL]; got != "2" {
-		t.Errorf("authorizer %s = %v, want the configured 2", EnvCacheTTL, got)
+	if got := env(gateway.FnAuthorizer)[authorizer.EnvCacheTTL]; got != "2s" {
+		t.Errorf("authorizer %s = %v, want the configured 2s", authorizer.EnvCacheTTL, got)
 	}
 }
