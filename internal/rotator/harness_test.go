@@ -31,7 +31,11 @@ func TestMain(m *testing.M) { dynamotest.Main(m) }
 
 const alice = "arn:aws:iam::123456789012:user/alice"
 
-var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+// t0 is the tests' start of time. It is the real time (whole seconds), not
+// a fixed date: DynamoDB Local deletes items whose ttl has passed in real
+// time, so TTLs computed from a date in the past (an idempotency record's
+// day) would vanish under a test.
+var t0 = time.Now().UTC().Truncate(time.Second)
 
 // fakePublisher records events through a function field.
 type fakePublisher struct {

@@ -165,7 +165,8 @@ func TestRotateRefusesKeysThatAreNotActive(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	revoked, _ := f.newKey(t, "acme")
-	if _, _, err := f.s.Revoke(ctx, revoked.ID, time.Hour); err != nil {
+	// A ttl in the future: DynamoDB Local deletes items whose ttl passed.
+	if _, _, err := f.s.Revoke(ctx, revoked.ID, 90*24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	disabled, _ := f.newKey(t, "acme")
