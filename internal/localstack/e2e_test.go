@@ -50,6 +50,11 @@ type local struct {
 
 func startLocal(t *testing.T, extra map[string]string) *local {
 	t.Helper()
+	return startLocalWith(t, extra, 0)
+}
+
+func startLocalWith(t *testing.T, extra map[string]string, schedule time.Duration) *local {
+	t.Helper()
 	_, table := dynamotest.Table(t)
 	env := map[string]string{
 		"KEYGATE_DYNAMODB_ENDPOINT": dynamotest.Endpoint(t),
@@ -64,6 +69,7 @@ func startLocal(t *testing.T, extra map[string]string) *local {
 		Getenv:      envOf(env),
 		Log:         slog.New(slog.NewJSONHandler(logs, nil)),
 		FunctionLog: logs,
+		Schedule:    schedule,
 	})
 	if err != nil {
 		t.Fatalf("start the local stack: %v", err)
@@ -196,6 +202,16 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("over the limit: %d %s; want 403 rate_limited with retryAfterSeconds", status, body)
 	}
 
+	// Rotate the limited key with the CLI: the new key works at once.
+	code, out, errOut = l.keygate(t, "keys", "rotate", b.ID, "--grace-period", "0")
+	if code != cli.ExitOK {
+		t.Fatalf("keygate keys rotate: exit %d\n%s", code, errOut)
+	}
+	rotated := decodeJSON[issued](t, out)
+	if status, _, body = l.call(t, "GET", "/demo/rotated", "", "x-api-key", rotated.Key); status != 200 || rotated.ID == b.ID {
+		t.Errorf("the rotated key %s: %d %s", rotated.ID, status, body)
+	}
+
 	// Revoke with the CLI: the next request is refused as revoked (the
 	// README: revocation bites at the next request).
 	if code, _, errOut = l.keygate(t, "keys", "revoke", a.ID); code != cli.ExitOK {
@@ -216,7 +232,7 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(logs, a.ID) {
 		t.Fatalf("the logs do not mention the key id: nothing was captured?\n%s", logs)
 	}
-	for _, k := range []string{a.Key, b.Key} {
+	for _, k := range []string{a.Key, b.Key, rotated.Key} {
 		if strings.Contains(logs, k) || strings.Contains(logs, k[11:]) {
 			t.Errorf("a plaintext key is in the logs")
 		}
@@ -232,4 +248,20 @@ type denial struct {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// The rotator gets its scheduled event, as the stack's EventBridge rule
+// sends it, every Schedule.
+func TestTheRotatorRunsOnItsSchedule(t *testing.T) {
+	l := startLocalWith(t, nil, 20*time.Millisecond)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(l.logs.String(), `"msg":"scheduled run","function":"rotator","result"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no scheduled run of the rotator in the logs:\n%s", l.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(l.logs.String(), "scheduled run failed") {
+		t.Errorf("a scheduled run failed:\n%s", l.logs.String())
+	}
 }

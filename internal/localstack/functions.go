@@ -14,6 +14,7 @@ import (
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/localgw"
 	"github.com/keygate/keygate/internal/metrics"
+	"github.com/keygate/keygate/internal/rotator"
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/verify"
 )
@@ -43,6 +44,7 @@ func (e env) logger(level slog.Leveler) *slog.Logger {
 var composers = map[string]func(e env) (lambda.Handler, error){
 	gateway.FnAuthorizer: authorizerFn,
 	gateway.FnIssuer:     issuer,
+	gateway.FnRotator:    rotatorFn,
 }
 
 // Factories returns a localgw.Factory per function, each building one
@@ -94,4 +96,36 @@ func authorizerFn(e env) (lambda.Handler, error) {
 		Logger:     e.logger(settings.LogLevel),
 		Metrics:    metrics.New(e.stdout),
 	}), nil
+}
+
+// rotatorFn is functions/rotator's composition.
+func rotatorFn(e env) (lambda.Handler, error) {
+	settings, err := adminapi.SettingsFromEnv(e.getenv, e.cfg.Pepper)
+	if err != nil {
+		return nil, err
+	}
+	policy, err := rotator.PolicyFromEnv(e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	log := e.logger(nil)
+	pub := &lifecycle.Log{Logger: log}
+	s := store.New(store.LocalClient(e.cfg.DynamoDBEndpoint), e.cfg.Table, store.Options{CursorSecret: settings.CursorSecret()})
+	idem, err := adminapi.NewIdempotency(s, settings.Secret)
+	if err != nil {
+		return nil, err
+	}
+	admin := adminapi.NewRotator(adminapi.Options{
+		Store:        s,
+		Format:       e.cfg.Format,
+		Hasher:       e.cfg.Hasher(),
+		Environments: e.cfg.Environments,
+		Idempotency:  idem,
+		Publisher:    pub,
+		Logger:       log,
+		Retention:    settings.Retention,
+		MaxTTL:       settings.MaxTTL,
+	}, policy.MaxGrace)
+	sweeper := &rotator.Sweeper{Store: s, Policy: policy, Publisher: pub, Logger: log}
+	return lambda.NewHandler(rotator.Handler(sweeper, admin, policy.MaxRun)), nil
 }
