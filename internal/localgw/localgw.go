@@ -326,7 +326,9 @@ func (g *Gateway) integrate(ctx context.Context, w http.ResponseWriter, q *reque
 	_, _ = w.Write(body)
 }
 
-type authKey struct{}
+// proxyKey carries a proxied request's match and authorization to the
+// reverse proxy's Rewrite.
+type proxyKey struct{}
 
 // newProxy is the protected proxy's HTTP integration: the request goes to
 // upstream plus the greedy path parameter, with the gateway.Forward headers
@@ -335,7 +337,7 @@ type authKey struct{}
 func (g *Gateway) newProxy(upstream *url.URL) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			q, _ := pr.In.Context().Value(authKey{}).(*proxied)
+			q, _ := pr.In.Context().Value(proxyKey{}).(*proxied)
 			target := *upstream
 			if rest, ok := q.req.match.params[gateway.ProxyParam]; ok {
 				target.Path = strings.TrimSuffix(target.Path, "/") + "/" + rest
@@ -385,7 +387,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, q *request, au
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), IntegrationTimeout)
 	defer cancel()
-	out := r.WithContext(context.WithValue(ctx, authKey{}, &proxied{req: q, auth: auth}))
+	out := r.WithContext(context.WithValue(ctx, proxyKey{}, &proxied{req: q, auth: auth}))
 	out.Body = io.NopCloser(bytes.NewReader(q.body))
 	out.ContentLength = int64(len(q.body))
 	g.proxy.ServeHTTP(w, out)
