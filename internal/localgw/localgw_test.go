@@ -55,7 +55,7 @@ type harness struct {
 	raw map[string][]byte
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{raw: map[string][]byte{}}
 	echo := httptest.NewServer(localgw.Echo())
