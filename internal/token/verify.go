@@ -1,0 +1,220 @@
+package token
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/store"
+)
+
+// KeySource reads the published signing keys (internal/store implements
+// it with one Query; the authorizer needs GetItem-free read access to the
+// SIGNKEY partition, nothing else of the ring).
+type KeySource interface {
+	SigningKeys(ctx context.Context) (store.SigningRing, error)
+}
+
+// emptyRefresh is how long a verifier trusts a read that found no key at
+// all (a new deployment, before its first token): short, so the first
+// key is known soon after it is published.
+const emptyRefresh = 10 * time.Second
+
+// Verifier verifies access tokens offline. It reads the published keys on
+// the first token it sees (never at cold start, which makes no network
+// call) and again when its read is older than VerifierRefresh; a token
+// whose kid is not in its read is refused without another read, which is
+// sound because keys are published PublishAhead before they sign. It is
+// safe for concurrent use.
+type Verifier struct {
+	src      KeySource
+	issuer   string
+	audience string
+	now      func() time.Time
+	parser   *jwt.Parser
+
+	mu   sync.Mutex // serialises reads of the key set
+	keys atomic.Pointer[keySet]
+}
+
+// keySet is one read of the published keys.
+type keySet struct {
+	m      map[string]verifyKey
+	readAt time.Time
+}
+
+type verifyKey struct {
+	pub *ecdsa.PublicKey
+	// notAfter is when the key stopped signing (zero while it signs): a
+	// token it claims to have signed later is forged or replayed.
+	notAfter time.Time
+}
+
+// NewVerifier returns a verifier of tokens for the given issuer and
+// audience, reading keys from src; now is the clock (nil: time.Now).
+func NewVerifier(src KeySource, issuer, audience string, now func() time.Time) *Verifier {
+	if now == nil {
+		now = time.Now
+	}
+	v := &Verifier{src: src, issuer: issuer, audience: audience, now: now}
+	v.parser = jwt.NewParser(
+		jwt.WithIssuer(issuer), jwt.WithAudience(audience),
+		jwt.WithLeeway(Leeway), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(now), jwt.WithStrictDecoding(),
+	)
+	return v
+}
+
+// Result is a verification's outcome: the claims of a good token, or the
+// reason it is refused. Calls counts the DynamoDB round trips made (a read
+// of the key set; 0 almost always); Err is a failed read, for the log.
+type Result struct {
+	Claims *Claims
+	Reason gateway.Reason
+	Calls  int
+	Err    error
+}
+
+// Sentinel causes returned by the key function, told apart after Parse.
+var (
+	errAlg        = errors.New("token algorithm is not ES256")
+	errNoKID      = errors.New("token names no kid")
+	errUnknownKID = errors.New("token kid is not a published key")
+	errNoKeys     = errors.New("the published keys could not be read")
+)
+
+// Looks reports whether a bearer credential has the shape of a JWT (three
+// base64url segments), so that the authorizer offers it to the verifier.
+func Looks(s string) bool {
+	return strings.Count(s, ".") == 2 && len(s) > 4 && s[0] == 'e'
+}
+
+// Verify checks a token: size, structure, algorithm (ES256, whatever the
+// header says), kid, signature, issuer, audience, exp, nbf and iat (with
+// Leeway), and the claims keygate adds. The refusals:
+//
+//   - malformed_key: too big, not a JWT, another algorithm (none
+//     included), no kid, claims missing or of the wrong type;
+//   - unknown_key: unknown kid, a signature that does not verify (changed
+//     header or payload, another key's signature), another issuer, or a
+//     token issued after its key stopped signing;
+//   - wrong_environment: a token for another audience;
+//   - expired, not_yet_valid: outside its lifetime;
+//   - unavailable: the key set was never read and cannot be now.
+func (v *Verifier) Verify(ctx context.Context, raw string) (res Result) {
+	if len(raw) > MaxSize || !Looks(raw) {
+		res.Reason = gateway.MalformedKey
+		return res
+	}
+	var vk verifyKey
+	c := &Claims{}
+	_, err := v.parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
+		if t.Method != jwt.SigningMethodES256 || t.Header["alg"] != Alg {
+			return nil, errAlg
+		}
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return nil, errNoKID
+		}
+		ks, calls, err := v.keySet(ctx)
+		res.Calls += calls
+		if ks == nil {
+			res.Err = err
+			return nil, errNoKeys
+		}
+		var ok bool
+		if vk, ok = ks.m[kid]; !ok {
+			return nil, errUnknownKID
+		}
+		return vk.pub, nil
+	})
+	res.Reason = reasonOf(err)
+	if res.Reason == "" && !c.valid() {
+		res.Reason = gateway.MalformedKey
+	}
+	if res.Reason == "" && !vk.notAfter.IsZero() && c.IssuedAt.After(vk.notAfter.Add(Leeway)) {
+		res.Reason = gateway.UnknownKey
+	}
+	if res.Reason == "" {
+		res.Claims = c
+	}
+	return res
+}
+
+// reasonOf maps golang-jwt's errors (and the key function's) to reasons.
+func reasonOf(err error) gateway.Reason {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, errNoKeys):
+		return gateway.Unavailable
+	case errors.Is(err, errUnknownKID), errors.Is(err, jwt.ErrTokenSignatureInvalid),
+		errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return gateway.UnknownKey
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return gateway.WrongEnvironment
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return gateway.Expired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return gateway.NotYetValid
+	}
+	return gateway.MalformedKey
+}
+
+// keySet returns the current read of the published keys, reading them when
+// there is none or it is stale. A failed refresh keeps the old read (keys
+// are stable; the next token tries again); only a verifier that never
+// read any gets nil. calls is 1 when it read.
+func (v *Verifier) keySet(ctx context.Context) (*keySet, int, error) {
+	now := v.now()
+	ks := v.keys.Load()
+	if ks != nil && fresh(ks, now) {
+		return ks, 0, nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if ks = v.keys.Load(); ks != nil && fresh(ks, now) {
+		return ks, 0, nil
+	}
+	ring, err := v.src.SigningKeys(ctx)
+	if err != nil {
+		if ks != nil {
+			// Try again in emptyRefresh, not on every token.
+			v.keys.Store(&keySet{m: ks.m, readAt: now.Add(emptyRefresh - ttlOf(ks))})
+		}
+		return ks, 1, err
+	}
+	next := &keySet{m: make(map[string]verifyKey, len(ring.Keys)), readAt: now}
+	for _, sk := range live(ring.Keys, now) {
+		j, pub, derr := DecodeJWK(sk.JWK)
+		if derr != nil || j.Kid != sk.KID {
+			err = errors.Join(err, fault.Errorf(fault.Internal, "published signing key %s is unreadable", sk.KID))
+			continue
+		}
+		next.m[sk.KID] = verifyKey{pub: pub, notAfter: sk.NotAfter}
+	}
+	v.keys.Store(next)
+	return next, 1, err
+}
+
+func fresh(ks *keySet, now time.Time) bool {
+	age := now.Sub(ks.readAt)
+	return age >= 0 && age < ttlOf(ks)
+}
+
+// ttlOf is how long a read is trusted: VerifierRefresh, or emptyRefresh
+// for a read that found no key.
+func ttlOf(ks *keySet) time.Duration {
+	if len(ks.m) == 0 {
+		return emptyRefresh
+	}
+	return VerifierRefresh
+}
