@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"errors"
 	"strings"
 	"sync"
@@ -43,6 +44,22 @@ type Verifier struct {
 
 	mu   sync.Mutex // serialises reads of the key set
 	keys atomic.Pointer[keySet]
+
+	// seen remembers tokens that verified, by the SHA-256 of the whole
+	// token: a client sends the same token for its whole life, and the
+	// signature check is most of the cost. A hit still checks the time
+	// and that the kid is still published.
+	seenMu  sync.Mutex
+	seen    map[[32]byte]seenToken
+	seenMax int
+}
+
+// seenMax bounds the verified-token memory (about 1 KiB an entry).
+const seenMax = 4096
+
+type seenToken struct {
+	c   *Claims
+	kid string
 }
 
 // keySet is one read of the published keys.
@@ -64,7 +81,7 @@ func NewVerifier(src KeySource, issuer, audience string, now func() time.Time) *
 	if now == nil {
 		now = time.Now
 	}
-	v := &Verifier{src: src, issuer: issuer, audience: audience, now: now}
+	v := &Verifier{src: src, issuer: issuer, audience: audience, now: now, seen: map[[32]byte]seenToken{}, seenMax: seenMax}
 	v.parser = jwt.NewParser(
 		jwt.WithIssuer(issuer), jwt.WithAudience(audience),
 		jwt.WithLeeway(Leeway), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
@@ -73,8 +90,9 @@ func NewVerifier(src KeySource, issuer, audience string, now func() time.Time) *
 	return v
 }
 
-// Result is a verification's outcome: the claims of a good token, or the
-// reason it is refused. Calls counts the DynamoDB round trips made (a read
+// Result is a verification's outcome: the claims of a good token (shared
+// with the verifier's memory: never modify them), or the reason it is
+// refused. Calls counts the DynamoDB round trips made (a read
 // of the key set; 0 almost always); Err is a failed read, for the log.
 type Result struct {
 	Claims *Claims
@@ -114,20 +132,27 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (res Result) {
 		res.Reason = gateway.MalformedKey
 		return res
 	}
+	sum := sha256.Sum256([]byte(raw))
+	v.seenMu.Lock()
+	st, hit := v.seen[sum]
+	v.seenMu.Unlock()
+	if hit {
+		return v.again(ctx, st)
+	}
 	var vk verifyKey
+	var kid string
 	c := &Claims{}
 	_, err := v.parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
 		if t.Method != jwt.SigningMethodES256 || t.Header["alg"] != Alg {
 			return nil, errAlg
 		}
-		kid, _ := t.Header["kid"].(string)
+		kid, _ = t.Header["kid"].(string)
 		if kid == "" {
 			return nil, errNoKID
 		}
 		ks, calls, err := v.keySet(ctx)
-		res.Calls += calls
+		res.Calls, res.Err = res.Calls+calls, err
 		if ks == nil {
-			res.Err = err
 			return nil, errNoKeys
 		}
 		var ok bool
@@ -145,8 +170,45 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (res Result) {
 	}
 	if res.Reason == "" {
 		res.Claims = c
+		v.remember(sum, seenToken{c: c, kid: kid})
 	}
 	return res
+}
+
+// again decides a token that verified before: only time can have changed
+// the answer, or its key having left the published set.
+func (v *Verifier) again(ctx context.Context, st seenToken) (res Result) {
+	ks, calls, err := v.keySet(ctx)
+	res.Calls, res.Err = calls, err
+	now := v.now()
+	switch {
+	case ks == nil:
+		res.Reason = gateway.Unavailable
+	case ks.m[st.kid].pub == nil:
+		res.Reason = gateway.UnknownKey
+	case !now.Before(st.c.ExpiresAt.Add(Leeway)):
+		res.Reason = gateway.Expired
+	default:
+		res.Claims = st.c
+	}
+	return res
+}
+
+// remember keeps a verified token until the memory is full; then an
+// arbitrary entry makes room (expired ones first would cost a scan).
+func (v *Verifier) remember(sum [32]byte, st seenToken) {
+	v.seenMu.Lock()
+	defer v.seenMu.Unlock()
+	if v.seenMax == 0 {
+		return
+	}
+	if len(v.seen) >= v.seenMax {
+		for k := range v.seen {
+			delete(v.seen, k)
+			break
+		}
+	}
+	v.seen[sum] = st
 }
 
 // reasonOf maps golang-jwt's errors (and the key function's) to reasons.
