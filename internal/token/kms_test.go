@@ -100,7 +100,9 @@ func TestKMSSignedTokensVerify(t *testing.T) {
 	}
 
 	// KMS failing is unavailable, not a bad token.
-	fk.SignFn = func(context.Context, *kms.SignInput) (*kms.SignOutput, error) { return nil, errors.New("KMSInternalException") }
+	fk.SignFn = func(context.Context, *kms.SignInput) (*kms.SignOutput, error) {
+		return nil, errors.New("KMSInternalException")
+	}
 	if _, err := issuer.Issue(ctx, newKey(), token.Request{}, f.clock()); !fault.Is(err, fault.Unavailable) {
 		t.Errorf("KMS down: %v, want unavailable", err)
 	}
