@@ -30,10 +30,12 @@ deps:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jre-headless; }
 
 ## test: every test, with the race detector, against DynamoDB Local, then a
-## short fuzz run of the key parser as a regression check.
+## short fuzz run of the key parser and of the token verifier as a
+## regression check.
 test: deps
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/apikey
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/token
 
 ## lint: gofmt, go vet and staticcheck.
 lint: deps
@@ -41,13 +43,15 @@ lint: deps
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-## fuzz: a longer fuzz run of the key parser.
+## fuzz: a longer fuzz run of the key parser and the token verifier.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./internal/apikey
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 60s ./internal/token
 
 ## bench: the benchmarks quoted in the README (compare runs with benchstat).
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/apikey | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 -cpu 1 ./internal/token | tee -a bench.txt
 
 ## build: bin/<function>/bootstrap for every function, for the CDK stack.
 build:

@@ -305,3 +305,16 @@ func (b *LocalBackend) Signer(_ context.Context, kid, source string) (Signer, er
 
 // Has reports whether source is a local key.
 func (b *LocalBackend) Has(source string) bool { return source == localSource }
+
+// NewBackend returns the backend the settings name: KMS (with the client
+// newKMS builds) when EnvSigningKey lists keys, else the local directory
+// of EnvSigningDir. With neither, it is an error naming both.
+func NewBackend(s Settings, newKMS func() KMSClient) (Backend, error) {
+	switch {
+	case len(s.KMSKeys) > 0:
+		return &KMSBackend{Client: newKMS(), Keys: s.KMSKeys}, nil
+	case s.Dir != "":
+		return &LocalBackend{Dir: s.Dir}, nil
+	}
+	return nil, fault.Fieldf(EnvSigningKey, "set %s (KMS keys, deployed) or %s (a directory for local keys, the local stack)", EnvSigningKey, EnvSigningDir)
+}
