@@ -94,7 +94,7 @@ func TestReplayEveryFixture(t *testing.T) {
 			plain := seed(t, s, start)
 			// The rotator published a key, which the function finds in
 			// the shared local key directory.
-			rot, err := token.NewKeyring(s, &token.LocalBackend{Dir: env[token.EnvSigningDir]}, 0).Rotate(context.Background(), start)
+			rot, err := token.NewKeyring(s, &token.LocalBackend{Dir: env[token.EnvSigningDir]}, 0).RotateSigningKeys(context.Background(), start)
 			if err != nil {
 				t.Fatal(err)
 			}

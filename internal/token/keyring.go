@@ -24,10 +24,10 @@ const RingCache = time.Minute
 
 // Keyring is the signing side of the token keys: which key signs now
 // (Active), which public keys are published (Published) and the rotation
-// (Rotate). The ring lives in the table, so every instance of every
+// (RotateSigningKeys). The ring lives in the table, so every instance of every
 // function agrees on it; the private halves stay in the Backend.
 //
-// Rotation (Rotate, run hourly by the rotator; the first key is also made
+// Rotation (RotateSigningKeys, run hourly by the rotator; the first key is also made
 // by the token function when the ring is empty):
 //
 //   - the newest key signs for Rotation; PublishAhead before its time is up
@@ -122,7 +122,7 @@ func (k *Keyring) Active(ctx context.Context, now time.Time) (string, Signer, er
 	cur := active(r.Keys, now)
 	if cur == nil {
 		if len(live(r.Keys, now)) == 0 {
-			if _, err := k.Rotate(ctx, now); err != nil {
+			if _, err := k.RotateSigningKeys(ctx, now); err != nil {
 				return "", nil, err
 			}
 		}
@@ -160,7 +160,7 @@ func (k *Keyring) Active(ctx context.Context, now time.Time) (string, Signer, er
 	return cur.KID, s, nil
 }
 
-// Rotation says what Rotate did: the kid it published ("" when nothing
+// Rotation says what RotateSigningKeys did: the kid it published ("" when nothing
 // was due), when that key starts signing, and the kid it retires.
 type Rotation struct {
 	Published string    `json:"published,omitempty"`
@@ -168,12 +168,12 @@ type Rotation struct {
 	Retired   string    `json:"retired,omitempty"`
 }
 
-// Rotate publishes the next signing key when one is due (see Keyring):
+// RotateSigningKeys publishes the next signing key when one is due (see Keyring):
 // at once on an empty ring, PublishAhead ahead when the newest key's
 // material is no longer available, otherwise when the newest key has
 // signed for the rotation interval less PublishAhead. It is idempotent:
 // running it again, or concurrently, publishes nothing more.
-func (k *Keyring) Rotate(ctx context.Context, now time.Time) (Rotation, error) {
+func (k *Keyring) RotateSigningKeys(ctx context.Context, now time.Time) (Rotation, error) {
 	r, err := k.load(ctx, now, true)
 	if err != nil {
 		return Rotation{}, err

@@ -116,7 +116,7 @@ func TestKMSRotationAlternatesKeysAndReplacesAMissingOne(t *testing.T) {
 	ring := token.NewKeyring(f.admin, &token.KMSBackend{Client: fk, Keys: []string{a, b}}, rotation)
 	var sources []string
 	for range 3 {
-		rot, err := ring.Rotate(ctx, f.clock())
+		rot, err := ring.RotateSigningKeys(ctx, f.clock())
 		if err != nil || rot.Published == "" {
 			t.Fatalf("rotation: %+v %v", rot, err)
 		}
@@ -135,7 +135,7 @@ func TestKMSRotationAlternatesKeysAndReplacesAMissingOne(t *testing.T) {
 	if _, _, err := moved.Active(ctx, now); err == nil {
 		t.Error("signed with a KMS key that is no longer configured")
 	}
-	rot, err := moved.Rotate(ctx, now)
+	rot, err := moved.RotateSigningKeys(ctx, now)
 	if err != nil || rot.Published == "" || !rot.StartsAt.Equal(now.Add(token.PublishAhead).Truncate(time.Millisecond)) {
 		t.Fatalf("replacement: %+v, %v", rot, err)
 	}
@@ -148,7 +148,7 @@ func TestKMSPublicKeyMustMatchThePublishedOne(t *testing.T) {
 	f := newFixture(t)
 	fk := newFakeKMS(t, "k")
 	ring := token.NewKeyring(f.admin, &token.KMSBackend{Client: fk, Keys: []string{"k"}}, 0)
-	if _, err := ring.Rotate(ctx, f.clock()); err != nil {
+	if _, err := ring.RotateSigningKeys(ctx, f.clock()); err != nil {
 		t.Fatal(err)
 	}
 	// Same alias, other key material (say, the alias was repointed).

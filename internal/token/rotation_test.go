@@ -28,23 +28,23 @@ func TestRotationPublishesAheadAndRetiresAfterEveryToken(t *testing.T) {
 	ring := token.NewKeyring(f.admin, f.backend, rotation)
 	issuer := token.NewIssuer(ring, f.settings)
 
-	first, err := ring.Rotate(ctx, f.clock())
+	first, err := ring.RotateSigningKeys(ctx, f.clock())
 	if err != nil || first.Published == "" || !first.StartsAt.Equal(t0) || first.Retired != "" {
 		t.Fatalf("first rotation on an empty ring: %+v, %v", first, err)
 	}
-	if again, err := ring.Rotate(ctx, f.clock()); err != nil || again.Published != "" {
+	if again, err := ring.RotateSigningKeys(ctx, f.clock()); err != nil || again.Published != "" {
 		t.Fatalf("a second run publishes nothing: %+v, %v", again, err)
 	}
 	k := newKey()
 
 	// Not due until PublishAhead before the interval ends.
 	f.advance(rotation - token.PublishAhead - time.Minute)
-	if r, _ := ring.Rotate(ctx, f.clock()); r.Published != "" {
+	if r, _ := ring.RotateSigningKeys(ctx, f.clock()); r.Published != "" {
 		t.Fatalf("rotated early: %+v", r)
 	}
 	f.advance(time.Minute)
 	due := f.clock()
-	next, err := ring.Rotate(ctx, due)
+	next, err := ring.RotateSigningKeys(ctx, due)
 	if err != nil || next.Published == "" || next.Retired != first.Published {
 		t.Fatalf("due rotation: %+v, %v", next, err)
 	}
@@ -112,7 +112,7 @@ func TestConcurrentRotationsPublishOneKey(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			r := token.NewKeyring(f.admin, f.backend, 0) // one per "instance"
-			rot, err := r.Rotate(ctx, f.clock())
+			rot, err := r.RotateSigningKeys(ctx, f.clock())
 			if err != nil {
 				t.Error(err)
 			}
@@ -148,7 +148,7 @@ func TestLocalKeysPersistAcrossProcesses(t *testing.T) {
 	f := newFixture(t)
 	dir := t.TempDir()
 	ring := token.NewKeyring(f.admin, &token.LocalBackend{Dir: dir}, 0)
-	rot, err := ring.Rotate(ctx, f.clock())
+	rot, err := ring.RotateSigningKeys(ctx, f.clock())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -59,6 +60,7 @@ const seenMax = 4096
 
 type seenToken struct {
 	c   *Claims
+	k   *key.Key
 	kid string
 }
 
@@ -96,6 +98,8 @@ func NewVerifier(src KeySource, issuer, audience string, now func() time.Time) *
 // of the key set; 0 almost always); Err is a failed read, for the log.
 type Result struct {
 	Claims *Claims
+	// Key is Claims.Key(), built once per token (shared: never modify).
+	Key    *key.Key
 	Reason gateway.Reason
 	Calls  int
 	Err    error
@@ -168,9 +172,15 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (res Result) {
 	if res.Reason == "" && !vk.notAfter.IsZero() && c.IssuedAt.After(vk.notAfter.Add(Leeway)) {
 		res.Reason = gateway.UnknownKey
 	}
+	var k *key.Key
 	if res.Reason == "" {
-		res.Claims = c
-		v.remember(sum, seenToken{c: c, kid: kid})
+		if k, err = c.Key(); err != nil {
+			res.Reason = gateway.MalformedKey
+		}
+	}
+	if res.Reason == "" {
+		res.Claims, res.Key = c, k
+		v.remember(sum, seenToken{c: c, k: k, kid: kid})
 	}
 	return res
 }
@@ -189,7 +199,7 @@ func (v *Verifier) again(ctx context.Context, st seenToken) (res Result) {
 	case !now.Before(st.c.ExpiresAt.Add(Leeway)):
 		res.Reason = gateway.Expired
 	default:
-		res.Claims = st.c
+		res.Claims, res.Key = st.c, st.k
 	}
 	return res
 }
