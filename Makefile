@@ -8,7 +8,7 @@ GOFILES = $(shell find . -name '*.go' -not -path './node_modules/*' -not -path '
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 5s
 
-.PHONY: deps test lint fuzz bench dev build clean
+.PHONY: deps test lint fuzz bench dev build synth clean
 
 # Every folder under functions/ is one Lambda function, built as Lambda's
 # provided.al2023 runtime on arm64 runs it: a static, stripped, reproducible
@@ -31,11 +31,18 @@ deps:
 
 ## test: every test, with the race detector, against DynamoDB Local, then a
 ## short fuzz run of the key parser and of the token verifier as a
-## regression check.
+## regression check, then `make synth`.
+## The CDK tests (infra/) run in their own invocation without -race: the
+## aws-cdk-go bindings take about two minutes to compile on two cores, once
+## per build mode, and without -race that compile is the one `go run ./infra`
+## in `make synth` reuses. They start no goroutines of their own, and they
+## pass under -race too (`go test -race ./infra/...`).
 test: deps
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v -e '/infra$$' -e '/infra/')
+	$(GO) test -count=1 -timeout 10m ./infra/...
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/apikey
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/token
+	@$(MAKE) --no-print-directory synth
 
 ## lint: gofmt, go vet and staticcheck.
 lint: deps
@@ -50,7 +57,7 @@ fuzz:
 
 ## bench: the benchmarks quoted in the README (compare runs with benchstat).
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/apikey | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/apikey ./internal/verify ./internal/authorizer | tee bench.txt
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 -cpu 1 ./internal/token | tee -a bench.txt
 
 ## build: bin/<function>/bootstrap for every function, for the CDK stack.
@@ -59,6 +66,15 @@ build:
 	  echo "build bin/$$f/bootstrap"; \
 	  $(GOBUILD_LAMBDA) -o bin/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
+
+## synth: the CDK app synthesized by the pinned CLI (node_modules, never a
+## download), offline: no version check, no notices, no telemetry, no
+## context lookups, no EC2 metadata probe for credentials. cdk.json's app
+## runs `make build` first, so this proves the functions build and the stack
+## synthesizes from them (into cdk.out/).
+CDK_OFFLINE = CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true AWS_EC2_METADATA_DISABLED=true
+synth: deps
+	$(CDK_OFFLINE) npx --no-install cdk synth --quiet --no-notices --no-version-reporting --no-lookups
 
 ## dev: the whole system on this machine (see the README).
 dev: deps

@@ -24,6 +24,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"hash/crc32"
+	"unsafe"
 )
 
 // Pattern matches a keygate key of any deployment prefix, for secret scanners.
@@ -197,16 +198,13 @@ func (f Format) Parse(s string) (Key, error) {
 	return Key{Plaintext: s, Type: t, Environment: env}, nil
 }
 
-var crcTable = crc32.MakeTable(crc32.IEEE)
-
-// crc32IEEEString computes the checksum of a string without converting it to
-// a byte slice (which would allocate).
+// crc32IEEEString computes the checksum of a string without copying it to a
+// byte slice (which would allocate): the slice aliases the string's bytes
+// and crc32 only reads it, so the string's immutability is kept. It uses the
+// package's accelerated implementation, which the authorizer runs on every
+// request.
 func crc32IEEEString(s string) uint32 {
-	crc := ^uint32(0)
-	for i := 0; i < len(s); i++ {
-		crc = crcTable[byte(crc)^s[i]] ^ (crc >> 8)
-	}
-	return ^crc
+	return crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 var decode62 = func() (t [256]int8) {

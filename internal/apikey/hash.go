@@ -3,7 +3,10 @@ package apikey
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
+	"hash"
+	"sync"
 )
 
 // Hash is the keyed hash of a key: the only form in which a key is stored or
@@ -30,17 +33,37 @@ func ParseHash(s string) (Hash, bool) {
 // SHA-256 when no pepper is configured. The key has 256 bits of entropy, so a
 // fast hash is right here: there is nothing to brute-force that a slow hash
 // would protect.
+//
+// The SHA-256 states after absorbing the inner and outer pads are computed
+// once, so each Sum compresses 3 blocks instead of 5 (the authorizer hashes
+// every request); the states are restored into pooled digests, so Sum
+// allocates nothing.
 type Hasher struct {
 	peppered bool
-	ipad     [sha256.BlockSize]byte
-	opad     [sha256.BlockSize]byte
+	inner    []byte // marshalled SHA-256 state after the inner pad
+	outer    []byte // marshalled SHA-256 state after the outer pad
 	fallback []byte // the pepper, for the (never expected) long-input path
+	pool     sync.Pool
+}
+
+// scratch is one pooled digest with buffers that live on the heap with it,
+// so passing them through the hash.Hash interface does not allocate.
+type scratch struct {
+	d   hash.Hash
+	st  encoding.BinaryUnmarshaler
+	in  [MaxLen + 16]byte
+	sum [sha256.Size]byte
+	out [sha256.Size]byte
 }
 
 // NewHasher returns a hasher for the given pepper; an empty pepper means
 // plain SHA-256.
 func NewHasher(pepper []byte) *Hasher {
 	h := &Hasher{}
+	h.pool.New = func() any {
+		d := sha256.New()
+		return &scratch{d: d, st: d.(encoding.BinaryUnmarshaler)}
+	}
 	if len(pepper) == 0 {
 		return h
 	}
@@ -51,20 +74,33 @@ func NewHasher(pepper []byte) *Hasher {
 		s := sha256.Sum256(k)
 		k = s[:]
 	}
-	for i := range h.ipad {
+	var ipad, opad [sha256.BlockSize]byte
+	for i := range ipad {
 		var b byte
 		if i < len(k) {
 			b = k[i]
 		}
-		h.ipad[i] = b ^ 0x36
-		h.opad[i] = b ^ 0x5c
+		ipad[i] = b ^ 0x36
+		opad[i] = b ^ 0x5c
 	}
+	h.inner = padState(ipad[:])
+	h.outer = padState(opad[:])
 	return h
 }
 
+func padState(pad []byte) []byte {
+	d := sha256.New()
+	d.Write(pad)
+	st, err := d.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic("apikey: sha256 state cannot be marshalled: " + err.Error())
+	}
+	return st
+}
+
 // Sum returns the hash of a key's plaintext. For keys up to MaxLen it
-// allocates nothing: HMAC is computed over stack buffers from the precomputed
-// pads, which is the same function as crypto/hmac (a test holds them equal).
+// allocates nothing: HMAC is computed from the precomputed pad states, which
+// is the same function as crypto/hmac (a test holds them equal).
 func (h *Hasher) Sum(plaintext string) Hash {
 	if len(plaintext) > MaxLen+16 {
 		return h.slowSum(plaintext)
@@ -74,14 +110,23 @@ func (h *Hasher) Sum(plaintext string) Hash {
 		n := copy(buf[:], plaintext)
 		return sha256.Sum256(buf[:n])
 	}
-	var inner [sha256.BlockSize + MaxLen + 16]byte
-	copy(inner[:], h.ipad[:])
-	n := copy(inner[sha256.BlockSize:], plaintext)
-	in := sha256.Sum256(inner[:sha256.BlockSize+n])
-	var outer [sha256.BlockSize + sha256.Size]byte
-	copy(outer[:], h.opad[:])
-	copy(outer[sha256.BlockSize:], in[:])
-	return sha256.Sum256(outer[:])
+	s := h.pool.Get().(*scratch)
+	n := copy(s.in[:], plaintext)
+	if s.st.UnmarshalBinary(h.inner) != nil {
+		h.pool.Put(s)
+		return h.slowSum(plaintext)
+	}
+	s.d.Write(s.in[:n])
+	s.d.Sum(s.sum[:0])
+	if s.st.UnmarshalBinary(h.outer) != nil {
+		h.pool.Put(s)
+		return h.slowSum(plaintext)
+	}
+	s.d.Write(s.sum[:])
+	s.d.Sum(s.out[:0])
+	out := Hash(s.out)
+	h.pool.Put(s)
+	return out
 }
 
 func (h *Hasher) slowSum(plaintext string) Hash {

@@ -28,7 +28,16 @@
 // # Access patterns
 //
 //   - verify a key (authorizer): one conditional UpdateItem on KEY#<hash>
-//     that checks state and limits and counts usage together;
+//     that checks state and limits and counts usage together (Verify, in
+//     verify.go). Counters: rl["<limit>@<windowStartUnix>"] (fixed windows
+//     aligned to the epoch), q["d2026-11-26" | "m2026-11" | "total"],
+//     usage["2026-11-26"], and lastUsedAt. The condition also checks
+//     environment, type against the method, required scopes (contains),
+//     stage, and a guard that the limits it counts (rateLimits, quota) are
+//     exactly the stored ones.
+//     Counters of windows that ended more than 5 s ago are removed by the
+//     same update. Refund takes back an admitted update's counts when a
+//     check DynamoDB cannot do (CIDR, wildcard origin) refuses afterwards;
 //   - get a key by hash: GetItem KEY#<hash>;
 //   - get a key by id (admin API): GetItem ID#<id> (strongly consistent),
 //     then GetItem KEY#<hash>;

@@ -1,0 +1,237 @@
+package keygatecdk
+
+import (
+	"github.com/keygate/keygate/internal/authorizer"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/store"
+)
+
+// TableAccess is what a function may do to the table. Each level lists its
+// actions by name: no function gets a wildcard action.
+type TableAccess int
+
+// The table access levels.
+const (
+	// KeyItems: GetItem and UpdateItem on key items only (partition keys
+	// KEY#..., enforced with dynamodb:LeadingKeys). The authorizer reads a
+	// key and updates its counters in the same conditional UpdateItem; it
+	// can neither create, delete nor list keys, nor read audit records.
+	KeyItems TableAccess = iota + 1
+	// ReadOnly: GetItem and Query on the table and its indexes.
+	ReadOnly
+	// ReadWrite: everything the admin functions need, except Scan (the
+	// indexes answer every listing) and table management.
+	ReadWrite
+)
+
+var tableActions = map[TableAccess][]string{
+	KeyItems: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+	ReadOnly: {"dynamodb:GetItem", "dynamodb:Query"},
+	ReadWrite: {
+		"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
+		"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+		"dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+	},
+}
+
+// Function is one entry of the function table: the stack creates one Lambda
+// function per entry from bin/<Name>/bootstrap.
+type Function struct {
+	Name        string
+	Description string
+	// MemoryMB buys CPU as well as memory: Lambda gives CPU in proportion.
+	MemoryMB float64
+	// TimeoutSeconds bounds one invocation.
+	TimeoutSeconds float64
+	Table          TableAccess
+	// Events lets the function put lifecycle events on the bus.
+	Events bool
+	// Signs lets the function sign with (and read the public key of) the
+	// token signing key.
+	Signs bool
+}
+
+// Functions is the function table. Memory and timeouts:
+//
+//   - authorizer, 512 MB / 5 s: it sits in front of every request, so its
+//     latency is the API's; 512 MB gives about a third of a vCPU, which
+//     halves cold-start init and HMAC time against 128 MB for a fraction of
+//     a cent per million calls. A verification is one DynamoDB call, so a
+//     5 s timeout only fires when the store stalls, and then API Gateway
+//     answers 503 unavailable (fail closed) well before its own 10 s limit.
+//   - issuer, 256 MB / 10 s: admin calls are rare and small; 10 s leaves
+//     room for SDK retries inside API Gateway's 29 s integration limit.
+//   - rotator, 256 MB / 300 s: the scheduled run pages through due keys
+//     within a time budget taken from the invocation deadline, and picks up
+//     where it stopped on the next run.
+//   - tokens, 256 MB / 10 s: one KMS Sign call per token.
+var Functions = []Function{
+	{Name: gateway.FnAuthorizer, Description: "keygate: verifies API keys and tokens for API Gateway", MemoryMB: 512, TimeoutSeconds: 5, Table: KeyItems},
+	{Name: gateway.FnIssuer, Description: "keygate: admin API for keys (issue, list, update, revoke, usage, audit)", MemoryMB: 256, TimeoutSeconds: 10, Table: ReadWrite, Events: true},
+	{Name: gateway.FnRotator, Description: "keygate: key rotation and scheduled lifecycle work", MemoryMB: 256, TimeoutSeconds: 300, Table: ReadWrite, Events: true},
+	{Name: gateway.FnTokens, Description: "keygate: exchanges a key for a short-lived signed token; publishes the JWKS", MemoryMB: 256, TimeoutSeconds: 10, Table: ReadOnly, Signs: true},
+}
+
+// Environment variables the stack sets beyond internal/config's.
+const (
+	// EnvSigningKey is the ARN of the KMS key that signs access tokens.
+	EnvSigningKey = "KEYGATE_SIGNING_KEY"
+)
+
+// FunctionsProps configure NewFunctions.
+type FunctionsProps struct {
+	Specs     []Function
+	AssetRoot string
+	Table     awsdynamodb.ITable
+	// Bus receives lifecycle events from functions with Events set.
+	Bus awsevents.IEventBus
+	// SigningKey signs tokens for functions with Signs set.
+	SigningKey awskms.IKey
+	// Pepper is the value of KEYGATE_PEPPER: a CloudFormation dynamic
+	// reference, so the plaintext is never in the template.
+	Pepper string
+	// Settings supply the key prefix, environments, cache TTL and log
+	// retention.
+	Settings Settings
+}
+
+// NewFunctions creates one function per spec, each with its own role, log
+// group and only the permissions its spec names, and returns them by name.
+func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) map[string]awslambda.Function {
+	c := constructs.NewConstruct(scope, str(id))
+	out := map[string]awslambda.Function{}
+	for _, spec := range props.Specs {
+		out[spec.Name] = newFunction(c, spec, props)
+	}
+	return out
+}
+
+func newFunction(scope constructs.Construct, spec Function, props FunctionsProps) awslambda.Function {
+	s := props.Settings
+	cid := exportName(spec.Name)
+	removal := awscdk.RemovalPolicy_DESTROY
+	if s.retain() {
+		removal = awscdk.RemovalPolicy_RETAIN
+	}
+	logs := awslogs.NewLogGroup(scope, str(cid+"Logs"), &awslogs.LogGroupProps{
+		Retention:     retentionDays[s.LogRetentionDays],
+		RemovalPolicy: removal,
+	})
+	// An explicit role instead of the default one: the default attaches the
+	// managed AWSLambdaBasicExecutionRole, which may write to any log group.
+	role := awsiam.NewRole(scope, str(cid+"Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(str("lambda.amazonaws.com"), nil),
+		Description: str("keygate " + spec.Name + ": its log group and what its function table entry allows"),
+	})
+	logs.GrantWrite(role)
+
+	env := map[string]*string{
+		config.EnvTable:        props.Table.TableName(),
+		config.EnvKeyPrefix:    str(s.KeyPrefix),
+		config.EnvPepper:       str(props.Pepper),
+		config.EnvEnvironments: str(s.Environments),
+	}
+	if spec.Name == gateway.FnAuthorizer {
+		env[authorizer.EnvCacheTTL] = str(strconv.Itoa(s.KeyCacheTTL) + "s")
+	}
+	if spec.Events {
+		env[config.EnvEventBus] = props.Bus.EventBusName()
+		props.Bus.GrantPutEventsTo(role, nil)
+	}
+	if spec.Signs {
+		env[EnvSigningKey] = props.SigningKey.KeyArn()
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:   jsii.Strings("kms:Sign", "kms:GetPublicKey"),
+			Resources: jsii.Strings(*props.SigningKey.KeyArn()),
+		}))
+	}
+	if stmt := tableStatement(spec.Table, props.Table); stmt != nil {
+		role.AddToPolicy(stmt)
+	}
+
+	return awslambda.NewFunction(scope, str(cid), &awslambda.FunctionProps{
+		Description:   str(spec.Description),
+		Runtime:       awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture:  awslambda.Architecture_ARM_64(),
+		Handler:       str("bootstrap"),
+		Code:          awslambda.Code_FromAsset(str(filepath.Join(props.AssetRoot, spec.Name)), nil),
+		MemorySize:    jsii.Number(spec.MemoryMB),
+		Timeout:       awscdk.Duration_Seconds(jsii.Number(spec.TimeoutSeconds)),
+		Role:          role,
+		LogGroup:      logs,
+		LoggingFormat: awslambda.LoggingFormat_JSON,
+		Environment:   &env,
+	})
+}
+
+// tableStatement is the one DynamoDB statement for an access level: named
+// actions on the table and its named indexes (no index/* wildcard).
+func tableStatement(access TableAccess, table awsdynamodb.ITable) awsiam.PolicyStatement {
+	actions, ok := tableActions[access]
+	if !ok {
+		return nil
+	}
+	resources := []string{*table.TableArn()}
+	var conditions map[string]interface{}
+	if access == KeyItems {
+		conditions = map[string]interface{}{
+			"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": []string{KeyItemPrefix() + "*"}},
+		}
+	} else {
+		for _, ix := range indexNames() {
+			resources = append(resources, *table.TableArn()+"/index/"+ix)
+		}
+	}
+	p := &awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings(actions...),
+		Resources: jsii.Strings(resources...),
+	}
+	if conditions != nil {
+		p.Conditions = &conditions
+	}
+	return awsiam.NewPolicyStatement(p)
+}
+
+// KeyItemPrefix is the partition key prefix of key items, taken from the
+// store (the only package that knows the item layout).
+func KeyItemPrefix() string {
+	var h apikey.Hash
+	return strings.TrimSuffix(store.KeyPK(h), h.String())
+}
+
+// exportName turns a function name into a construct id: "authorizer" ->
+// "Authorizer".
+func exportName(name string) string {
+	if name == "" {
+		return name
+	}
+	return strings.ToUpper(name[:1]) + name[1:]
+}
+
+// sortedNames returns the function names in a stable order, so the
+// synthesized template does not change from run to run.
+func sortedNames(fns map[string]awslambda.Function) []string {
+	names := make([]string, 0, len(fns))
+	for n := range fns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,121 @@
+package keygatecdk
+
+import (
+	"github.com/keygate/keygate/internal/authorizer"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/gateway"
+)
+
+func TestEveryFunctionRunsPrebuiltBootstrapOnArm64(t *testing.T) {
+	tpl := defaults(t)
+	tpl.ResourceCountIs(str("AWS::Lambda::Function"), jsii.Number(len(Functions)))
+	for _, f := range Functions {
+		tpl.HasResourceProperties(str("AWS::Lambda::Function"), obj{
+			"Description":   f.Description,
+			"Runtime":       "provided.al2023",
+			"Architectures": arr{"arm64"},
+			"Handler":       "bootstrap",
+			"MemorySize":    f.MemoryMB,
+			"Timeout":       f.TimeoutSeconds,
+			"LoggingConfig": assertions.Match_ObjectLike(&obj{"LogFormat": "JSON"}),
+		})
+	}
+}
+
+func TestLogGroupsKeepTheConfiguredRetention(t *testing.T) {
+	for name, c := range map[string]struct {
+		tpl  assertions.Template
+		days float64
+	}{"default": {defaults(t), 30}, "keygate:logRetentionDays=7": {variant(t), 7}} {
+		groups := resources(t, c.tpl, "AWS::Logs::LogGroup")
+		if len(groups) != len(Functions)+1 { // one per function, plus access logs
+			t.Errorf("%s: %d log groups, want %d", name, len(groups), len(Functions)+1)
+		}
+		for id, g := range groups {
+			if g.Properties["RetentionInDays"] != c.days {
+				t.Errorf("%s: log group %s keeps logs %v days, want %v", name, id, g.Properties["RetentionInDays"], c.days)
+			}
+		}
+	}
+}
+
+func TestAuthorizerMayOnlyReadAndUpdateKeyItems(t *testing.T) {
+	tpl := defaults(t)
+	role := logicalID(defaultStack.Stack, defaultStack.Functions[gateway.FnAuthorizer].Role())
+	var actions []string
+	for _, s := range statements(t, tpl, role) {
+		a := strs(s["Action"])
+		actions = append(actions, a...)
+		if strings.HasPrefix(a[0], "dynamodb:") {
+			want := obj{"ForAllValues:StringLike": obj{"dynamodb:LeadingKeys": arr{"KEY#*"}}}
+			if jsonOf(s["Condition"]) != jsonOf(want) {
+				t.Errorf("authorizer's DynamoDB access is not limited to key items: condition %s", jsonOf(s["Condition"]))
+			}
+		}
+	}
+	sort.Strings(actions)
+	want := []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents"}
+	if !reflect.DeepEqual(actions, want) {
+		t.Errorf("authorizer may %v, want exactly %v", actions, want)
+	}
+}
+
+func TestNoPolicyGrantsAWildcardAction(t *testing.T) {
+	tpl := defaults(t)
+	for id, p := range resources(t, tpl, "AWS::IAM::Policy") {
+		for _, s := range p.Properties["PolicyDocument"].(map[string]interface{})["Statement"].([]interface{}) {
+			for _, a := range strs(s.(map[string]interface{})["Action"]) {
+				if strings.Contains(a, "*") {
+					t.Errorf("policy %s grants wildcard action %s", id, a)
+				}
+			}
+		}
+	}
+}
+
+func TestPepperReachesFunctionsOnlyAsDynamicReference(t *testing.T) {
+	tpl := defaults(t)
+	for id, f := range resources(t, tpl, "AWS::Lambda::Function") {
+		env := f.Properties["Environment"].(map[string]interface{})["Variables"].(map[string]interface{})
+		pepper := jsonOf(env[config.EnvPepper])
+		if !strings.Contains(pepper, "{{resolve:secretsmanager:") || !strings.Contains(pepper, ":SecretString:") {
+			t.Errorf("%s: %s is %s, want a CloudFormation dynamic reference to the secret", id, config.EnvPepper, pepper)
+		}
+	}
+	// Resolved by CloudFormation at deploy time, so no function may read
+	// the secret itself.
+	if s := jsonOf(tpl.ToJSON()); strings.Contains(s, "secretsmanager:GetSecretValue") {
+		t.Error("a policy grants secretsmanager:GetSecretValue; the functions need no runtime access to the pepper")
+	}
+}
+
+func TestFunctionsGetTheirSettingsFromTheEnvironment(t *testing.T) {
+	tpl := variant(t)
+	fns := resources(t, tpl, "AWS::Lambda::Function")
+	env := func(name string) map[string]interface{} {
+		f := fns[logicalID(variantStack.Stack, variantStack.Functions[name])]
+		return f.Properties["Environment"].(map[string]interface{})["Variables"].(map[string]interface{})
+	}
+	table := jsonOf(obj{"Ref": logicalID(variantStack.Stack, variantStack.Table)})
+	bus := jsonOf(obj{"Ref": logicalID(variantStack.Stack, variantStack.Bus)})
+	for _, f := range Functions {
+		e := env(f.Name)
+		if e[config.EnvKeyPrefix] != "acme" || e[config.EnvEnvironments] != "live" || jsonOf(e[config.EnvTable]) != table {
+			t.Errorf("%s: environment %s lacks the configured prefix, environments or table", f.Name, jsonOf(e))
+		}
+		if got := jsonOf(e[config.EnvEventBus]); f.Events != (got == bus) {
+			t.Errorf("%s: %s = %s; events enabled: %v", f.Name, config.EnvEventBus, got, f.Events)
+		}
+	}
+	if got := env(gateway.FnAuthorizer)[authorizer.EnvCacheTTL]; got != "2s" {
+		t.Errorf("authorizer %s = %v, want the configured 2s", authorizer.EnvCacheTTL, got)
+	}
+}

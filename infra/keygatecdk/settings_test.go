@@ -1,0 +1,87 @@
+package keygatecdk
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+)
+
+func TestSettingsDefaults(t *testing.T) {
+	s, err := ParseSettings(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Settings{
+		AssetRoot: "bin", ProxyBasePath: "api", KeyPrefix: "kg", Environments: "live,test",
+		GatewayCacheTTL: 0, KeyCacheTTL: 5, LogRetentionDays: 30, RemovalPolicy: "retain",
+		StageName: "prod", ThrottleRateLimit: 1000, ThrottleBurstLimit: 2000, RotatorSchedule: "rate(1 hour)",
+	}
+	if s != want {
+		t.Errorf("defaults\n got %+v\nwant %+v", s, want)
+	}
+}
+
+func TestSettingsFromContextValues(t *testing.T) {
+	s, err := ParseSettings(map[string]string{
+		"upstreamUrl": "https://api.example.com/v2/", "proxyBasePath": "/shop/", "gatewayCacheTtl": "60",
+		"keyCacheTtl": "1", "throttleRateLimit": "12.5",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.UpstreamURL != "https://api.example.com/v2" || s.ProxyBasePath != "shop" || s.GatewayCacheTTL != 60 || s.KeyCacheTTL != 1 || s.ThrottleRateLimit != 12.5 {
+		t.Errorf("parsed %+v", s)
+	}
+}
+
+func TestBadSettingsFailSynthNamingTheKey(t *testing.T) {
+	for key, value := range map[string]string{
+		"upstreamUrl":        "ftp://example.com",
+		"proxyBasePath":      "v1",
+		"keyPrefix":          "KG!",
+		"environments":       "live,staging",
+		"gatewayCacheTtl":    "3601",
+		"keyCacheTtl":        "0",
+		"logRetentionDays":   "10",
+		"removalPolicy":      "snapshot",
+		"throttleRateLimit":  "-1",
+		"throttleBurstLimit": "many",
+		"rotatorSchedule":    "hourly",
+		"alarmEmail":         "ops",
+	} {
+		_, err := ParseSettings(map[string]string{key: value})
+		if err == nil {
+			t.Errorf("%s=%q accepted", key, value)
+			continue
+		}
+		if !strings.Contains(err.Error(), ContextPrefix+key) {
+			t.Errorf("%s=%q: error %q does not name the setting", key, value, err)
+		}
+	}
+}
+
+func TestSettingsFromContextRejectsUnknownKeys(t *testing.T) {
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]interface{}{
+		"keygate:upstreamURL": "https://api.example.com", // a typo of upstreamUrl
+	}})
+	if _, err := SettingsFromContext(app.Node()); err == nil || !strings.Contains(err.Error(), "keygate:upstreamURL") {
+		t.Errorf("a misspelt setting gave %v, want an error naming it", err)
+	}
+}
+
+func TestSettingsFromContextReadsCdkJSONTypes(t *testing.T) {
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]interface{}{
+		"keygate:upstreamUrl":      "https://api.example.com",
+		"keygate:gatewayCacheTtl":  60, // a JSON number in cdk.json
+		"keygate:logRetentionDays": "90",
+		"aws:cdk:other":            true,
+	}})
+	s, err := SettingsFromContext(app.Node())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.UpstreamURL != "https://api.example.com" || s.GatewayCacheTTL != 60 || s.LogRetentionDays != 90 {
+		t.Errorf("read %+v", s)
+	}
+}

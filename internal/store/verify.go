@@ -1,0 +1,337 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/key"
+)
+
+// Record is a key item as the verifying update sees it: the key and its
+// counters. rl holds "<limit>@<windowStartUnix>" -> requests in that window,
+// q holds "<period key>" -> credits spent in that period (see key.PeriodKey).
+type Record struct {
+	Key *key.Key
+	RL  map[string]int64
+	Q   map[string]int64
+}
+
+// VerifyInput is one verification: everything the conditional update checks
+// and counts. The caller (the authorizer) decides what to ask for; the store
+// only turns it into one UpdateItem.
+type VerifyInput struct {
+	Hash apikey.Hash
+	Now  time.Time
+	// Environments the deployment accepts; empty means any.
+	Environments []key.Environment
+	// SecretOnly refuses publishable keys: the method is not read-only.
+	SecretOnly bool
+	// Scopes the route requires; the key must hold each one exactly.
+	Scopes []string
+	// Stage, when set, must be listed by a key that lists stages.
+	Stage string
+	// Cost is the quota credits the request spends (at least 1).
+	Cost int64
+	// Known is the record last seen for this key, of any age, or nil. The
+	// update counts its limits, guarded on the stored limits being exactly
+	// these, and removes its counters of past windows.
+	Known *Record
+	// Shape, used when Known is nil, is a guess of the key's rate limits and
+	// quota (the authorizer passes the last key it saw: most keys of a
+	// deployment share a plan), with the same guard; nil guesses "no
+	// limits".
+	Shape *key.Key
+}
+
+// VerifyResult is the outcome of the update.
+type VerifyResult struct {
+	// Admitted is true when every condition held and the counters moved.
+	Admitted bool
+	// Record is the item after the update when admitted, the item as the
+	// failed condition saw it otherwise, and nil when no such key exists.
+	Record *Record
+}
+
+// skew is how long after a window or period ends its counter is kept, so
+// that Lambda environments whose clocks lag a little never see a counter
+// they still count in vanish.
+const skew = 5 * time.Second
+
+// Verify runs the one conditional UpdateItem of a verification on the key
+// item KEY#<hash>: it checks that the key exists, is neither revoked nor
+// disabled, is inside its validity window, belongs to an accepted
+// environment, may use the method (type), holds the route's scopes, may call
+// the stage, and that no rate limit or quota would be exceeded; when all
+// hold it counts the request in every rate-limit window, spends Cost
+// credits of the quota, counts the day's usage and sets lastUsedAt, all in
+// the same write. A failed condition is not an error: the result carries the
+// item as the condition saw it, for the caller to tell the reasons apart.
+// Errors are fault.Unavailable or fault.Throttled.
+func (s *Store) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
+	upd, err := buildVerify(in)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table, Key: keyOf(KeyPK(in.Hash), keySK),
+		UpdateExpression:                    aws.String(upd.update),
+		ConditionExpression:                 aws.String(upd.cond),
+		ExpressionAttributeNames:            upd.names,
+		ExpressionAttributeValues:           upd.values,
+		ReturnValues:                        ddb.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: ddb.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		var ccf *ddb.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) {
+			return VerifyResult{}, mapErr(err, "verify key")
+		}
+		if len(ccf.Item) == 0 {
+			return VerifyResult{}, nil
+		}
+		rec, err := decodeRecord(ccf.Item)
+		return VerifyResult{Record: rec}, err
+	}
+	rec, err := decodeRecord(out.Attributes)
+	return VerifyResult{Admitted: true, Record: rec}, err
+}
+
+// Refund takes back what an admitted Verify counted, for the rare request
+// that DynamoDB admitted but a check it cannot evaluate (a CIDR allowlist, a
+// wildcard origin) refuses afterwards. in must be the input of that Verify
+// and rec its record. Counters only ever go down by what was added, so a
+// refund can make a limit admit fewer requests, never more.
+func (s *Store) Refund(ctx context.Context, in VerifyInput, rec *Record) error {
+	names := map[string]string{"#u": "usage", "#d": key.UsageDay(in.Now)}
+	values := map[string]ddb.AttributeValue{":m1": num(-1)}
+	parts := []string{"#u.#d :m1"}
+	k := rec.Key
+	for i, l := range k.RateLimits {
+		c := l.Counter(in.Now)
+		if _, ok := rec.RL[c]; !ok {
+			continue
+		}
+		n := "#c" + strconv.Itoa(i)
+		names["#rl"], names[n] = "rl", c
+		parts = append(parts, "#rl."+n+" :m1")
+	}
+	if k.Quota != nil {
+		if _, ok := rec.Q[k.Quota.PeriodKey(in.Now)]; ok {
+			names["#q"], names["#qp"] = "q", k.Quota.PeriodKey(in.Now)
+			values[":mc"] = num(-max(in.Cost, 1))
+			parts = append(parts, "#q.#qp :mc")
+		}
+	}
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table, Key: keyOf(KeyPK(in.Hash), keySK),
+		UpdateExpression:          aws.String("ADD " + strings.Join(parts, ", ")),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	})
+	return mapErr(err, "refund verification")
+}
+
+type verifyExpr struct {
+	update, cond string
+	names        map[string]string
+	values       map[string]ddb.AttributeValue
+}
+
+// limitsOf returns the limits the update counts: the known record's, else
+// the guessed shape's.
+func limitsOf(in VerifyInput) ([]key.RateLimit, *key.Quota) {
+	switch {
+	case in.Known != nil:
+		return in.Known.Key.RateLimits, in.Known.Key.Quota
+	case in.Shape != nil:
+		return in.Shape.RateLimits, in.Shape.Quota
+	}
+	return nil, nil
+}
+
+func buildVerify(in VerifyInput) (verifyExpr, error) {
+	now := in.Now
+	cost := max(in.Cost, 1)
+	nowMS := now.UnixMilli()
+	e := verifyExpr{
+		names: map[string]string{
+			"#en": "enabled", "#rv": "revokedAt", "#ex": "expiresAt", "#nb": "notBefore",
+			"#u": "usage", "#d": key.UsageDay(now), "#lu": "lastUsedAt",
+		},
+		values: map[string]ddb.AttributeValue{
+			":t": &ddb.AttributeValueMemberBOOL{Value: true}, ":zero": num(0), ":one": num(1),
+			":now": num(nowMS),
+		},
+	}
+	var set, remove []string
+	cond := []string{
+		"attribute_exists(pk)", "#en = :t", "attribute_not_exists(#rv)",
+		"(attribute_not_exists(#ex) OR #ex > :now)", "(attribute_not_exists(#nb) OR #nb <= :now)",
+	}
+	if len(in.Environments) > 0 {
+		e.names["#env"] = "env"
+		var vs []string
+		for i, env := range in.Environments {
+			v := ":env" + strconv.Itoa(i)
+			e.values[v] = str(string(env))
+			vs = append(vs, v)
+		}
+		cond = append(cond, "#env IN ("+strings.Join(vs, ", ")+")")
+	}
+	if in.Stage != "" {
+		e.names["#stg"] = "stages"
+		e.values[":stage"] = str(in.Stage)
+		cond = append(cond, "(attribute_not_exists(#stg) OR contains(#stg, :stage))")
+	}
+	if in.SecretOnly {
+		e.names["#ty"] = "type"
+		e.values[":secret"] = str(string(key.Secret))
+		cond = append(cond, "#ty = :secret")
+	}
+	if len(in.Scopes) > 0 {
+		e.names["#sc"] = "scopes"
+		for i, sc := range in.Scopes {
+			v := ":sc" + strconv.Itoa(i)
+			e.values[v] = str(sc)
+			cond = append(cond, "contains(#sc, "+v+")")
+		}
+	}
+
+	// The guard: the limits named below are exactly the stored ones, so a
+	// refusal is never a miscount and an admission counts the right
+	// windows. Other settings may have changed since the caller's record:
+	// the condition checks those that DynamoDB can, and the caller checks
+	// the rest on the returned item.
+	limits, quota := limitsOf(in)
+	e.names["#rls"], e.names["#qt"] = "rateLimits", "quota"
+	if len(limits) == 0 {
+		cond = append(cond, "attribute_not_exists(#rls)")
+	} else {
+		av, err := attributevalue.Marshal(limits)
+		if err != nil {
+			return e, fault.Wrap(fault.Internal, err, "encode limits")
+		}
+		e.values[":rls"] = av
+		cond = append(cond, "#rls = :rls")
+	}
+	if quota == nil {
+		cond = append(cond, "attribute_not_exists(#qt)")
+	} else {
+		av, err := attributevalue.Marshal(quota)
+		if err != nil {
+			return e, fault.Wrap(fault.Internal, err, "encode quota")
+		}
+		e.values[":qt"] = av
+		cond = append(cond, "#qt = :qt")
+	}
+
+	current := map[string]bool{}
+	if len(limits) > 0 {
+		e.names["#rl"] = "rl"
+	}
+	for i, l := range limits {
+		n, lim := "#c"+strconv.Itoa(i), ":l"+strconv.Itoa(i)
+		c := l.Counter(now)
+		current[c] = true
+		e.names[n] = c
+		e.values[lim] = num(l.Limit - 1)
+		set = append(set, "#rl."+n+" = if_not_exists(#rl."+n+", :zero) + :one")
+		cond = append(cond, "(attribute_not_exists(#rl."+n+") OR #rl."+n+" <= "+lim+")")
+	}
+	if quota != nil {
+		pk := quota.PeriodKey(now)
+		current["q:"+pk] = true
+		e.names["#q"], e.names["#qp"] = "q", pk
+		e.values[":cost"] = num(cost)
+		e.values[":qlim"] = num(quota.Limit - cost)
+		set = append(set, "#q.#qp = if_not_exists(#q.#qp, :zero) + :cost")
+		if cost > quota.Limit {
+			cond = append(cond, "attribute_not_exists(pk)") // can never be afforded
+		} else {
+			cond = append(cond, "(attribute_not_exists(#q.#qp) OR #q.#qp <= :qlim)")
+		}
+	}
+	set = append(set, "#u.#d = if_not_exists(#u.#d, :zero) + :one", "#lu = :now")
+
+	// Counters of windows and periods that ended (more than skew ago) go, so
+	// the item stays small. Only counters the caller has seen can be named.
+	if in.Known != nil {
+		remove = staleCounters(in.Known, now, current, e.names)
+	}
+	e.update = "SET " + strings.Join(set, ", ")
+	if len(remove) > 0 {
+		e.update += " REMOVE " + strings.Join(remove, ", ")
+	}
+	e.cond = strings.Join(cond, " AND ")
+	return e, nil
+}
+
+// maxRemovals bounds the REMOVE clause, so an item that collected many
+// counters is cleaned up over a few requests instead of one huge one.
+const maxRemovals = 8
+
+func staleCounters(rec *Record, now time.Time, current map[string]bool, names map[string]string) []string {
+	var out []string
+	window := map[string]int64{}
+	for _, l := range rec.Key.RateLimits {
+		window[l.Name] = l.WindowSeconds
+	}
+	cut := now.Add(-skew).Unix()
+	for c := range rec.RL {
+		if len(out) == maxRemovals {
+			return out
+		}
+		if current[c] {
+			continue
+		}
+		w, known := window[key.CounterName(c)]
+		end, ok := key.CounterWindowEnd(c, max(w, 1))
+		if known && ok && end > cut {
+			continue
+		}
+		n := "#x" + strconv.Itoa(len(out))
+		names[n], names["#rl"] = c, "rl"
+		out = append(out, "#rl."+n)
+	}
+	if q := rec.Key.Quota; q != nil && q.Period != key.Total {
+		keep := q.PeriodKey(now.Add(-skew))
+		for p := range rec.Q {
+			if len(out) == maxRemovals {
+				return out
+			}
+			if current["q:"+p] || p == keep || p == "total" {
+				continue
+			}
+			n := "#x" + strconv.Itoa(len(out))
+			names[n], names["#q"] = p, "q"
+			out = append(out, "#q."+n)
+		}
+	}
+	return out
+}
+
+func decodeRecord(av map[string]ddb.AttributeValue) (*Record, error) {
+	k, it, err := decodeKey(av)
+	if err != nil {
+		return nil, err
+	}
+	rl, q := it.RL, it.Q
+	if rl == nil {
+		rl = map[string]int64{}
+	}
+	if q == nil {
+		q = map[string]int64{}
+	}
+	return &Record{Key: k, RL: rl, Q: q}, nil
+}

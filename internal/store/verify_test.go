@@ -1,0 +1,101 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/store"
+)
+
+func TestVerifyCountsAndRefusesPastTheLimit(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k, _ := f.newKey(t, "acme")
+	k.RateLimits = []key.RateLimit{{Name: "burst", Limit: 3, WindowSeconds: 60}}
+	k, err := f.s.Update(ctx, k, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Environments: []key.Environment{key.Live},
+		Scopes: []string{"read:users"}, SecretOnly: true, Stage: "prod", Shape: k}
+	for i := 1; i <= 3; i++ {
+		res, err := f.s.Verify(ctx, in)
+		if err != nil || !res.Admitted {
+			t.Fatalf("request %d: admitted=%v err=%v", i, res.Admitted, err)
+		}
+		c := k.RateLimits[0].Counter(f.now)
+		if res.Record.RL[c] != int64(i) || res.Record.Q[k.Quota.PeriodKey(f.now)] != int64(i) ||
+			!res.Record.Key.LastUsedAt.Equal(f.now) {
+			t.Fatalf("request %d: counters rl=%v q=%v lastUsed=%v", i, res.Record.RL, res.Record.Q, res.Record.Key.LastUsedAt)
+		}
+		in.Known, in.Shape = res.Record, nil
+	}
+	res, err := f.s.Verify(ctx, in)
+	if err != nil || res.Admitted || res.Record == nil || res.Record.RL[k.RateLimits[0].Counter(f.now)] != 3 {
+		t.Fatalf("4th request: admitted=%v err=%v rec=%+v", res.Admitted, err, res.Record)
+	}
+	// The next window starts from zero, and the counter of the old one goes.
+	old := k.RateLimits[0].Counter(f.now)
+	in.Now = f.now.Add(2 * time.Minute)
+	res, err = f.s.Verify(ctx, in)
+	if err != nil || !res.Admitted {
+		t.Fatalf("next window: admitted=%v err=%v", res.Admitted, err)
+	}
+	if _, ok := res.Record.RL[old]; ok || res.Record.RL[k.RateLimits[0].Counter(in.Now)] != 1 {
+		t.Fatalf("next window counters: %v", res.Record.RL)
+	}
+	days, err := f.s.Usage(ctx, k.ID, f.now, f.now)
+	if err != nil || days[0].Count != 4 {
+		t.Fatalf("usage = %+v, %v; want 4 for the day", days, err)
+	}
+}
+
+func TestVerifyGuardsOnTheLimitsItNamed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k, _ := f.newKey(t, "acme")
+	// A wrong guess of the limits is refused without counting, and the
+	// record tells the caller the real ones.
+	res, err := f.s.Verify(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1})
+	if err != nil || res.Admitted || res.Record == nil || len(res.Record.Key.RateLimits) != 1 {
+		t.Fatalf("no-limits guess on a limited key: admitted=%v err=%v", res.Admitted, err)
+	}
+	if len(res.Record.RL) != 0 {
+		t.Fatalf("a refused update counted: %v", res.Record.RL)
+	}
+	stale := res.Record
+	k.Name = "renamed" // a change that does not touch the limits: the guard holds
+	if _, err := f.s.Update(ctx, k, 1); err != nil {
+		t.Fatal(err)
+	}
+	res, err = f.s.Verify(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Known: stale})
+	if err != nil || !res.Admitted || res.Record.Key.Name != "renamed" {
+		t.Fatalf("renamed key: admitted=%v err=%v", res.Admitted, err)
+	}
+	stale = res.Record
+	k.RateLimits = []key.RateLimit{{Name: "per-second", Limit: 20, WindowSeconds: 1}}
+	if _, err := f.s.Update(ctx, k, 2); err != nil {
+		t.Fatal(err)
+	}
+	res, err = f.s.Verify(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Known: stale})
+	if err != nil || res.Admitted || res.Record.Key.RateLimits[0].Limit != 20 || res.Record.RL[k.RateLimits[0].Counter(f.now)] != 1 {
+		t.Fatalf("changed limits: admitted=%v err=%v rl=%v", res.Admitted, err, res.Record.RL)
+	}
+	res, err = f.s.Verify(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Known: res.Record})
+	if err != nil || !res.Admitted {
+		t.Fatalf("fresh version: admitted=%v err=%v", res.Admitted, err)
+	}
+	if err := f.s.Refund(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1}, res.Record); err != nil {
+		t.Fatal(err)
+	}
+	res, err = f.s.Verify(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Known: res.Record})
+	if err != nil || !res.Admitted || res.Record.RL[k.RateLimits[0].Counter(f.now)] != 2 {
+		t.Fatalf("after refund: admitted=%v err=%v rl=%v", res.Admitted, err, res.Record.RL)
+	}
+	res, err = f.s.Verify(ctx, store.VerifyInput{Hash: hasher.Sum("nope"), Now: f.now, Cost: 1})
+	if err != nil || res.Admitted || res.Record != nil {
+		t.Fatalf("unknown key: %+v %v", res, err)
+	}
+}

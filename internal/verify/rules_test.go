@@ -1,0 +1,137 @@
+package verify_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/verify"
+)
+
+func TestRoutesMatchFirstRoute(t *testing.T) {
+	rs, err := verify.ParseRoutes(`[
+		{"method":"GET","path":"/users/{id}","scopes":["read:users"]},
+		{"method":"ANY","path":"/files/{path+}","scopes":["files"],"cost":3},
+		{"method":"*","path":"/admin/*","scopes":["admin"]}]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		method, path string
+		scope        string
+		cost         int64
+	}{
+		{"GET", "/users/42", "read:users", 1},
+		{"GET", "/users/42/", "read:users", 1},
+		{"POST", "/users/42", "", 1},
+		{"GET", "/users", "", 1},
+		{"GET", "/users/42/orders", "", 1},
+		{"PUT", "/files/a/b/c", "files", 3},
+		{"PUT", "/files", "", 1},
+		{"DELETE", "/admin", "admin", 1},
+		{"DELETE", "/admin/x/y", "admin", 1},
+		{"GET", "/", "", 1},
+	}
+	for _, c := range cases {
+		r := rs.Match(c.method, c.path)
+		got := ""
+		if len(r.Scopes) > 0 {
+			got = r.Scopes[0]
+		}
+		if got != c.scope || r.Cost != c.cost {
+			t.Errorf("%s %s: scope %q cost %d, want %q %d", c.method, c.path, got, r.Cost, c.scope, c.cost)
+		}
+	}
+	for _, bad := range []string{`{}`, `[{"path":"users"}]`, `[{"path":"/a/*/b"}]`, `[{"path":"/a","cost":-1}]`, `[{"path":"/a","scopes":["bad scope"]}]`, `[{"path":"/a","scope":"x"}]`} {
+		if _, err := verify.ParseRoutes(bad); err == nil {
+			t.Errorf("ParseRoutes(%s) accepted a bad table", bad)
+		}
+	}
+}
+
+func TestCredentialSources(t *testing.T) {
+	cases := []struct {
+		name           string
+		headers, query map[string]string
+		want           string
+		bearer         bool
+	}{
+		{"x-api-key", map[string]string{"x-api-key": "k1"}, nil, "k1", false},
+		{"X-API-KEY any case", map[string]string{"X-Api-KEY": "k1"}, nil, "k1", false},
+		{"x-api-key wins over bearer", map[string]string{"Authorization": "Bearer k2", "x-api-key": "k1"}, nil, "k1", false},
+		{"bearer", map[string]string{"authorization": "bearer k2"}, nil, "k2", true},
+		{"basic is not a key", map[string]string{"Authorization": "Basic k2"}, nil, "", false},
+		{"query", nil, map[string]string{"api_key": "k3"}, "k3", false},
+		{"none", map[string]string{"X-Forwarded-For": "1.2.3.4"}, map[string]string{"other": "x"}, "", false},
+	}
+	for _, c := range cases {
+		got, bearer := verify.Credential(c.headers, c.query, "api_key")
+		if got != c.want || bearer != c.bearer {
+			t.Errorf("%s: %q bearer=%v, want %q bearer=%v", c.name, got, bearer, c.want, c.bearer)
+		}
+	}
+	if got, _ := verify.Credential(nil, map[string]string{"api_key": "k3"}, ""); got != "" {
+		t.Errorf("query parameter read although none is configured: %q", got)
+	}
+}
+
+func TestOriginWildcards(t *testing.T) {
+	f := newFixture(t)
+	_, plain := f.issue(t, func(k *key.Key) {
+		k.Type = key.Publishable
+		k.AllowedOrigins = []string{"https://*.example.com", "http://localhost:3000"}
+	})
+	v := f.verifier(nil)
+	for origin, want := range map[string]gateway.Reason{
+		"https://app.example.com":           "",
+		"https://a.b.example.com":           "",
+		"HTTPS://APP.EXAMPLE.COM":           "",
+		"http://localhost:3000":             "",
+		"https://example.com":               gateway.OriginNotAllowed,
+		"http://app.example.com":            gateway.OriginNotAllowed,
+		"https://app.example.com.evil.net":  gateway.OriginNotAllowed,
+		"https://evil.net/.example.com":     gateway.OriginNotAllowed,
+		"https://app.example.com:8443":      gateway.OriginNotAllowed,
+		"http://localhost:3001":             gateway.OriginNotAllowed,
+		"https://user@evil.net@example.com": gateway.OriginNotAllowed,
+	} {
+		req := &verify.Request{Credential: plain, Method: "GET", Origin: origin}
+		if d := v.Verify(context.Background(), req); d.Reason != want {
+			t.Errorf("origin %s: %q, want %q", origin, d.Reason, want)
+		}
+	}
+}
+
+type tokenFunc func(ctx context.Context, token string, req *verify.Request) (verify.Decision, bool)
+
+func (f tokenFunc) VerifyToken(ctx context.Context, token string, req *verify.Request) (verify.Decision, bool) {
+	return f(ctx, token, req)
+}
+
+func TestBearerTokensReachTheTokenSeam(t *testing.T) {
+	seen := ""
+	tokens := tokenFunc(func(_ context.Context, token string, _ *verify.Request) (verify.Decision, bool) {
+		seen = token
+		if token == "good.jwt.token" {
+			return verify.Decision{Key: &key.Key{ID: "key_fromtoken"}}, true
+		}
+		return verify.Decision{}, false
+	})
+	v := verify.New(nil, verify.Options{Format: format, Hasher: hasher, Tokens: tokens})
+	if d := v.Verify(context.Background(), &verify.Request{Credential: "good.jwt.token", Bearer: true}); !d.Allowed() || d.Key.ID != "key_fromtoken" {
+		t.Fatalf("token: %+v", d)
+	}
+	if d := v.Verify(context.Background(), &verify.Request{Credential: "other", Bearer: true}); d.Reason != gateway.MalformedKey {
+		t.Fatalf("a token the seam does not know: %q", d.Reason)
+	}
+	seen = ""
+	if d := v.Verify(context.Background(), &verify.Request{Credential: "good.jwt.token"}); d.Reason != gateway.MalformedKey || seen != "" {
+		t.Fatalf("x-api-key credentials are never tokens: %q (seam saw %q)", d.Reason, seen)
+	}
+	pk, _ := format.Generate(apikey.Secret, apikey.Live)
+	if d := v.Verify(context.Background(), &verify.Request{Credential: pk.Plaintext[:20], Bearer: false}); d.Reason != gateway.MalformedKey {
+		t.Fatalf("malformed key: %q", d.Reason)
+	}
+}

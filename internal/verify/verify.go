@@ -1,0 +1,510 @@
+// Package verify decides whether a request's API key may call a route: it
+// finds the key, checks its format, state, environment, stage, type, origin,
+// scopes, source IP, rate limits and quota in the order the design fixes,
+// and counts the request, with at most one DynamoDB round trip (the store's
+// Verify) and none when the answer is already known in process. It knows
+// nothing of API Gateway's event shapes; internal/authorizer adapts those.
+package verify
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/store"
+)
+
+// Store is the part of internal/store the verifier needs: the one
+// conditional update, and its refund for the rare late refusal.
+type Store interface {
+	Verify(ctx context.Context, in store.VerifyInput) (store.VerifyResult, error)
+	Refund(ctx context.Context, in store.VerifyInput, rec *store.Record) error
+}
+
+// TokenVerifier is the seam for credentials that are not API keys: a bearer
+// credential that does not parse as a key is offered to it (issue 6 plugs in
+// offline verification of signed access tokens here). ok=false means the
+// credential is not one of its tokens, and the request is refused as a
+// malformed key.
+type TokenVerifier interface {
+	VerifyToken(ctx context.Context, token string, req *Request) (d Decision, ok bool)
+}
+
+// Request is what the verifier needs to know about one request. The
+// authorizer fills it from API Gateway's event; SourceIP comes from the
+// request context API Gateway sets, never from X-Forwarded-For.
+type Request struct {
+	RequestID string
+	// Credential is the key (or token) the request carries, "" if none.
+	Credential string
+	// Bearer is true when the credential came from Authorization: Bearer.
+	Bearer bool
+	Method string
+	Path   string
+	Stage  string
+	// SourceIP is "" when the dialect does not say (TOKEN authorizers): a
+	// key with a CIDR allowlist is then refused.
+	SourceIP string
+	// Origin is the request's Origin header, "" if none.
+	Origin string
+}
+
+// Decision is the verifier's answer. Reason is "" for an allow.
+type Decision struct {
+	Reason gateway.Reason
+	// RetryAfter is the whole seconds until a retry can succeed, for
+	// rate_limited and quota_exceeded; 0 when retrying will not help.
+	RetryAfter int64
+	// Key is the key, once recognised (nil for missing, malformed and
+	// unknown keys). It is shared with the cache: never modify it.
+	Key *key.Key
+	// RateLimitRemaining ("name=n,...") and QuotaRemaining ("" without a
+	// quota) are set on an allow that DynamoDB counted.
+	RateLimitRemaining string
+	QuotaRemaining     string
+	// Calls is the DynamoDB round trips made; CacheHit whether the
+	// in-process cache held the key; Stale whether the allow was served
+	// from the cache because DynamoDB could not answer (serve-stale).
+	Calls    int
+	CacheHit bool
+	Stale    bool
+	// Err is the store error behind an unavailable decision, for the log.
+	Err error
+}
+
+// Allowed reports whether the decision admits the request.
+func (d Decision) Allowed() bool { return d.Reason == "" }
+
+// Options configure a Verifier. Zero values take the defaults noted.
+type Options struct {
+	Format apikey.Format
+	Hasher *apikey.Hasher
+	// Environments the deployment accepts (default: any).
+	Environments []key.Environment
+	Routes       Routes
+	// CacheTTL is how long a record read from DynamoDB is trusted to refuse
+	// a key without a call (default 5 s). Allows always go to DynamoDB.
+	CacheTTL time.Duration
+	// NegativeTTL is how long an unknown key is refused without a call
+	// (default 60 s).
+	NegativeTTL time.Duration
+	// CacheSize bounds the entries kept (default 10000).
+	CacheSize int
+	// StoreTimeout is the deadline for DynamoDB, well under API Gateway's
+	// 10 s authorizer limit (default 2 s).
+	StoreTimeout time.Duration
+	// ServeStale, when positive, admits a key that DynamoDB admitted within
+	// this long when DynamoDB cannot answer, from the cached record (limits
+	// are not counted then). Zero (the default) fails closed always.
+	ServeStale time.Duration
+	// Tokens verifies bearer credentials that are not keys; nil for none.
+	Tokens TokenVerifier
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// maxDenyCache caps how long a rate-limit or quota denial is served from
+// the cache, so raising a day-long limit bites within a minute.
+const maxDenyCache = time.Minute
+
+// maxAttempts bounds the updates of one verification: a wrong guess of the
+// key's limits, or limits changed since the cached record, cost one more,
+// never a loop.
+const maxAttempts = 3
+
+// Verifier verifies requests. It is safe for concurrent use; build one per
+// process at cold start.
+type Verifier struct {
+	o     Options
+	cache *cache
+	store Store
+	// shape is the last key record seen, used to guess the limits of a key
+	// never seen before (keys of one plan share them), so that its first
+	// verification is one round trip too.
+	shape atomic.Pointer[key.Key]
+}
+
+// New returns a verifier over st.
+func New(st Store, o Options) *Verifier {
+	if o.Hasher == nil {
+		o.Hasher = apikey.NewHasher(nil)
+	}
+	if o.Format.Prefix() == "" {
+		o.Format, _ = apikey.NewFormat("")
+	}
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = 5 * time.Second
+	}
+	if o.NegativeTTL <= 0 {
+		o.NegativeTTL = time.Minute
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = 10000
+	}
+	if o.StoreTimeout <= 0 {
+		o.StoreTimeout = 2 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Verifier{o: o, cache: newCache(o.CacheSize), store: st}
+}
+
+// Messages are the human-readable texts that go with each reason.
+var Messages = map[gateway.Reason]string{
+	gateway.MissingKey:        "no API key: send it in the x-api-key header or as Authorization: Bearer",
+	gateway.MalformedKey:      "the API key is malformed",
+	gateway.UnknownKey:        "the API key is not known",
+	gateway.Disabled:          "the API key is disabled",
+	gateway.Revoked:           "the API key is revoked",
+	gateway.Expired:           "the API key has expired",
+	gateway.NotYetValid:       "the API key is not valid yet",
+	gateway.WrongEnvironment:  "the API key is not for this environment or stage",
+	gateway.InsufficientScope: "the API key lacks a scope this route requires",
+	gateway.MethodNotAllowed:  "publishable keys may only use GET, HEAD and OPTIONS",
+	gateway.OriginNotAllowed:  "the API key may not be used from this origin",
+	gateway.IPNotAllowed:      "the API key may not be used from this address",
+	gateway.RateLimited:       "rate limit exceeded",
+	gateway.QuotaExceeded:     "quota exceeded",
+	gateway.Unavailable:       "the key could not be verified; try again",
+}
+
+// local is the outcome of the in-process part of a verification.
+type local struct {
+	hash  apikey.Hash
+	route *Route
+	e     entry
+	hit   bool
+}
+
+// Verify decides one request. It never panics: a panic is recovered and
+// refuses with unavailable, as does any store error or timeout.
+func (v *Verifier) Verify(ctx context.Context, req *Request) (d Decision) {
+	defer func() {
+		if p := recover(); p != nil {
+			d = Decision{Reason: gateway.Unavailable, Err: fault.Errorf(fault.Internal, "panic: %v", p)}
+		}
+	}()
+	now := v.o.Now()
+	l, d, done := v.local(req, now)
+	if done {
+		return d
+	}
+	if req.Bearer && v.o.Tokens != nil && l.route == nil {
+		if td, ok := v.o.Tokens.VerifyToken(ctx, req.Credential, req); ok {
+			return td
+		}
+		return Decision{Reason: gateway.MalformedKey}
+	}
+	return v.remote(ctx, req, &l, now)
+}
+
+// local does everything that needs no DynamoDB: find and parse the key,
+// hash it, look it up in the cache and decide from the cached record when
+// that is enough. done reports whether d is the answer. It allocates
+// nothing; BenchmarkCore holds it to that.
+func (v *Verifier) local(req *Request, now time.Time) (l local, d Decision, done bool) {
+	if req.Credential == "" {
+		return l, Decision{Reason: gateway.MissingKey}, true
+	}
+	pk, err := v.o.Format.Parse(req.Credential)
+	if err != nil {
+		if req.Bearer && v.o.Tokens != nil {
+			return l, d, false // l.route == nil: a token, not a key
+		}
+		return l, Decision{Reason: gateway.MalformedKey}, true
+	}
+	l.hash = v.o.Hasher.Sum(pk.Plaintext)
+	l.route = v.o.Routes.Match(req.Method, req.Path)
+	l.e, l.hit = v.cache.get(l.hash)
+	if !l.hit {
+		return l, d, false
+	}
+	e := &l.e
+	d.CacheHit = true
+	if now.Before(e.unknownUntil) {
+		d.Reason = gateway.UnknownKey
+		return l, d, true
+	}
+	if e.rec == nil {
+		return l, d, false
+	}
+	d.Key = e.rec.Key
+	if now.Before(e.deniedUntil) {
+		d.Reason, d.RetryAfter = e.deniedReason, retryAfter(now, e.retryAt)
+		if r := v.check(e.rec.Key, req, l.route, now); r != "" {
+			d.Reason, d.RetryAfter = r, 0 // a refusal that comes first in the order
+		}
+		return l, d, true
+	}
+	if now.Sub(e.readAt) < v.o.CacheTTL {
+		if r := v.check(e.rec.Key, req, l.route, now); r != "" {
+			d.Reason = r
+			return l, d, true
+		}
+	}
+	return l, d, false
+}
+
+// check applies every rule the key's record decides, in the design's
+// order, and returns the first refusal or "". Rate limits and quotas are
+// not here: only DynamoDB can decide them exactly.
+func (v *Verifier) check(k *key.Key, req *Request, r *Route, now time.Time) gateway.Reason {
+	switch k.StatusAt(now) {
+	case key.Revoked:
+		return gateway.Revoked
+	case key.Disabled:
+		return gateway.Disabled
+	case key.Expired:
+		return gateway.Expired
+	case key.NotYetValid:
+		return gateway.NotYetValid
+	}
+	if len(v.o.Environments) > 0 && !slices.Contains(v.o.Environments, k.Environment) {
+		return gateway.WrongEnvironment
+	}
+	if len(k.Stages) > 0 && !slices.Contains(k.Stages, req.Stage) {
+		return gateway.WrongEnvironment
+	}
+	if k.Type == key.Publishable && !readOnly(req.Method) {
+		return gateway.MethodNotAllowed
+	}
+	if len(k.AllowedOrigins) > 0 && !originAllowed(k.AllowedOrigins, req.Origin) {
+		return gateway.OriginNotAllowed
+	}
+	for _, s := range r.Scopes {
+		if !slices.Contains(k.Scopes, s) {
+			return gateway.InsufficientScope
+		}
+	}
+	if len(k.AllowedCIDRs) > 0 && !ipAllowed(k.AllowedCIDRs, req.SourceIP) {
+		return gateway.IPNotAllowed
+	}
+	return ""
+}
+
+// readOnly reports whether a method is one publishable keys may use.
+func readOnly(method string) bool {
+	return method == "GET" || method == "HEAD" || method == "OPTIONS"
+}
+
+// originAllowed matches an Origin header against allowed origins: exactly
+// (ignoring case), or, for "scheme://*.host[:port]", any subdomain of host at
+// any depth with the same scheme and port (not host itself).
+func originAllowed(allowed []string, origin string) bool {
+	if origin == "" {
+		return false
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(a, origin) {
+			return true
+		}
+		i := strings.Index(a, "://*.")
+		if i < 0 {
+			continue
+		}
+		scheme, suffix := a[:i+3], a[i+4:] // "https://", ".example.com[:port]"
+		if len(origin) <= len(scheme)+len(suffix) ||
+			!strings.EqualFold(origin[:len(scheme)], scheme) ||
+			!strings.EqualFold(origin[len(origin)-len(suffix):], suffix) {
+			continue
+		}
+		label := origin[len(scheme) : len(origin)-len(suffix)]
+		if !strings.ContainsAny(label, "/:@?#") && label[len(label)-1] != '.' {
+			return true
+		}
+	}
+	return false
+}
+
+// ipAllowed checks the source IP (IPv4 or IPv6; IPv4-mapped IPv6 counts as
+// IPv4) against the allowlist. An absent or unparsable IP is refused.
+func ipAllowed(cidrs []netip.Prefix, ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range cidrs {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// remote makes the conditional update, and retries it when the record
+// shows the update named the wrong limits (a guessed shape, or limits
+// changed since the cached record), at most maxAttempts times.
+func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.Time) Decision {
+	d := Decision{CacheHit: l.hit}
+	in := store.VerifyInput{
+		Hash: l.hash, Now: now, Environments: v.o.Environments,
+		SecretOnly: !readOnly(req.Method), Scopes: l.route.Scopes, Stage: req.Stage, Cost: l.route.Cost,
+		Known: l.e.rec,
+	}
+	if in.Known == nil {
+		in.Shape = v.shape.Load()
+	}
+	ctx, cancel := context.WithTimeout(ctx, v.o.StoreTimeout)
+	defer cancel()
+	for range maxAttempts {
+		res, err := v.store.Verify(ctx, in)
+		d.Calls++
+		if err != nil {
+			return v.failed(req, l, now, d, err)
+		}
+		rec := res.Record
+		if rec == nil {
+			v.cache.put(l.hash, entry{unknownUntil: now.Add(v.o.NegativeTTL)})
+			d.Reason = gateway.UnknownKey
+			return d
+		}
+		d.Key = rec.Key
+		v.shape.Store(rec.Key)
+		if res.Admitted {
+			if r := v.check(rec.Key, req, l.route, now); r != "" {
+				// DynamoDB cannot evaluate CIDRs or wildcard origins: take
+				// back what it counted for this refused request.
+				d.Calls++
+				if err := v.store.Refund(ctx, in, rec); err != nil {
+					d.Err = err // logged; the limits err towards admitting fewer
+				}
+				v.remember(l, rec, now, false)
+				d.Reason = r
+				return d
+			}
+			v.remember(l, rec, now, true)
+			d.RateLimitRemaining, d.QuotaRemaining = remaining(rec, now)
+			return d
+		}
+		if r := v.check(rec.Key, req, l.route, now); r != "" {
+			v.remember(l, rec, now, false)
+			d.Reason = r
+			return d
+		}
+		if guardMatched(in, rec) {
+			if r, until := overLimit(rec, now, in.Cost); r != "" {
+				e := entry{rec: rec, readAt: now, admittedAt: l.e.admittedAt, deniedReason: r, retryAt: until,
+					deniedUntil: now.Add(min(v.o.CacheTTL, maxDenyCache))}
+				if !until.IsZero() {
+					e.deniedUntil = minTime(until, now.Add(maxDenyCache))
+				}
+				v.cache.put(l.hash, e)
+				d.Reason, d.RetryAfter = r, retryAfter(now, until)
+				return d
+			}
+		}
+		// The update named other limits than the key has now: again, with
+		// the record DynamoDB just returned.
+		in.Known, in.Shape = rec, nil
+	}
+	return v.failed(req, l, now, d, fault.Errorf(fault.Unavailable, "key record kept changing under %d verifications", maxAttempts))
+}
+
+// failed decides when DynamoDB could not: unavailable, unless serve-stale
+// is on and the key was admitted recently.
+func (v *Verifier) failed(req *Request, l *local, now time.Time, d Decision, err error) Decision {
+	d.Err = err
+	if v.o.ServeStale > 0 && l.e.rec != nil && !l.e.admittedAt.IsZero() &&
+		now.Sub(l.e.admittedAt) <= v.o.ServeStale && v.check(l.e.rec.Key, req, l.route, now) == "" {
+		d.Key, d.Stale, d.Reason = l.e.rec.Key, true, ""
+		return d
+	}
+	d.Reason = gateway.Unavailable
+	return d
+}
+
+// remember caches a record DynamoDB returned; admitted records when the
+// key was last admitted, for serve-stale.
+func (v *Verifier) remember(l *local, rec *store.Record, now time.Time, admitted bool) {
+	e := entry{rec: rec, readAt: now, admittedAt: l.e.admittedAt}
+	if admitted {
+		e.admittedAt = now
+	}
+	v.cache.put(l.hash, e)
+}
+
+// guardMatched reports whether the update was guarded on the limits the
+// record has, so that a refusal can only be the limits' doing.
+func guardMatched(in store.VerifyInput, rec *store.Record) bool {
+	var rl []key.RateLimit
+	var q *key.Quota
+	switch {
+	case in.Known != nil:
+		rl, q = in.Known.Key.RateLimits, in.Known.Key.Quota
+	case in.Shape != nil:
+		rl, q = in.Shape.RateLimits, in.Shape.Quota
+	}
+	return slices.Equal(rl, rec.Key.RateLimits) &&
+		(q == nil) == (rec.Key.Quota == nil) && (q == nil || *q == *rec.Key.Quota)
+}
+
+// overLimit finds which limit refused a request from the record the failed
+// condition saw: the rate limits first, then the quota. until is when a
+// retry can succeed (zero for a total quota, which never refills).
+func overLimit(rec *store.Record, now time.Time, cost int64) (gateway.Reason, time.Time) {
+	var until time.Time
+	for _, l := range rec.Key.RateLimits {
+		if rec.RL[l.Counter(now)]+1 > l.Limit {
+			until = maxTime(until, l.WindowEnd(now))
+		}
+	}
+	if !until.IsZero() {
+		return gateway.RateLimited, until
+	}
+	if q := rec.Key.Quota; q != nil && rec.Q[q.PeriodKey(now)]+max(cost, 1) > q.Limit {
+		return gateway.QuotaExceeded, q.PeriodEnd(now)
+	}
+	return "", time.Time{}
+}
+
+// remaining formats what is left of each limit after an admitted request.
+func remaining(rec *store.Record, now time.Time) (rate, quota string) {
+	var out, name [96]byte
+	b := out[:0]
+	for i, l := range rec.Key.RateLimits {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, l.Name...)
+		b = append(b, '=')
+		b = strconv.AppendInt(b, max(l.Limit-rec.RL[string(l.AppendCounter(name[:0], now))], 0), 10)
+	}
+	if q := rec.Key.Quota; q != nil {
+		quota = strconv.FormatInt(max(q.Limit-rec.Q[string(q.AppendPeriodKey(name[:0], now))], 0), 10)
+	}
+	return string(b), quota
+}
+
+// retryAfter is the whole seconds from now to until, rounded up; 0 for the
+// zero time (retrying will not help).
+func retryAfter(now, until time.Time) int64 {
+	if until.IsZero() {
+		return 0
+	}
+	d := until.Sub(now)
+	return max(int64((d+time.Second-1)/time.Second), 1)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
