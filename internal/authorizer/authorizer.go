@@ -242,6 +242,7 @@ func contextOf(d *verify.Decision) map[string]any {
 			gateway.CtxCode:              string(d.Reason),
 			gateway.CtxMessage:           verify.Messages[d.Reason],
 			gateway.CtxRetryAfterSeconds: d.RetryAfter,
+			gateway.CtxRetryAfterField:   gateway.RetryAfterField(d.RetryAfter),
 		}
 	}
 	k := d.Key

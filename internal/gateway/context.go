@@ -5,6 +5,8 @@
 // `make dev` behave alike.
 package gateway
 
+import "strconv"
+
 // Reason is a machine-readable reason for a denial, the `code` of a
 // denial's body. The values are a contract with clients; never rename one.
 type Reason string
@@ -57,7 +59,19 @@ const (
 	CtxCode              = "code"
 	CtxMessage           = "message"
 	CtxRetryAfterSeconds = "retryAfterSeconds" // whole seconds, 0 when retrying will not help
+	// CtxRetryAfterField repeats retryAfterSeconds as the JSON fragment
+	// `,"retryAfterSeconds":N` (see RetryAfterField) for the ACCESS_DENIED
+	// template. API Gateway renders that template for IAM refusals of admin
+	// calls too, with no authorizer context: a bare
+	// `"retryAfterSeconds":$context.authorizer.retryAfterSeconds` would then
+	// print invalid JSON, while an absent fragment prints nothing.
+	CtxRetryAfterField = "retryAfterField"
 )
+
+// RetryAfterField returns the value of CtxRetryAfterField for a denial.
+func RetryAfterField(seconds int64) string {
+	return `,"retryAfterSeconds":` + strconv.FormatInt(seconds, 10)
+}
 
 // Forward maps each allow-context key to the header the protected proxy sends
 // upstream. The stack's integration and the local gateway both use it.

@@ -42,7 +42,7 @@ func TestAccessDeniedPrintsTheAuthorizersReason(t *testing.T) {
 		t.Errorf("status %d, want 403", r.Status)
 	}
 	for _, reason := range []Reason{Disabled, Revoked, Expired, NotYetValid, WrongEnvironment, InsufficientScope, MethodNotAllowed, OriginNotAllowed, IPNotAllowed} {
-		got := decode(t, r.Render(map[string]string{CtxCode: string(reason), CtxMessage: "the key is " + string(reason), CtxRetryAfterSeconds: "0"}))
+		got := decode(t, r.Render(map[string]string{CtxCode: string(reason), CtxMessage: "the key is " + string(reason), CtxRetryAfterSeconds: "0", CtxRetryAfterField: RetryAfterField(0)}))
 		if got.Code != string(reason) || got.Message != "the key is "+string(reason) || *got.RetryAfterSeconds != 0 {
 			t.Errorf("%s rendered as %+v", reason, got)
 		}
@@ -52,10 +52,23 @@ func TestAccessDeniedPrintsTheAuthorizersReason(t *testing.T) {
 func TestLimitDenialCarriesRetryAfterAsNumber(t *testing.T) {
 	r := mustResponse(t, AccessDenied)
 	for reason, retry := range map[Reason]int{RateLimited: 7, QuotaExceeded: 86400} {
-		got := decode(t, r.Render(map[string]string{CtxCode: string(reason), CtxMessage: "over the limit", CtxRetryAfterSeconds: itoa(retry)}))
+		got := decode(t, r.Render(map[string]string{CtxCode: string(reason), CtxMessage: "over the limit", CtxRetryAfterSeconds: itoa(retry), CtxRetryAfterField: RetryAfterField(int64(retry))}))
 		if got.Code != string(reason) || *got.RetryAfterSeconds != retry {
 			t.Errorf("%s rendered as %+v, want retryAfterSeconds %d", reason, got, retry)
 		}
+	}
+}
+
+// API Gateway renders ACCESS_DENIED for IAM refusals of admin calls too,
+// with no authorizer context: the body must still be valid JSON.
+func TestAccessDeniedWithoutContextIsValidJSON(t *testing.T) {
+	r := mustResponse(t, AccessDenied)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(r.Render(nil)), &got); err != nil {
+		t.Fatalf("an IAM refusal renders invalid JSON: %v: %s", err, r.Render(nil))
+	}
+	if got["code"] != "" {
+		t.Fatalf("code %v, want empty", got["code"])
 	}
 }
 

@@ -48,9 +48,12 @@ type Response struct {
 //
 // A 401 can say nothing specific because API Gateway passes no context with
 // "Unauthorized". A 403 prints the reason the authorizer put in its Deny
-// context. retryAfterSeconds is a JSON number, so the authorizer sets it on
-// every deny (0 when retrying will not help); messages must not contain `"`
-// or `\`, because the gateway does not escape what it substitutes.
+// context. retryAfterSeconds is a JSON number that the authorizer supplies as
+// a whole fragment (CtxRetryAfterField) on every deny, 0 when retrying will
+// not help, so that an IAM refusal of an admin call, which renders the same
+// template with no context, still prints valid JSON:
+// {"code":"","message":""}. Messages must not contain `"` or `\`, because
+// the gateway does not escape what it substitutes.
 var Responses = []Response{
 	{
 		Type:   Unauthorized,
@@ -60,7 +63,7 @@ var Responses = []Response{
 	{
 		Type:   AccessDenied,
 		Status: 403,
-		Body:   `{"code":"` + ContextVar + CtxCode + `","message":"` + ContextVar + CtxMessage + `","retryAfterSeconds":` + ContextVar + CtxRetryAfterSeconds + `}`,
+		Body:   `{"code":"` + ContextVar + CtxCode + `","message":"` + ContextVar + CtxMessage + `"` + ContextVar + CtxRetryAfterField + `}`,
 	},
 	{
 		Type:   AuthorizerFailure,
