@@ -3,6 +3,7 @@ package keygatecdk
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/keygate/keygate/internal/schema"
 	"os"
 	"path/filepath"
 	"sync"
@@ -121,6 +122,21 @@ func TestTableIsOnDemandWithPITRTTLAndIndexes(t *testing.T) {
 		"GlobalSecondaryIndexes": arr{
 			assertions.Match_ObjectLike(&obj{"IndexName": "gsi1", "KeySchema": arr{obj{"AttributeName": "gsi1pk", "KeyType": "HASH"}, obj{"AttributeName": "gsi1sk", "KeyType": "RANGE"}}}),
 			assertions.Match_ObjectLike(&obj{"IndexName": "gsi2", "KeySchema": arr{obj{"AttributeName": "gsi2pk", "KeyType": "HASH"}, obj{"AttributeName": "gsi2sk", "KeyType": "RANGE"}}}),
+		},
+	})
+}
+
+// Indexes never project the counters a verification rewrites, so a
+// verification writes the table only, not its indexes.
+func TestIndexesProjectNoCounters(t *testing.T) {
+	include := make(arr, len(schema.ListedAttributes))
+	for i, a := range schema.ListedAttributes {
+		include[i] = a
+	}
+	defaults(t).HasResourceProperties(str("AWS::DynamoDB::Table"), obj{
+		"GlobalSecondaryIndexes": arr{
+			assertions.Match_ObjectLike(&obj{"IndexName": "gsi1", "Projection": obj{"ProjectionType": "INCLUDE", "NonKeyAttributes": include}}),
+			assertions.Match_ObjectLike(&obj{"IndexName": "gsi2", "Projection": obj{"ProjectionType": "KEYS_ONLY"}}),
 		},
 	})
 }

@@ -39,12 +39,17 @@ func NewTable(scope constructs.Construct, id string, props TableProps) awsdynamo
 		RemovalPolicy:      removal,
 	})
 	for _, ix := range def.Indexes {
-		t.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
+		props := &awsdynamodb.GlobalSecondaryIndexProps{
 			IndexName:      str(ix.Name),
 			PartitionKey:   &awsdynamodb.Attribute{Name: str(ix.PartitionKey), Type: awsdynamodb.AttributeType_STRING},
 			SortKey:        &awsdynamodb.Attribute{Name: str(ix.SortKey), Type: awsdynamodb.AttributeType_STRING},
-			ProjectionType: awsdynamodb.ProjectionType_ALL,
-		})
+			ProjectionType: awsdynamodb.ProjectionType_KEYS_ONLY,
+		}
+		if len(ix.Include) > 0 {
+			props.ProjectionType = awsdynamodb.ProjectionType_INCLUDE
+			props.NonKeyAttributes = jsii.Strings(ix.Include...)
+		}
+		t.AddGlobalSecondaryIndex(props)
 	}
 	return t
 }

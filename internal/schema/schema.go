@@ -26,12 +26,29 @@ const (
 	GSI2SK = "gsi2sk"
 )
 
-// Index is a global secondary index with string keys and all attributes
-// projected.
+// Index is a global secondary index with string keys. It projects its keys,
+// the table's keys and the Include attributes, never all of them: the
+// authorizer rewrites counters (rl, q, usage) and lastUsedAt on every
+// verification, and DynamoDB writes an index only when an attribute it
+// projects changes, so an index that projected everything would double or
+// triple the cost of every verification.
 type Index struct {
 	Name         string
 	PartitionKey string
 	SortKey      string
+	// Include lists the non-key attributes the index carries; empty means
+	// keys only.
+	Include []string
+}
+
+// ListedAttributes are the key item's attributes that GSI1 carries: every
+// setting a listing shows, and none that a verification changes. A store
+// test holds this list against the key item's fields.
+var ListedAttributes = []string{
+	"id", "name", "ownerId", "type", "env", "hash", "hint", "scopes", "enabled",
+	"revokedAt", "createdAt", "updatedAt", "notBefore", "expiresAt",
+	"rateLimits", "quota", "origins", "cidrs", "stages", "metadata",
+	"version", "previousKeyId", "nextKeyId",
 }
 
 // Table describes the table: string partition and sort keys, on-demand
@@ -49,7 +66,8 @@ var Keygate = Table{
 	SortKey:      SK,
 	TTLAttribute: TTL,
 	Indexes: []Index{
-		{Name: GSI1, PartitionKey: GSI1PK, SortKey: GSI1SK},
+		{Name: GSI1, PartitionKey: GSI1PK, SortKey: GSI1SK, Include: ListedAttributes},
+		// The rotator reads only keys from GSI2 and rereads the items.
 		{Name: GSI2, PartitionKey: GSI2PK, SortKey: GSI2SK},
 	},
 }

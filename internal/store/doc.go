@@ -10,8 +10,11 @@
 //	                                                         version previousKeyId nextKeyId lastUsedAt
 //	                                                         rl (rate counters) q (quota counters) usage (per day)
 //	                                                         gsi1pk=OWNER#<owner> gsi1sk=<createdAt>#<id>
-//	                                                         gsi2pk/gsi2sk (scheduled work, see the rotator) ttl
-//	key id        ID#<id>             ID                     hash ownerId
+//	                                                         gsi2pk=DUE#<shard> gsi2sk=<due>#<id> (scheduled
+//	                                                         work; shard 00-15 from the id) ttl
+//	                                                         lcExpiringFor lcExpiredFor lcIdleFor (what the
+//	                                                         scheduled run has done, see Lifecycle)
+//	key id        ID#<id>             ID                     hash ownerId ttl (the key item's, once set)
 //	audit record  AUDIT#<keyId>       <time>#<version>       keyId at actor action version changes (JSON, never a
 //	                                                         secret); no ttl: the trail outlives the key
 //	idempotency   IDEM#<scope>#<key>  IDEM                   digest (SHA-256 of the request) token state
@@ -55,11 +58,31 @@
 //     whole published set (the JWKS); a rotation is one transaction that
 //     bumps the head's version (conditionally), puts the new key and ends
 //     the previous one (see internal/token);
-//   - scheduled lifecycle work: Query gsi2 by due time.
+//   - scheduled lifecycle work: Query gsi2 on each DUE#<shard> for
+//     gsi2sk < now (never a scan), then a strongly consistent BatchGetItem of
+//     those key items; each step is one transaction conditional on the
+//     item's version and gsi2sk being as read (see Advance);
+//   - rotation: one transaction that creates the new key (key and id items)
+//     and sets the old key's nextKeyId and expiresAt, conditional on the old
+//     key being unchanged, enabled, unexpired and not rotated (see Rotate).
 //
 // Creating a key writes the key item and its id item in one transaction,
 // each conditional on not existing, so a create never overwrites anything.
 // Items past their retention carry ttl and are deleted by DynamoDB's TTL.
+//
+// # The schedule (gsi2)
+//
+// A key item is on the schedule while it has lifecycle work ahead: gsi2pk is
+// one of DueShards fixed partitions chosen by a hash of the id (spreading
+// keys that fall due together), gsi2sk its next due time in zero-padded Unix
+// ms and its id. Create, Update and Rotate put a key due at once, so the
+// rotator's next run plans it with its own settings (expiry notice, maximum
+// age, idle days) and sets its next due time; the run advances it after each
+// step (at most 30 days ahead) and takes it off the schedule (removing
+// gsi2pk/gsi2sk) once it is revoked or expired. Update also
+// removes ttl, which the run sets again if the key is still expired. An
+// expired key gets ttl = expiry + retention, and its id item the same ttl (a
+// revoked key's id item gets the key item's), so both go together.
 //
 // Errors are fault errors: NotFound, Conflict (a conditional write lost),
 // PreconditionFailed (a version did not match), Throttled and Unavailable.

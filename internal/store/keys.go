@@ -47,6 +47,7 @@ func (s *Store) createItems(k *key.Key) ([]ddb.TransactWriteItem, error) {
 	if err != nil {
 		return nil, err
 	}
+	dueNow(it, s.now())
 	av, err := attributevalue.MarshalMap(it)
 	if err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "encode key item")
@@ -188,20 +189,27 @@ func (s *Store) List(ctx context.Context, owner string, opts ListOptions) (Page,
 // Update writes k's settings (name, scopes, limits, quota, origins, CIDRs,
 // stages, metadata, validity window, enabled) if the stored version is
 // still expectVersion, and increments the version. A revoked key cannot be
-// changed. It returns the stored key after the change; fault.NotFound if the
-// key is gone, fault.PreconditionFailed if the version moved on, and
-// fault.Conflict if the key is revoked.
+// changed. It puts the key on the schedule (gsi2) due at once and removes its
+// ttl, so that the next scheduled run plans the changed key afresh. It returns
+// the stored key after the change; fault.NotFound if the key is gone,
+// fault.PreconditionFailed if the version moved on, and fault.Conflict if the
+// key is revoked.
 func (s *Store) Update(ctx context.Context, k *key.Key, expectVersion int64) (*key.Key, error) {
 	it, err := toItem(k)
 	if err != nil {
 		return nil, err
 	}
+	// A changed key is planned afresh by the next scheduled run, which also
+	// sets its TTL again if it is still expired (an expiry moved into the
+	// future must not leave the old deletion time behind).
+	dueNow(it, s.now())
 	set := map[string]any{
 		"name": it.Name, "scopes": it.Scopes, "enabled": it.Enabled,
 		"notBefore": it.NotBefore, "expiresAt": it.ExpiresAt,
 		"rateLimits": it.RateLimits, "quota": it.Quota, "origins": it.Origins,
 		"cidrs": it.CIDRs, "stages": it.Stages, "metadata": it.Metadata,
 		"nextKeyId": it.NextKeyID, "gsi2pk": it.GSI2PK, "gsi2sk": it.GSI2SK,
+		schema.TTL: int64(0), // removed
 	}
 	return s.updateAttrs(ctx, k.Hash, set, expectVersion, "update key")
 }

@@ -81,7 +81,7 @@ func CreateTableInput(name string) *dynamodb.CreateTableInput {
 				{AttributeName: aws.String(ix.PartitionKey), KeyType: ddb.KeyTypeHash},
 				{AttributeName: aws.String(ix.SortKey), KeyType: ddb.KeyTypeRange},
 			},
-			Projection: &ddb.Projection{ProjectionType: ddb.ProjectionTypeAll},
+			Projection: projection(ix),
 		})
 	}
 	for _, a := range []string{t.PartitionKey, t.SortKey, schema.GSI1PK, schema.GSI1SK, schema.GSI2PK, schema.GSI2SK} {
@@ -93,6 +93,14 @@ func CreateTableInput(name string) *dynamodb.CreateTableInput {
 		}
 	}
 	return in
+}
+
+// projection is the index's projection: keys only, or keys and Include.
+func projection(ix schema.Index) *ddb.Projection {
+	if len(ix.Include) == 0 {
+		return &ddb.Projection{ProjectionType: ddb.ProjectionTypeKeysOnly}
+	}
+	return &ddb.Projection{ProjectionType: ddb.ProjectionTypeInclude, NonKeyAttributes: ix.Include}
 }
 
 // EnsureTable creates the table and enables TTL if it does not exist yet, and

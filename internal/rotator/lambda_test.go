@@ -1,0 +1,119 @@
+package rotator_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/rotator"
+)
+
+// fixtureKey creates the key a fixture names, with a fixed id.
+func (e *env) fixtureKey(id string) {
+	e.t.Helper()
+	format, _ := apikey.NewFormat("")
+	pk, err := format.Generate(apikey.Secret, apikey.Live)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	k := &key.Key{ID: id, Name: "fixture", OwnerID: "acme", Type: key.Secret, Environment: key.Live,
+		Hash: e.hasher.Sum(pk.Plaintext), Hint: apikey.Hint(pk), Enabled: true, CreatedAt: e.clock(), UpdatedAt: e.clock()}
+	if err := e.store.Create(context.Background(), k); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// Every file in events/rotator is replayed through the Lambda handler as
+// Lambda would invoke it, and each has an expected outcome here.
+func TestLambdaReplaysEveryFixture(t *testing.T) {
+	e := newEnv(t, policy())
+	e.fixtureKey("key_0000000000000000000000rest")
+	e.fixtureKey("key_0000000000000000000000http")
+	due := e.issue(`{"name":"soon","ownerId":"acme","environment":"live","ttlSeconds":60}`)
+	e.set(t0.Add(time.Hour))
+	h := lambda.NewHandler(e.handler)
+
+	type want struct {
+		status int    // proxy responses
+		code   string // problem code, or "" for success
+	}
+	wants := map[string]want{
+		"rest-rotate.json":             {status: 201},
+		"http-rotate.json":             {status: 201},
+		"rest-rotate-unknown-key.json": {status: 404, code: "not_found"},
+		"rest-rotate-bad-grace.json":   {status: 400, code: "invalid_request"},
+		"scheduled-eventbridge.json":   {},
+		"scheduled-scheduler.json":     {},
+	}
+	files, err := filepath.Glob("../../events/rotator/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		w, ok := wants[name]
+		if !ok {
+			t.Errorf("fixture %s has no expected outcome in this test", name)
+			continue
+		}
+		payload, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := h.Invoke(ctx, payload)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if strings.HasPrefix(name, "scheduled-") {
+			var rep rotator.Report
+			if err := json.Unmarshal(out, &rep); err != nil || !rep.Complete {
+				t.Fatalf("%s: report %s (%v)", name, out, err)
+			}
+			continue
+		}
+		var resp events.APIGatewayProxyResponse // v1 and v2 responses share these fields
+		if err := json.Unmarshal(out, &resp); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var body map[string]any
+		_ = json.Unmarshal([]byte(resp.Body), &body)
+		if resp.StatusCode != w.status || (w.code != "" && body["code"] != w.code) {
+			t.Errorf("%s: %d %s, want %d %s", name, resp.StatusCode, resp.Body, w.status, w.code)
+		}
+		if w.status == 201 {
+			if k, _ := body["key"].(string); k != "" {
+				e.plains = append(e.plains, k)
+			}
+			if !strings.HasPrefix(body["key"].(string), "kg_sk_live_") || body["previousKeyId"] == nil {
+				t.Errorf("%s: rotate response %s", name, resp.Body)
+			}
+		}
+	}
+	// The scheduled runs marked the session key expired, once.
+	if c := e.counts()[due]["key.expired"]; c != 1 {
+		t.Fatalf("the replayed schedules sent %d key.expired for the expired key, want 1", c)
+	}
+	// The actors came from the events.
+	for _, id := range []string{"key_0000000000000000000000rest", "key_0000000000000000000000http"} {
+		p, err := e.store.ListAudit(context.Background(), id, 10, "")
+		if err != nil || len(p.Records) == 0 || p.Records[0].Action != "key.rotate" ||
+			!strings.HasPrefix(p.Records[0].Actor, "arn:aws:iam::123456789012:") {
+			t.Fatalf("audit of %s: %+v %v", id, p.Records, err)
+		}
+	}
+	if _, err := h.Invoke(context.Background(), []byte(`{"hello":"world"}`)); err == nil {
+		t.Fatal("an unknown event was accepted")
+	}
+	e.checkNoPlaintext()
+}

@@ -1,0 +1,386 @@
+package rotator_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/lifecycle"
+	"github.com/keygate/keygate/internal/rotator"
+	"github.com/keygate/keygate/internal/store"
+)
+
+const day = 24 * time.Hour
+
+// runUntilDone runs the sweep with a budget that a ticking clock (1 ms per
+// reading) spends after a few keys, until a run reports it completed; it
+// returns how many runs that took. Then it runs twice more, which must
+// find nothing new to do.
+func (e *env) runUntilDone(budget time.Duration) int {
+	e.t.Helper()
+	var tick time.Time
+	e.sweeper.Clock = func() time.Time { tick = tick.Add(time.Millisecond); return tick }
+	for runs := 1; runs < 200; runs++ {
+		rep, err := e.sweeper.Run(context.Background(), budget)
+		if err != nil {
+			e.t.Fatalf("run %d: %v", runs, err)
+		}
+		if rep.Failed > 0 || rep.EventsFailed > 0 {
+			e.t.Fatalf("run %d: %+v", runs, rep)
+		}
+		if rep.Complete {
+			for i := 0; i < 2; i++ {
+				again, err := e.sweeper.Run(context.Background(), time.Hour)
+				if err != nil || !again.Complete || len(again.Events) != 0 || again.Applied != 0 {
+					e.e(err, "a run after completion did something: %+v", again)
+				}
+			}
+			return runs
+		}
+	}
+	e.t.Fatal("the sweep never completed")
+	return 0
+}
+
+func (e *env) e(err error, format string, args ...any) {
+	e.t.Helper()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Fatalf(format, args...)
+}
+
+func TestScheduledRunOverManyKeysWithASmallBudget(t *testing.T) {
+	p := policy()
+	p.IdleAfter = 10 * day
+	e := newEnv(t, p)
+	var later, soon, open []string // expire on day 30, on day 3, never
+	for i := 0; i < 20; i++ {
+		later = append(later, e.issue(fmt.Sprintf(`{"name":"later %d","ownerId":"acme","environment":"live","expiresAt":%q}`, i, t0.Add(30*day).Format(time.RFC3339))))
+		e.set(t0.Add(-8 * day)) // issued to live 11 days, so a notice is due
+		soon = append(soon, e.issue(fmt.Sprintf(`{"name":"soon %d","ownerId":"acme","environment":"live","expiresAt":%q}`, i, t0.Add(3*day).Format(time.RFC3339))))
+		e.set(t0)
+		open = append(open, e.issue(fmt.Sprintf(`{"name":"open %d","ownerId":"acme","environment":"test"}`, i)))
+	}
+	want := map[string]map[string]int{}
+	expect := func(ids []string, typ string) {
+		for _, id := range ids {
+			if want[id] == nil {
+				want[id] = map[string]int{}
+			}
+			want[id][typ]++
+		}
+	}
+	check := func(stage string) {
+		t.Helper()
+		got := e.counts()
+		for _, ids := range [][]string{later, soon, open} {
+			for _, id := range ids {
+				for _, typ := range []string{lifecycle.KeyExpiring, lifecycle.KeyExpired, lifecycle.KeyIdle} {
+					if got[id][typ] != want[id][typ] {
+						t.Fatalf("%s: key %s has %d %s events, want %d", stage, id, got[id][typ], typ, want[id][typ])
+					}
+				}
+			}
+		}
+	}
+
+	// Day 0: the keys expiring within the notice period get key.expiring.
+	runs := e.runUntilDone(40 * time.Millisecond)
+	if runs < 3 {
+		t.Fatalf("60 keys took %d runs: the budget did not limit a run", runs)
+	}
+	expect(soon, lifecycle.KeyExpiring)
+	check("day 0")
+
+	// Day 11: the soon keys expired; the keys nobody used went idle, except
+	// five that were used on day 5.
+	e.set(t0.Add(5 * day))
+	for _, id := range open[:5] {
+		e.use(id)
+	}
+	e.set(t0.Add(11 * day))
+	e.runUntilDone(40 * time.Millisecond)
+	expect(soon, lifecycle.KeyExpired)
+	expect(later, lifecycle.KeyIdle)
+	expect(open[5:], lifecycle.KeyIdle)
+	check("day 11")
+	for _, id := range soon {
+		k := e.get(id)
+		if k.StatusAt(e.clock()) != key.Expired {
+			t.Fatalf("soon key is %s on day 11", k.StatusAt(e.clock()))
+		}
+		if ttl := e.ttlOf(store.KeyPK(k.Hash), "KEY"); ttl != k.ExpiresAt.Add(p.Retention).Unix() {
+			t.Fatalf("expired key ttl = %d, want expiry + retention", ttl)
+		}
+		if ttl := e.ttlOf("ID#"+id, "ID"); ttl != k.ExpiresAt.Add(p.Retention).Unix() {
+			t.Fatalf("expired key's id item ttl = %d, want expiry + retention", ttl)
+		}
+	}
+
+	// Day 40: the later keys expired (their notice, missed while no run
+	// happened, is not sent after the fact); the keys used on day 5 are
+	// idle now; the idle keys already reported are not reported again.
+	e.set(t0.Add(40 * day))
+	e.runUntilDone(40 * time.Millisecond)
+	expect(later, lifecycle.KeyExpired)
+	expect(open[:5], lifecycle.KeyIdle)
+	check("day 40")
+	e.checkNoPlaintext()
+}
+
+func TestScheduledRunMaxAgeAndIdleDisable(t *testing.T) {
+	p := policy()
+	p.MaxAge = 30 * day
+	p.IdleAfter = 10 * day
+	p.IdleAction = rotator.IdleDisable
+	e := newEnv(t, p)
+	old := e.issue(`{"name":"old","ownerId":"acme","environment":"live"}`)
+	e.set(t0.Add(25 * day))
+	busy := e.issue(`{"name":"busy","ownerId":"acme","environment":"live"}`)
+	e.set(t0.Add(31 * day))
+	e.use(old) // used, but too old
+	e.runUntilDone(time.Hour)
+
+	k := e.get(old)
+	if !k.ExpiresAt.Equal(t0.Add(30*day)) || k.StatusAt(e.clock()) != key.Expired {
+		t.Fatalf("a key past the maximum age: expiresAt %v, status %s", k.ExpiresAt, k.StatusAt(e.clock()))
+	}
+	c := e.counts()
+	if c[old][lifecycle.KeyExpiring] != 0 || c[old][lifecycle.KeyExpired] != 1 || c[busy][lifecycle.KeyIdle] != 0 {
+		t.Fatalf("events: %v", c)
+	}
+	e.set(t0.Add(36 * day))
+	e.runUntilDone(time.Hour)
+	b := e.get(busy)
+	if b.StatusAt(e.clock()) != key.Disabled {
+		t.Fatalf("an idle key with IdleAction=disable is %s", b.StatusAt(e.clock()))
+	}
+	c = e.counts()
+	if c[busy][lifecycle.KeyIdle] != 1 || c[busy][lifecycle.KeyDisabled] != 1 {
+		t.Fatalf("events of the disabled key: %v", c[busy])
+	}
+	audit, err := e.store.ListAudit(context.Background(), busy, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := audit.Records[len(audit.Records)-1]
+	if last.Action != rotator.ActionDisable || last.Actor != lifecycle.Rotator {
+		t.Fatalf("audit of the disabled key: %+v", audit.Records)
+	}
+	audit, _ = e.store.ListAudit(context.Background(), old, 10, "")
+	if last := audit.Records[len(audit.Records)-1]; last.Action != rotator.ActionExpire || last.Actor != lifecycle.Rotator {
+		t.Fatalf("audit of the expired key: %+v", audit.Records)
+	}
+	// Enabling it again (a PATCH) puts it back on the schedule: it is idle
+	// again only IdleAfter after that.
+	r := e.do(e.issuer, "PATCH", "/v1/keys/"+busy, `{"enabled": true}`, "If-Match", fmt.Sprintf(`"%d"`, b.Version))
+	if r.status != http.StatusOK {
+		t.Fatalf("re-enable: %d %s", r.status, r.raw)
+	}
+	e.use(busy)
+	e.runUntilDone(time.Hour)
+	if e.get(busy).StatusAt(e.clock()) != key.Active {
+		t.Fatal("a key used after re-enabling was disabled again at once")
+	}
+}
+
+func TestSessionKeyExpiresAndIsRemovedByTTL(t *testing.T) {
+	e := newEnv(t, policy())
+	id := e.issue(`{"name":"session","ownerId":"acme","environment":"live","ttlSeconds":60}`)
+	k := e.get(id)
+	if !k.ExpiresAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("session key expires at %v", k.ExpiresAt)
+	}
+	if s := k.StatusAt(t0.Add(time.Minute - time.Millisecond)); s != key.Active {
+		t.Fatalf("session key 1 ms before its TTL: %s", s)
+	}
+	if s := k.StatusAt(t0.Add(time.Minute)); s != key.Expired {
+		t.Fatalf("session key at its TTL: %s", s)
+	}
+	if r := e.do(e.issuer, "POST", "/v1/keys", `{"name":"s","ownerId":"acme","environment":"live","ttlSeconds":3601}`); r.status != http.StatusBadRequest || r.body["field"] != "ttlSeconds" {
+		t.Fatalf("ttlSeconds above the maximum: %d %s", r.status, r.raw)
+	}
+	e.set(t0.Add(30 * time.Second))
+	e.runUntilDone(time.Hour) // mid-life: nothing to say about a session key
+	e.set(t0.Add(2 * time.Minute))
+	e.runUntilDone(time.Hour)
+	// No run happened before it expired, so there was no notice to send.
+	if c := e.counts()[id]; c[lifecycle.KeyExpired] != 1 || c[lifecycle.KeyExpiring] != 0 {
+		t.Fatalf("session key events: %v", c)
+	}
+	wantTTL := t0.Add(time.Minute).Add(e.sweeper.Policy.Retention).Unix()
+	if got := e.ttlOf(store.KeyPK(k.Hash), "KEY"); got != wantTTL {
+		t.Fatalf("session key ttl %d, want %d (expiry + retention)", got, wantTTL)
+	}
+}
+
+func TestRevokedAndRotatedKeysLeaveTheSchedule(t *testing.T) {
+	e := newEnv(t, policy())
+	revoked := e.issue(issueBody)
+	rotated := e.issue(issueBody)
+	e.do(e.issuer, "DELETE", "/v1/keys/"+revoked, "")
+	r := e.do(e.rotate, "POST", "/v1/keys/"+rotated+"/rotate", `{"gracePeriodSeconds": 3600}`)
+	newID := r.body["id"].(string)
+	e.set(t0.Add(2 * time.Hour))
+	e.runUntilDone(time.Hour)
+	k := e.get(revoked)
+	if kt, it := e.ttlOf(store.KeyPK(k.Hash), "KEY"), e.ttlOf("ID#"+revoked, "ID"); kt == 0 || it != kt {
+		t.Fatalf("revoked key ttl %d, its id item's %d: want the same", kt, it)
+	}
+	c := e.counts()
+	if c[rotated][lifecycle.KeyExpired] != 1 || c[rotated][lifecycle.KeyExpiring] != 0 || c[newID][lifecycle.KeyExpired] != 0 ||
+		c[revoked][lifecycle.KeyExpired] != 0 {
+		t.Fatalf("events: %v", c)
+	}
+	for _, id := range []string{revoked, rotated} {
+		page, err := e.store.Due(context.Background(), store.DueShard(id), t0.Add(1000*day), 100, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range page.Keys {
+			if d.Key.ID == id {
+				t.Fatalf("key %s is still on the schedule", id)
+			}
+		}
+	}
+}
+
+func TestPolicyFromEnv(t *testing.T) {
+	p := policy()
+	if p.ExpiringNotice != 7*day || p.IdleAfter != 90*day || p.IdleAction != rotator.IdleNotify || p.MaxAge != 0 ||
+		p.MaxGrace != 7*day || p.Retention != 90*day {
+		t.Fatalf("defaults: %+v", p)
+	}
+	env := map[string]string{rotator.EnvMaxKeyAgeDays: "365", rotator.EnvIdleAction: "disable", rotator.EnvExpiringDays: "0"}
+	p, err := rotator.PolicyFromEnv(func(k string) string { return env[k] })
+	if err != nil || p.MaxAge != 365*day || p.IdleAction != rotator.IdleDisable || p.ExpiringNotice != 0 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	for k, v := range map[string]string{rotator.EnvIdleDays: "-1", rotator.EnvIdleAction: "delete", rotator.EnvMaxGraceSeconds: "1h"} {
+		if _, err := rotator.PolicyFromEnv(func(x string) string {
+			if x == k {
+				return v
+			}
+			return ""
+		}); err == nil || err.Error() == "" {
+			t.Errorf("%s=%s accepted", k, v)
+		}
+	}
+}
+
+func TestBudgetKeepsAMarginBeforeTheDeadline(t *testing.T) {
+	now := time.Now()
+	ctx, cancel := context.WithDeadline(context.Background(), now.Add(time.Minute))
+	defer cancel()
+	if b := rotator.Budget(ctx, now, 10*time.Minute); b != 55*time.Second {
+		t.Fatalf("budget with a minute left: %v, want 55s", b)
+	}
+	if b := rotator.Budget(ctx, now, 10*time.Second); b != 10*time.Second {
+		t.Fatalf("budget capped at 10s: %v", b)
+	}
+	short, cancel2 := context.WithDeadline(context.Background(), now.Add(5*time.Second))
+	defer cancel2()
+	if b := rotator.Budget(short, now, time.Minute); b != 4*time.Second {
+		t.Fatalf("budget with 5s left: %v, want 4s", b)
+	}
+}
+
+func TestOverlappingRunsDoEachActionOnce(t *testing.T) {
+	p := policy()
+	e := newEnv(t, p)
+	var ids []string
+	e.set(t0.Add(-30 * day))
+	for i := 0; i < 24; i++ {
+		ids = append(ids, e.issue(fmt.Sprintf(`{"name":"k%d","ownerId":"acme","environment":"live","expiresAt":%q}`, i, t0.Add(time.Duration(i)*time.Hour).Format(time.RFC3339))))
+	}
+	e.set(t0.Add(12 * time.Hour)) // half expired, half within the notice period
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		sw := *e.sweeper
+		sw.PageSize = 3
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := sw.Run(context.Background(), time.Hour); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	e.runUntilDone(time.Hour)
+	c := e.counts()
+	for i, id := range ids {
+		want := lifecycle.KeyExpiring
+		if time.Duration(i)*time.Hour <= 12*time.Hour {
+			want = lifecycle.KeyExpired
+		}
+		if c[id][want] != 1 || c[id][lifecycle.KeyExpiring]+c[id][lifecycle.KeyExpired] != 1 {
+			t.Fatalf("key %d: events %v, want exactly one %s", i, c[id], want)
+		}
+	}
+}
+
+func TestAChangedPolicyReachesEveryLiveKey(t *testing.T) {
+	p := policy()
+	p.IdleAfter = 0 // nothing is ever due for a key without an expiry
+	e := newEnv(t, p)
+	id := e.issue(`{"name":"forever","ownerId":"acme","environment":"live"}`)
+	e.runUntilDone(time.Hour)
+	e.sweeper.Policy.MaxAge = 10 * day // the deployment turns on a maximum age
+	e.set(t0.Add(31 * day))
+	e.runUntilDone(time.Hour)
+	if c := e.counts()[id]; c[lifecycle.KeyExpired] != 1 {
+		t.Fatalf("a maximum age turned on later did not reach an existing key: %v", c)
+	}
+}
+
+// opCounter counts DynamoDB calls by operation, through the SDK's
+// middleware stack.
+type opCounter struct {
+	mu  sync.Mutex
+	ops map[string]int
+}
+
+func (c *opCounter) ID() string { return "keygateOpCounter" }
+
+func (c *opCounter) HandleInitialize(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+	c.mu.Lock()
+	c.ops[awsmiddleware.GetOperationName(ctx)]++
+	c.mu.Unlock()
+	return next.HandleInitialize(ctx, in)
+}
+
+func TestScheduledRunNeverScans(t *testing.T) {
+	e := newEnv(t, policy())
+	e.set(t0.Add(-30 * day))
+	for i := 0; i < 30; i++ {
+		e.issue(fmt.Sprintf(`{"name":"k%d","ownerId":"acme","environment":"live","expiresAt":%q}`, i, t0.Add(3*day).Format(time.RFC3339)))
+	}
+	e.set(t0)
+	count := &opCounter{ops: map[string]int{}}
+	db := dynamodb.New(e.db.Options(), func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error { return s.Initialize.Add(count, middleware.After) })
+	})
+	e.sweeper.Store = store.New(db, e.table, store.Options{Now: e.clock})
+	e.sweeper.PageSize = 10
+	rep, err := e.sweeper.Run(context.Background(), time.Hour)
+	if err != nil || !rep.Complete || rep.Applied != 30 || rep.Events[lifecycle.KeyExpiring] != 30 {
+		t.Fatalf("run: %+v %v", rep, err)
+	}
+	// One Query per shard page, one BatchGetItem per non-empty page, one
+	// transaction per key: no Scan, and the reads do not grow with the table.
+	if count.ops["Scan"] != 0 || count.ops["TransactWriteItems"] != 30 || count.ops["Query"] > store.DueShards+3*2 ||
+		count.ops["BatchGetItem"] > count.ops["Query"] || len(count.ops) != 3 {
+		t.Fatalf("DynamoDB calls of one run over 30 due keys: %v", count.ops)
+	}
+	t.Logf("DynamoDB calls of one run over 30 due keys: %v", count.ops)
+}
