@@ -189,6 +189,9 @@ var (
 	doc      map[string]any
 	compiler *jsonschema.Compiler
 	compiled sync.Map // pointer -> *jsonschema.Schema
+	// compileMu serialises the compiler, which is not safe for concurrent
+	// use (tests that fire concurrent requests check every response).
+	compileMu sync.Mutex
 )
 
 func openapiDoc(t testing.TB) map[string]any {
@@ -221,7 +224,9 @@ func schemaAt(t testing.TB, ptr string) *jsonschema.Schema {
 	if s, ok := compiled.Load(ptr); ok {
 		return s.(*jsonschema.Schema)
 	}
+	compileMu.Lock()
 	s, err := compiler.Compile("mem:///openapi.json#" + ptr)
+	compileMu.Unlock()
 	if err != nil {
 		t.Fatalf("compile %s: %v", ptr, err)
 	}

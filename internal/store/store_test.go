@@ -291,7 +291,7 @@ func TestNoPlaintextInTable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := f.s.Revoke(ctx, mustFirstID(t, f), time.Hour); err != nil {
+	if _, _, err := f.s.Revoke(ctx, mustFirstID(t, f), 90*24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	dump := dynamotest.Dump(t, f.db, f.table)

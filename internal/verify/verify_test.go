@@ -118,7 +118,7 @@ func TestEveryReasonCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	revoked, revokedKey := f.issue(t, nil)
-	if _, _, err := f.admin.Revoke(ctx, revoked.ID, time.Hour); err != nil {
+	if _, _, err := f.admin.Revoke(ctx, revoked.ID, 90*24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	_, expiredKey := f.issue(t, func(k *key.Key) { k.ExpiresAt = t0.Add(-time.Minute) })
@@ -150,7 +150,7 @@ func TestEveryReasonCode(t *testing.T) {
 		{"allow ipv6 in allowlist", &verify.Request{Credential: cidrKey, Method: "GET", SourceIP: "2001:db8::1"}, "", 0},
 		{"allow publishable from a listed subdomain", &verify.Request{Credential: pubKey, Method: "GET", Path: "/users/1", Origin: "https://app.example.com"}, "", 0},
 		{"missing", get("", "/"), gateway.MissingKey, 0},
-		{"malformed", get(ok[:len(ok)-1]+"x", "/"), gateway.MalformedKey, 0},
+		{"malformed", get(typo(ok), "/"), gateway.MalformedKey, 0},
 		{"unknown", get(garbage.Plaintext, "/"), gateway.UnknownKey, 0},
 		{"disabled", get(disabledKey, "/"), gateway.Disabled, 0},
 		{"revoked", get(revokedKey, "/"), gateway.Revoked, 0},
@@ -328,7 +328,7 @@ func TestRevocationBitesAtTheNextRequest(t *testing.T) {
 	if d := v.Verify(context.Background(), get(plain, "/users/1")); !d.Allowed() {
 		t.Fatal(d.Reason)
 	}
-	if _, _, err := f.admin.Revoke(context.Background(), k.ID, time.Hour); err != nil {
+	if _, _, err := f.admin.Revoke(context.Background(), k.ID, 90*24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if d := v.Verify(context.Background(), get(plain, "/users/1")); d.Reason != gateway.Revoked {
@@ -480,4 +480,14 @@ func TestCacheSettingsDecideHowLongChangesTakeToBite(t *testing.T) {
 	if calls, _ := f.countCalls(v, get(garbage.Plaintext, "/")); calls != 1 {
 		t.Fatalf("unknown key after the negative TTL: %d calls, want 1", calls)
 	}
+}
+
+// typo changes a key's last character to a different one, so the checksum
+// no longer matches.
+func typo(k string) string {
+	last := byte('x')
+	if k[len(k)-1] == last {
+		last = 'y'
+	}
+	return k[:len(k)-1] + string(last)
 }
