@@ -177,8 +177,8 @@ func checkJWKS(t *testing.T, body, cacheControl, kid string) {
 		t.Fatalf("JWKS %s: %v", body, err)
 	}
 	k := doc.Keys[0]
-	if _, private := k["d"]; private || k["kty"] != "EC" || k["crv"] != "P-256" || k["alg"] != "ES256" || k["use"] != "sig" || k["kid"] != kid {
-		t.Errorf("JWKS key %v, want the public P-256 key %s", k, kid)
+	if _, private := k["d"]; private || k["kty"] != "OKP" || k["crv"] != "Ed25519" || k["alg"] != "EdDSA" || k["use"] != "sig" || k["kid"] != kid {
+		t.Errorf("JWKS key %v, want the public Ed25519 key %s", k, kid)
 	}
 }
 

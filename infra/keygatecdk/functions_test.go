@@ -155,4 +155,15 @@ func TestSigningKeyAccess(t *testing.T) {
 	if _, ok := rotator["kms:Sign"]; ok {
 		t.Error("rotator may sign tokens")
 	}
+	// The key signs EdDSA tokens: an Ed25519 signing key, which is what
+	// the token function's Sign call (ED25519_SHA_512) needs.
+	keys := resources(t, tpl, "AWS::KMS::Key")
+	if len(keys) != 1 {
+		t.Fatalf("%d KMS keys, want the one signing key", len(keys))
+	}
+	for id, k := range keys {
+		if k.Properties["KeySpec"] != "ECC_NIST_EDWARDS25519" || k.Properties["KeyUsage"] != "SIGN_VERIFY" {
+			t.Errorf("KMS key %s: spec %v, usage %v; want ECC_NIST_EDWARDS25519, SIGN_VERIFY", id, k.Properties["KeySpec"], k.Properties["KeyUsage"])
+		}
+	}
 }

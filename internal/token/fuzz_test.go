@@ -2,7 +2,7 @@ package token_test
 
 import (
 	"context"
-	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -37,11 +37,11 @@ func fuzzSigner(tb testing.TB) (*token.LocalSigner, staticKeys) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := token.NewLocalSigner(pk.(*ecdsa.PrivateKey))
+	s, err := token.NewLocalSigner(pk.(ed25519.PrivateKey))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	jwk, err := token.EncodeJWK(fuzzKID, &pk.(*ecdsa.PrivateKey).PublicKey)
+	jwk, err := token.EncodeJWK(fuzzKID, pk.(ed25519.PrivateKey).Public().(ed25519.PublicKey))
 	if err != nil {
 		tb.Fatal(err)
 	}

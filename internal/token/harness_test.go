@@ -2,8 +2,7 @@ package token_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"sync/atomic"
@@ -104,10 +103,10 @@ func (f *fixture) signer(t testing.TB, kid string) token.Signer {
 	return s
 }
 
-// sign signs claims with s under header fields hdr (alg ES256 unless set).
+// sign signs claims with s under header fields hdr (alg EdDSA unless set).
 func sign(t testing.TB, s token.Signer, hdr map[string]any, c jwt.Claims) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
 	for k, v := range hdr {
 		tok.Header[k] = v
 	}
@@ -124,7 +123,7 @@ func sign(t testing.TB, s token.Signer, hdr map[string]any, c jwt.Claims) string
 
 func otherSigner(t testing.TB) token.Signer {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

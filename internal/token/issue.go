@@ -2,6 +2,8 @@ package token
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"slices"
 	"time"
 
@@ -95,22 +97,28 @@ func (is *Issuer) Issue(ctx context.Context, k *key.Key, r Request, now time.Tim
 	if err != nil {
 		return Issued{}, err
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
 	t.Header["kid"] = kid
 	input, err := t.SigningString()
 	if err != nil {
 		return Issued{}, fault.Wrap(fault.Internal, err, "encode token")
+	}
+	// Refused before signing: the signature's length is fixed, and KMS
+	// takes raw messages of at most 4096 bytes, which this also keeps to.
+	if len(input)+len(".")+sigLen > MaxSize {
+		return Issued{}, fault.Errorf(fault.Invalid, "the key's scopes, stages, origins and CIDRs make a token longer than %d bytes", MaxSize)
 	}
 	sig, err := signer.Sign(ctx, input)
 	if err != nil {
 		return Issued{}, err
 	}
 	tok := input + "." + t.EncodeSegment(sig)
-	if len(tok) > MaxSize {
-		return Issued{}, fault.Errorf(fault.Invalid, "the key's scopes, stages, origins and CIDRs make a token longer than %d bytes", MaxSize)
-	}
 	return Issued{Token: tok, ID: c.ID, ExpiresAt: exp}, nil
 }
+
+// sigLen is the length of a token's signature segment: 64 bytes of
+// Ed25519 signature, base64url without padding.
+var sigLen = base64.RawURLEncoding.EncodedLen(ed25519.SignatureSize)
 
 func orEmpty(s []string) []string {
 	if s == nil {

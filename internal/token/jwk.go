@@ -1,8 +1,7 @@
 package token
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -10,13 +9,19 @@ import (
 	"github.com/keygate/keygate/internal/fault"
 )
 
-// JWK is a public EC key as a JSON Web Key (RFC 7517, RFC 7518 section 6.2),
-// the form the table and the JWKS document publish.
+// The JWK members of an Ed25519 key (RFC 8037 section 2).
+const (
+	jwkKty = "OKP"
+	jwkCrv = "Ed25519"
+)
+
+// JWK is a public Ed25519 key as a JSON Web Key (RFC 7517, RFC 8037
+// section 2: kty OKP, crv Ed25519, x the 32-byte public key), the form the
+// table and the JWKS document publish.
 type JWK struct {
 	Kty string `json:"kty"`
 	Crv string `json:"crv"`
 	X   string `json:"x"`
-	Y   string `json:"y"`
 	Kid string `json:"kid"`
 	Alg string `json:"alg"`
 	Use string `json:"use"`
@@ -27,41 +32,32 @@ type JWKS struct {
 	Keys []JWK `json:"keys"`
 }
 
-// EncodeJWK returns the public JWK of pub, named kid. Only P-256 keys are
-// accepted: every token is ES256.
-func EncodeJWK(kid string, pub *ecdsa.PublicKey) ([]byte, error) {
-	if pub == nil || pub.Curve != elliptic.P256() {
-		return nil, fault.Errorf(fault.Invalid, "signing keys must be ECDSA P-256")
+// EncodeJWK returns the public JWK of pub, named kid. Only Ed25519 keys
+// are accepted: every token is EdDSA.
+func EncodeJWK(kid string, pub ed25519.PublicKey) ([]byte, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return nil, fault.Errorf(fault.Invalid, "signing keys must be Ed25519")
 	}
-	b, err := pub.Bytes() // 0x04 || X || Y, 32 bytes each
-	if err != nil {
-		return nil, fault.Wrap(fault.Invalid, err, "encode public key")
-	}
-	enc := base64.RawURLEncoding
-	return json.Marshal(JWK{Kty: "EC", Crv: "P-256", X: enc.EncodeToString(b[1:33]), Y: enc.EncodeToString(b[33:]),
+	return json.Marshal(JWK{Kty: jwkKty, Crv: jwkCrv, X: base64.RawURLEncoding.EncodeToString(pub),
 		Kid: kid, Alg: Alg, Use: "sig"})
 }
 
-// DecodeJWK reads a public JWK written by EncodeJWK (or any P-256 EC JWK
-// for ES256 signatures), checking that the point is on the curve.
-func DecodeJWK(b []byte) (JWK, *ecdsa.PublicKey, error) {
+// DecodeJWK reads a public JWK written by EncodeJWK (or any Ed25519 OKP
+// JWK for EdDSA signatures). Any other key (an EC key of an earlier ring
+// included) is refused, so it can never verify a token.
+func DecodeJWK(b []byte) (JWK, ed25519.PublicKey, error) {
 	var j JWK
 	if err := json.Unmarshal(b, &j); err != nil {
 		return JWK{}, nil, fault.Wrap(fault.Invalid, err, "signing key is not a JWK")
 	}
-	if j.Kty != "EC" || j.Crv != "P-256" || (j.Alg != "" && j.Alg != Alg) || j.Kid == "" {
-		return JWK{}, nil, fault.Errorf(fault.Invalid, "signing key %q is not a P-256 ES256 key", j.Kid)
+	if j.Kty != jwkKty || j.Crv != jwkCrv || (j.Alg != "" && j.Alg != Alg) || j.Kid == "" {
+		return JWK{}, nil, fault.Errorf(fault.Invalid, "signing key %q is not an Ed25519 EdDSA key", j.Kid)
 	}
-	x, errX := base64.RawURLEncoding.DecodeString(j.X)
-	y, errY := base64.RawURLEncoding.DecodeString(j.Y)
-	if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
-		return JWK{}, nil, fault.Errorf(fault.Invalid, "signing key %q has bad coordinates", j.Kid)
+	x, err := base64.RawURLEncoding.DecodeString(j.X)
+	if err != nil || len(x) != ed25519.PublicKeySize {
+		return JWK{}, nil, fault.Errorf(fault.Invalid, "signing key %q has a bad x", j.Kid)
 	}
-	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-	if err != nil {
-		return JWK{}, nil, fault.Wrap(fault.Invalid, err, "signing key %q", j.Kid)
-	}
-	return j, pub, nil
+	return j, ed25519.PublicKey(x), nil
 }
 
 // newKID returns a fresh kid: 96 random bits, base64url. A kid is new with

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/asn1"
 	"errors"
-	"math/big"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,8 +23,9 @@ import (
 )
 
 // fakeKMS is a hand-written KMS client: function fields, with a default
-// that behaves like KMS for a set of ECC_NIST_P256 keys (DER signatures of
-// a digest, DER SubjectPublicKeyInfo public keys).
+// that behaves like KMS for a set of ECC_NIST_EDWARDS25519 keys (real
+// Ed25519 signatures of the raw message, 64 bytes as RFC 8032 has them;
+// DER SubjectPublicKeyInfo public keys).
 type fakeKMS struct {
 	SignFn         func(context.Context, *kms.SignInput) (*kms.SignOutput, error)
 	GetPublicKeyFn func(context.Context, *kms.GetPublicKeyInput) (*kms.GetPublicKeyOutput, error)
@@ -43,9 +43,9 @@ func (f *fakeKMS) GetPublicKey(ctx context.Context, in *kms.GetPublicKeyInput, _
 
 func newFakeKMS(t testing.TB, ids ...string) *fakeKMS {
 	t.Helper()
-	keys := map[string]*ecdsa.PrivateKey{}
+	keys := map[string]ed25519.PrivateKey{}
 	for _, id := range ids {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		_, k, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,31 +57,32 @@ func newFakeKMS(t testing.TB, ids ...string) *fakeKMS {
 			if !ok {
 				return nil, errors.New("NotFoundException")
 			}
-			if in.MessageType != kmstypes.MessageTypeDigest || in.SigningAlgorithm != kmstypes.SigningAlgorithmSpecEcdsaSha256 || len(in.Message) != 32 {
-				return nil, errors.New("ValidationException: want an ECDSA_SHA_256 signature of a SHA-256 digest")
+			if in.MessageType != kmstypes.MessageTypeRaw || in.SigningAlgorithm != kmstypes.SigningAlgorithmSpecEd25519Sha512 ||
+				len(in.Message) == 0 || len(in.Message) > 4096 {
+				return nil, errors.New("ValidationException: want an ED25519_SHA_512 signature of a RAW message of 1 to 4096 bytes")
 			}
-			der, err := ecdsa.SignASN1(rand.Reader, k, in.Message)
-			return &kms.SignOutput{Signature: der, KeyId: in.KeyId, SigningAlgorithm: in.SigningAlgorithm}, err
+			sig := ed25519.Sign(k, in.Message)
+			return &kms.SignOutput{Signature: sig, KeyId: in.KeyId, SigningAlgorithm: in.SigningAlgorithm}, nil
 		},
 		GetPublicKeyFn: func(_ context.Context, in *kms.GetPublicKeyInput) (*kms.GetPublicKeyOutput, error) {
 			k, ok := keys[aws.ToString(in.KeyId)]
 			if !ok {
 				return nil, errors.New("NotFoundException")
 			}
-			der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+			der, err := x509.MarshalPKIXPublicKey(k.Public())
 			return &kms.GetPublicKeyOutput{PublicKey: der, KeyId: in.KeyId}, err
 		},
 	}
 }
 
 // TestKMSSignedTokensVerify signs through the KMS signer (a fake KMS that
-// makes real DER ECDSA signatures) and verifies with golang-jwt.
+// makes real Ed25519 signatures) and verifies with golang-jwt.
 func TestKMSSignedTokensVerify(t *testing.T) {
 	f := newFixture(t)
 	fk := newFakeKMS(t, "arn:aws:kms:eu-west-1:111122223333:key/a")
 	ring := token.NewKeyring(f.admin, &token.KMSBackend{Client: fk, Keys: []string{"arn:aws:kms:eu-west-1:111122223333:key/a"}}, 0)
 	issuer := token.NewIssuer(ring, f.settings)
-	for i := range 50 { // enough signatures that some r or s has a leading zero byte
+	for i := range 50 {
 		is, err := issuer.Issue(ctx, newKey(), token.Request{}, f.clock())
 		if err != nil {
 			t.Fatal(err)
@@ -159,18 +160,44 @@ func TestKMSPublicKeyMustMatchThePublishedOne(t *testing.T) {
 	}
 }
 
-func TestDERToJOSE(t *testing.T) {
-	der, _ := asn1.Marshal(struct{ R, S *big.Int }{big.NewInt(1), new(big.Int).Lsh(big.NewInt(1), 255)})
-	sig, err := token.DERToJOSE(der)
-	if err != nil || len(sig) != 64 || sig[31] != 1 || !bytes.Equal(sig[:31], make([]byte, 31)) || sig[32] != 0x80 {
-		t.Errorf("small r must be left-padded to 32 bytes: %x, %v", sig, err)
+// TestKMSKeyMustBeEd25519: a KMS key of another spec (the earlier P-256
+// one, say) never publishes a key, and a signature that is not Ed25519's
+// 64 bytes (a DER ECDSA one) never makes a token.
+func TestKMSKeyMustBeEd25519(t *testing.T) {
+	f := newFixture(t)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	fk := newFakeKMS(t, "k")
+	good := fk.GetPublicKeyFn
+	fk.GetPublicKeyFn = func(_ context.Context, in *kms.GetPublicKeyInput) (*kms.GetPublicKeyOutput, error) {
+		der, err := x509.MarshalPKIXPublicKey(&p256.PublicKey)
+		return &kms.GetPublicKeyOutput{PublicKey: der, KeyId: in.KeyId}, err
 	}
-	tooBig, _ := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).Lsh(big.NewInt(1), 256), big.NewInt(1)})
-	neg, _ := asn1.Marshal(struct{ R, S *big.Int }{big.NewInt(-1), big.NewInt(1)})
-	for name, bad := range map[string][]byte{"empty": nil, "garbage": []byte("xyz"), "too big": tooBig,
-		"negative": neg, "trailing": append(append([]byte{}, der...), 0)} {
-		if _, err := token.DERToJOSE(bad); err == nil {
-			t.Errorf("%s: accepted", name)
+	ring := token.NewKeyring(f.admin, &token.KMSBackend{Client: fk, Keys: []string{"k"}}, 0)
+	if _, err := ring.RotateSigningKeys(ctx, f.clock()); !fault.Is(err, fault.Invalid) {
+		t.Errorf("a P-256 KMS key: %v, want invalid", err)
+	}
+	if r, _ := f.admin.SigningKeys(ctx); len(r.Keys) != 0 {
+		t.Errorf("a P-256 KMS key was published: %+v", r.Keys)
+	}
+
+	fk.GetPublicKeyFn = good
+	ring = token.NewKeyring(f.admin, &token.KMSBackend{Client: fk, Keys: []string{"k"}}, 0)
+	issuer := token.NewIssuer(ring, f.settings)
+	for name, sig := range map[string][]byte{"DER ECDSA": mustSignASN1(t, p256), "short": make([]byte, 63), "empty": nil} {
+		fk.SignFn = func(_ context.Context, in *kms.SignInput) (*kms.SignOutput, error) {
+			return &kms.SignOutput{Signature: sig, KeyId: in.KeyId, SigningAlgorithm: in.SigningAlgorithm}, nil
+		}
+		if is, err := issuer.Issue(ctx, newKey(), token.Request{}, f.clock()); !fault.Is(err, fault.Internal) || is.Token != "" {
+			t.Errorf("%s signature from KMS: token %q, %v; want none, internal", name, is.Token, err)
 		}
 	}
+}
+
+func mustSignASN1(t *testing.T, k *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	der, err := ecdsa.SignASN1(rand.Reader, k, make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }

@@ -2,14 +2,10 @@ package token
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,35 +21,38 @@ import (
 )
 
 // Signer signs a token's signing input (base64url header "." base64url
-// claims) with ES256 and returns the JOSE signature (r || s, 64 bytes). The
+// claims) with EdDSA (Ed25519, the message itself, no digest) and returns
+// the JOSE signature: the 64-byte Ed25519 signature of RFC 8032. The
 // private key stays behind it: in KMS, or in this process.
 type Signer interface {
 	Sign(ctx context.Context, signingInput string) ([]byte, error)
 	// Public returns the public key, to check it against the published JWK.
-	Public(ctx context.Context) (*ecdsa.PublicKey, error)
+	Public(ctx context.Context) (ed25519.PublicKey, error)
 }
 
-// LocalSigner signs with an ECDSA P-256 key held in process: the local
-// stack's signer and the tests'. The deployed stack signs with KMS.
+// LocalSigner signs with an Ed25519 key held in process: the local stack's
+// signer and the tests'. The deployed stack signs with KMS.
 type LocalSigner struct {
-	key *ecdsa.PrivateKey
+	key ed25519.PrivateKey
 }
 
-// NewLocalSigner returns a signer for a P-256 private key.
-func NewLocalSigner(k *ecdsa.PrivateKey) (*LocalSigner, error) {
-	if k == nil || k.Curve != elliptic.P256() {
-		return nil, fault.Errorf(fault.Invalid, "a local signing key must be ECDSA P-256")
+// NewLocalSigner returns a signer for an Ed25519 private key.
+func NewLocalSigner(k ed25519.PrivateKey) (*LocalSigner, error) {
+	if len(k) != ed25519.PrivateKeySize {
+		return nil, fault.Errorf(fault.Invalid, "a local signing key must be Ed25519")
 	}
 	return &LocalSigner{key: k}, nil
 }
 
-// Sign signs with golang-jwt's ES256.
+// Sign signs with golang-jwt's EdDSA.
 func (s *LocalSigner) Sign(_ context.Context, signingInput string) ([]byte, error) {
-	return jwt.SigningMethodES256.Sign(signingInput, s.key)
+	return jwt.SigningMethodEdDSA.Sign(signingInput, s.key)
 }
 
 // Public returns the public key.
-func (s *LocalSigner) Public(context.Context) (*ecdsa.PublicKey, error) { return &s.key.PublicKey, nil }
+func (s *LocalSigner) Public(context.Context) (ed25519.PublicKey, error) {
+	return s.key.Public().(ed25519.PublicKey), nil
+}
 
 // KMSClient is the part of the KMS API the KMS signer uses (kms.Client
 // implements it; tests use a fake with function fields).
@@ -62,37 +61,41 @@ type KMSClient interface {
 	GetPublicKey(ctx context.Context, in *kms.GetPublicKeyInput, optFns ...func(*kms.Options)) (*kms.GetPublicKeyOutput, error)
 }
 
-// KMSSigner signs with an asymmetric KMS key (ECC_NIST_P256, SIGN_VERIFY):
-// one Sign call per token with the SHA-256 digest of the signing input, so
-// the private key never leaves KMS. The function needs kms:Sign and
-// kms:GetPublicKey on the key, nothing else.
+// KMSSigner signs with an asymmetric KMS key (ECC_NIST_EDWARDS25519,
+// SIGN_VERIFY): one Sign call per token (ED25519_SHA_512 over the raw
+// signing input, which MaxSize keeps under KMS's 4096-byte limit for raw
+// messages), so the private key never leaves KMS. The function needs
+// kms:Sign and kms:GetPublicKey on the key, nothing else.
 type KMSSigner struct {
 	Client KMSClient
 	KeyID  string
 
 	once sync.Once
-	pub  *ecdsa.PublicKey
+	pub  ed25519.PublicKey
 	err  error
 }
 
-// Sign asks KMS for an ECDSA_SHA_256 signature of the digest and converts
-// KMS's DER encoding to JOSE's fixed-size r || s.
+// Sign asks KMS for a pure Ed25519 signature (ED25519_SHA_512, MessageType
+// RAW: EdDSA hashes the message itself, so there is no digest to send).
+// KMS returns it as RFC 8032's 64 bytes, which is already JOSE's form.
 func (s *KMSSigner) Sign(ctx context.Context, signingInput string) ([]byte, error) {
-	digest := sha256.Sum256([]byte(signingInput))
 	out, err := s.Client.Sign(ctx, &kms.SignInput{
 		KeyId:            aws.String(s.KeyID),
-		Message:          digest[:],
-		MessageType:      kmstypes.MessageTypeDigest,
-		SigningAlgorithm: kmstypes.SigningAlgorithmSpecEcdsaSha256,
+		Message:          []byte(signingInput),
+		MessageType:      kmstypes.MessageTypeRaw,
+		SigningAlgorithm: kmstypes.SigningAlgorithmSpecEd25519Sha512,
 	})
 	if err != nil {
 		return nil, fault.Wrap(fault.Unavailable, err, "KMS could not sign the token")
 	}
-	return derToJOSE(out.Signature)
+	if len(out.Signature) != ed25519.SignatureSize {
+		return nil, fault.Errorf(fault.Internal, "KMS returned a %d-byte signature, not a 64-byte Ed25519 one", len(out.Signature))
+	}
+	return out.Signature, nil
 }
 
 // Public reads the public key from KMS once (GetPublicKey) and keeps it.
-func (s *KMSSigner) Public(ctx context.Context) (*ecdsa.PublicKey, error) {
+func (s *KMSSigner) Public(ctx context.Context) (ed25519.PublicKey, error) {
 	s.once.Do(func() {
 		out, err := s.Client.GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: aws.String(s.KeyID)})
 		if err != nil {
@@ -100,12 +103,12 @@ func (s *KMSSigner) Public(ctx context.Context) (*ecdsa.PublicKey, error) {
 			return
 		}
 		pk, err := x509.ParsePKIXPublicKey(out.PublicKey)
-		ec, ok := pk.(*ecdsa.PublicKey)
-		if err != nil || !ok || ec.Curve != elliptic.P256() {
-			s.err = fault.Errorf(fault.Invalid, "KMS key %s is not an ECC_NIST_P256 key", s.KeyID)
+		ed, ok := pk.(ed25519.PublicKey)
+		if err != nil || !ok {
+			s.err = fault.Errorf(fault.Invalid, "KMS key %s is not an ECC_NIST_EDWARDS25519 key", s.KeyID)
 			return
 		}
-		s.pub = ec
+		s.pub = ed
 	})
 	if s.err != nil {
 		// Do not keep a transient failure for the life of the process.
@@ -118,22 +121,6 @@ func (s *KMSSigner) Public(ctx context.Context) (*ecdsa.PublicKey, error) {
 	return s.pub, nil
 }
 
-// derToJOSE converts an ASN.1 DER ECDSA signature (SEQUENCE of INTEGER r,
-// INTEGER s), as KMS returns it, to JOSE's r || s with each value
-// left-padded to 32 bytes (RFC 7518 section 3.4).
-func derToJOSE(der []byte) ([]byte, error) {
-	var sig struct{ R, S *big.Int }
-	rest, err := asn1.Unmarshal(der, &sig)
-	if err != nil || len(rest) != 0 || sig.R == nil || sig.S == nil ||
-		sig.R.Sign() <= 0 || sig.S.Sign() <= 0 || sig.R.BitLen() > 256 || sig.S.BitLen() > 256 {
-		return nil, fault.Errorf(fault.Internal, "KMS returned a signature that is not a DER ECDSA P-256 signature")
-	}
-	out := make([]byte, 64)
-	sig.R.FillBytes(out[:32])
-	sig.S.FillBytes(out[32:])
-	return out, nil
-}
-
 // Backend creates signing keys for rotation and finds the signer of a
 // published key by its source.
 type Backend interface {
@@ -141,7 +128,7 @@ type Backend interface {
 	// (stored with the public key) and public key. inUse lists the sources
 	// of the keys still published, oldest first, so that a backend with a
 	// choice picks material no live kid uses.
-	Create(ctx context.Context, kid string, inUse []string) (source string, pub *ecdsa.PublicKey, err error)
+	Create(ctx context.Context, kid string, inUse []string) (source string, pub ed25519.PublicKey, err error)
 	// Signer returns the signer of a published key.
 	Signer(ctx context.Context, kid, source string) (Signer, error)
 	// Has reports whether this backend can sign for source at all (a
@@ -182,7 +169,7 @@ func (b *KMSBackend) signer(keyID string) *KMSSigner {
 }
 
 // Create picks a configured KMS key for the new kid.
-func (b *KMSBackend) Create(ctx context.Context, _ string, inUse []string) (string, *ecdsa.PublicKey, error) {
+func (b *KMSBackend) Create(ctx context.Context, _ string, inUse []string) (string, ed25519.PublicKey, error) {
 	if len(b.Keys) == 0 {
 		return "", nil, fault.Fieldf(EnvSigningKey, "no KMS signing key is configured")
 	}
@@ -237,9 +224,9 @@ type LocalBackend struct {
 
 func (b *LocalBackend) path(kid string) string { return filepath.Join(b.Dir, kid+".pem") }
 
-// Create generates a P-256 key for kid and persists it.
-func (b *LocalBackend) Create(_ context.Context, kid string, _ []string) (string, *ecdsa.PublicKey, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// Create generates an Ed25519 key for kid and persists it.
+func (b *LocalBackend) Create(_ context.Context, kid string, _ []string) (string, ed25519.PublicKey, error) {
+	pub, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return "", nil, fault.Wrap(fault.Internal, err, "generate signing key")
 	}
@@ -263,7 +250,7 @@ func (b *LocalBackend) Create(_ context.Context, kid string, _ []string) (string
 		b.keys = map[string]*LocalSigner{}
 	}
 	b.keys[kid] = s
-	return localSource, &k.PublicKey, nil
+	return localSource, pub, nil
 }
 
 // Signer returns the key of kid, from memory or from its file.
@@ -288,11 +275,11 @@ func (b *LocalBackend) Signer(_ context.Context, kid, source string) (Signer, er
 		return nil, fault.Errorf(fault.Internal, "signing key file of %s is not PEM", kid)
 	}
 	pk, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	ec, ok := pk.(*ecdsa.PrivateKey)
+	ed, ok := pk.(ed25519.PrivateKey)
 	if err != nil || !ok {
-		return nil, fault.Errorf(fault.Internal, "signing key file of %s is not an ECDSA key", kid)
+		return nil, fault.Errorf(fault.Internal, "signing key file of %s is not an Ed25519 key", kid)
 	}
-	s, err := NewLocalSigner(ec)
+	s, err := NewLocalSigner(ed)
 	if err != nil {
 		return nil, err
 	}

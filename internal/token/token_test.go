@@ -1,6 +1,9 @@
 package token_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -134,6 +137,12 @@ func TestBadTokensAreRefusedWithoutDynamoDB(t *testing.T) {
 	// Algorithm confusion: an HMAC keyed with the public key's JWK.
 	published, _ := f.ring.Published(ctx, t0)
 	hsTok, _ := hs.SignedString(published[0].JWK)
+	// The earlier algorithm: a valid ES256 signature by a P-256 key, under
+	// a published kid.
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	es := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	es.Header["kid"] = kid
+	esTok, _ := es.SignedString(p256)
 	expired := *c
 	expired.IssuedAt = jwt.NewNumericDate(t0.Add(-time.Hour))
 	expired.NotBefore = expired.IssuedAt
@@ -160,10 +169,11 @@ func TestBadTokensAreRefusedWithoutDynamoDB(t *testing.T) {
 		{"alg none", seg(map[string]string{"alg": "none", "typ": "JWT", "kid": kid}) + "." + parts[1] + ".", gateway.MalformedKey},
 		{"alg none with signature", seg(map[string]string{"alg": "none", "kid": kid}) + "." + parts[1] + "." + parts[2], gateway.MalformedKey},
 		{"HS256 keyed with the public key", hsTok, gateway.MalformedKey},
+		{"ES256", esTok, gateway.MalformedKey},
 		{"unknown kid", sign(t, otherSigner(t), map[string]any{"kid": "not-a-published-kid"}, c), gateway.UnknownKey},
 		{"no kid", sign(t, ours, nil, c), gateway.MalformedKey},
 		{"changed payload", parts[0] + "." + seg(&changed) + "." + parts[2], gateway.UnknownKey},
-		{"changed header", seg(map[string]string{"alg": "ES256", "kid": kid, "typ": "at+jwt"}) + "." + parts[1] + "." + parts[2], gateway.UnknownKey},
+		{"changed header", seg(map[string]string{"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}) + "." + parts[1] + "." + parts[2], gateway.UnknownKey},
 		{"another key's signature", sign(t, otherSigner(t), map[string]any{"kid": kid}, c), gateway.UnknownKey},
 		{"short signature", good[:len(good)-2], gateway.UnknownKey},
 		{"expired", sign(t, ours, map[string]any{"kid": kid}, &expired), gateway.Expired},

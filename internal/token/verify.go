@@ -2,7 +2,7 @@ package token
 
 import (
 	"context"
-	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"strings"
@@ -71,7 +71,7 @@ type keySet struct {
 }
 
 type verifyKey struct {
-	pub *ecdsa.PublicKey
+	pub ed25519.PublicKey
 	// notAfter is when the key stopped signing (zero while it signs): a
 	// token it claims to have signed later is forged or replayed.
 	notAfter time.Time
@@ -107,7 +107,7 @@ type Result struct {
 
 // Sentinel causes returned by the key function, told apart after Parse.
 var (
-	errAlg        = errors.New("token algorithm is not ES256")
+	errAlg        = errors.New("token algorithm is not EdDSA")
 	errNoKID      = errors.New("token names no kid")
 	errUnknownKID = errors.New("token kid is not a published key")
 	errNoKeys     = errors.New("the published keys could not be read")
@@ -119,7 +119,7 @@ func Looks(s string) bool {
 	return strings.Count(s, ".") == 2 && len(s) > 4 && s[0] == 'e'
 }
 
-// Verify checks a token: size, structure, algorithm (ES256, whatever the
+// Verify checks a token: size, structure, algorithm (EdDSA, whatever the
 // header says), kid, signature, issuer, audience, exp, nbf and iat (with
 // Leeway), and the claims keygate adds. The refusals:
 //
@@ -147,7 +147,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (res Result) {
 	var kid string
 	c := &Claims{}
 	_, err := v.parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
-		if t.Method != jwt.SigningMethodES256 || t.Header["alg"] != Alg {
+		if t.Method != jwt.SigningMethodEdDSA || t.Header["alg"] != Alg {
 			return nil, errAlg
 		}
 		kid, _ = t.Header["kid"].(string)
