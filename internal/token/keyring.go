@@ -74,6 +74,13 @@ func (k *Keyring) load(ctx context.Context, now time.Time, force bool) (store.Si
 	return r, nil
 }
 
+// usable reports whether a published JWK is a key tokens can be signed and
+// verified with now (an Ed25519 key).
+func usable(jwk []byte) bool {
+	_, _, err := DecodeJWK(jwk)
+	return err == nil
+}
+
 // live returns the keys still published at now.
 func live(keys []store.SigningKey, now time.Time) []store.SigningKey {
 	var out []store.SigningKey
@@ -139,15 +146,17 @@ func (k *Keyring) Active(ctx context.Context, now time.Time) (string, Signer, er
 	if ok {
 		return cur.KID, s, nil
 	}
+	_, published, err := DecodeJWK(cur.JWK)
+	if err != nil {
+		// An ES256 key of a ring from before EdDSA: the rotator's next
+		// run publishes its replacement (see RotateSigningKeys).
+		return "", nil, fault.Wrap(fault.Unavailable, err, "signing key %s cannot sign EdDSA tokens", cur.KID)
+	}
 	s, err = k.b.Signer(ctx, cur.KID, cur.Source)
 	if err != nil {
 		return "", nil, err
 	}
 	pub, err := s.Public(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	_, published, err := DecodeJWK(cur.JWK)
 	if err != nil {
 		return "", nil, err
 	}
@@ -168,11 +177,13 @@ type Rotation struct {
 	Retired   string    `json:"retired,omitempty"`
 }
 
-// RotateSigningKeys publishes the next signing key when one is due (see Keyring):
-// at once on an empty ring, PublishAhead ahead when the newest key's
-// material is no longer available, otherwise when the newest key has
-// signed for the rotation interval less PublishAhead. It is idempotent:
-// running it again, or concurrently, publishes nothing more.
+// RotateSigningKeys publishes the next signing key when one is due (see
+// Keyring): at once on an empty ring, PublishAhead ahead when the newest
+// key's material is no longer available or its public key is not one this
+// version signs with (an ES256 key of a ring from before EdDSA), otherwise
+// when the newest key has signed for the rotation interval less
+// PublishAhead. It is idempotent: running it again, or concurrently,
+// publishes nothing more.
 func (k *Keyring) RotateSigningKeys(ctx context.Context, now time.Time) (Rotation, error) {
 	r, err := k.load(ctx, now, true)
 	if err != nil {
@@ -189,7 +200,7 @@ func (k *Keyring) RotateSigningKeys(ctx context.Context, now time.Time) (Rotatio
 		start = now
 	case newest.NotBefore.After(now):
 		return Rotation{}, nil // the next key is published and waits for its start
-	case !k.b.Has(newest.Source):
+	case !k.b.Has(newest.Source) || !usable(newest.JWK):
 		start = now.Add(PublishAhead)
 	case now.Before(newest.NotBefore.Add(k.rotation - PublishAhead)):
 		return Rotation{}, nil

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/token"
@@ -166,5 +167,33 @@ func TestLocalKeysPersistAcrossProcesses(t *testing.T) {
 	stranger := token.NewIssuer(token.NewKeyring(f.admin, &token.LocalBackend{Dir: t.TempDir()}, 0), f.settings)
 	if _, err := stranger.Issue(ctx, newKey(), token.Request{}, f.clock()); err == nil {
 		t.Error("a process without the key file signed a token")
+	}
+}
+
+// TestES256RingIsReplacedByAnEd25519Key: a ring from before EdDSA (its
+// newest key an ES256 one, still signing in the local backend's source) is
+// never used to sign; the next rotation run publishes an Ed25519 key
+// PublishAhead later, which then signs tokens that verify.
+func TestES256RingIsReplacedByAnEd25519Key(t *testing.T) {
+	f := newFixture(t)
+	es := store.SigningKey{KID: "es256-kid", Source: "local", CreatedAt: t0.Add(-time.Hour), NotBefore: t0.Add(-time.Hour),
+		JWK: []byte(`{"kty":"EC","crv":"P-256","x":"ze8lCU5hM4LlCgDDFygxGK79JGfi0wiIuwizqZzE0a4","y":"mz9NQOfD_rh1W5SjZkaUBLUG03iBcTKt0QILEhU1fF0","kid":"es256-kid","alg":"ES256","use":"sig"}`)}
+	if err := f.admin.AddSigningKey(ctx, 0, es, "", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.issuer.Issue(ctx, newKey(), token.Request{}, f.clock()); !fault.Is(err, fault.Unavailable) {
+		t.Errorf("issuing under an ES256 key: %v, want unavailable", err)
+	}
+	rot, err := f.ring.RotateSigningKeys(ctx, f.clock())
+	if err != nil || rot.Retired != es.KID || !rot.StartsAt.Equal(t0.Add(token.PublishAhead)) {
+		t.Fatalf("replacement of the ES256 key: %+v, %v", rot, err)
+	}
+	f.advance(token.PublishAhead)
+	is := f.issue(t, newKey(), token.Request{})
+	if kidOf(t, is.Token) != rot.Published {
+		t.Errorf("token signed by %s, want the replacement %s", kidOf(t, is.Token), rot.Published)
+	}
+	if r := f.verifier.Verify(ctx, is.Token); r.Reason != "" {
+		t.Errorf("token of the replacement key: %s", r.Reason)
 	}
 }
