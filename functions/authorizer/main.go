@@ -18,6 +18,7 @@ import (
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/metrics"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/token"
 	"github.com/keygate/keygate/internal/verify"
 )
 
@@ -42,6 +43,14 @@ func main() {
 		db = dynamodb.NewFromConfig(aws)
 	}
 	st := store.New(db, cfg.Table, store.Options{})
+	ts, err := token.SettingsFromEnv(os.Getenv)
+	if err != nil {
+		fail(log, "configuration", err)
+	}
+	// Access tokens are verified offline against the published signing
+	// keys, read from the table on the first token (not here: init makes
+	// no network call).
+	settings.Verify.Tokens = token.NewVerifier(st, ts.Issuer, ts.Audience, nil)
 	log = slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: settings.LogLevel}))
 	h := authorizer.New(verify.New(st, settings.Verify), authorizer.Options{
 		QueryParam: settings.QueryParam,

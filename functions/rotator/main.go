@@ -16,12 +16,14 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/keygate/keygate/internal/adminapi"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/rotator"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/token"
 )
 
 func main() {
@@ -49,12 +51,17 @@ func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (f
 	if err != nil {
 		return nil, err
 	}
+	ts, err := token.SettingsFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
 	var db *dynamodb.Client
 	var pub rotator.Publisher = &lifecycle.Log{Logger: log}
+	var newKMS func() token.KMSClient
 	if cfg.DynamoDBEndpoint != "" {
 		db = store.LocalClient(cfg.DynamoDBEndpoint)
 	}
-	if db == nil || cfg.EventBus != "" {
+	if db == nil || cfg.EventBus != "" || len(ts.KMSKeys) > 0 {
 		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 		if err != nil {
 			return nil, err
@@ -65,8 +72,19 @@ func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (f
 		if cfg.EventBus != "" {
 			pub = &lifecycle.EventBridge{Client: eventbridge.NewFromConfig(awsCfg), Bus: cfg.EventBus}
 		}
+		newKMS = func() token.KMSClient { return kms.NewFromConfig(awsCfg) }
 	}
 	s := store.New(db, cfg.Table, store.Options{CursorSecret: settings.CursorSecret()})
+	// Token signing keys rotate on the same schedule, when a signing key
+	// (KMS, or a local directory) is configured; without one, tokens are
+	// still signed (the token function publishes a first key) but never
+	// rotated, and the log says so.
+	var signing rotator.SigningKeys
+	if backend, err := token.NewBackend(ts, newKMS); err == nil {
+		signing = token.NewKeyring(s, backend, ts.Rotation)
+	} else {
+		log.Warn("token signing keys will not rotate", "error", err.Error())
+	}
 	idem, err := adminapi.NewIdempotency(s, settings.Secret)
 	if err != nil {
 		return nil, err
@@ -82,6 +100,6 @@ func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (f
 		Retention:    settings.Retention,
 		MaxTTL:       settings.MaxTTL,
 	}, policy.MaxGrace)
-	sweeper := &rotator.Sweeper{Store: s, Policy: policy, Publisher: pub, Logger: log}
+	sweeper := &rotator.Sweeper{Store: s, Policy: policy, Publisher: pub, Logger: log, SigningKeys: signing}
 	return rotator.Handler(sweeper, admin, policy.MaxRun), nil
 }

@@ -51,6 +51,25 @@ var tableActions = map[TableAccess][]string{
 	},
 }
 
+// RingAccess is what a function may do with the token signing keys
+// published in the table (the SIGNKEY partition, see internal/token).
+type RingAccess int
+
+// The signing key ring access levels.
+const (
+	// RingRead: Query the SIGNKEY partition only. The authorizer verifies
+	// access tokens against the published public keys.
+	RingRead RingAccess = iota + 1
+	// RingPublish: Query, PutItem and UpdateItem on the SIGNKEY partition
+	// only. The token function publishes the first key of a new deployment
+	// itself (a transaction of a put and a conditional head update).
+	RingPublish
+	// RingRotate: the rotator publishes each next key (its table access
+	// covers the items); it gets the signing key's id and
+	// kms:GetPublicKey, to publish the public half, never kms:Sign.
+	RingRotate
+)
+
 // Function is one entry of the function table: the stack creates one Lambda
 // function per entry from bin/<Name>/bootstrap.
 type Function struct {
@@ -66,6 +85,8 @@ type Function struct {
 	// Signs lets the function sign with (and read the public key of) the
 	// token signing key.
 	Signs bool
+	// Ring is the function's access to the published signing keys.
+	Ring RingAccess
 }
 
 // Functions is the function table. Memory and timeouts:
@@ -83,10 +104,10 @@ type Function struct {
 //     where it stopped on the next run.
 //   - tokens, 256 MB / 10 s: one KMS Sign call per token.
 var Functions = []Function{
-	{Name: gateway.FnAuthorizer, Description: "keygate: verifies API keys and tokens for API Gateway", MemoryMB: 512, TimeoutSeconds: 5, Table: KeyItems},
+	{Name: gateway.FnAuthorizer, Description: "keygate: verifies API keys and tokens for API Gateway", MemoryMB: 512, TimeoutSeconds: 5, Table: KeyItems, Ring: RingRead},
 	{Name: gateway.FnIssuer, Description: "keygate: admin API for keys (issue, list, update, revoke, usage, audit)", MemoryMB: 256, TimeoutSeconds: 10, Table: ReadWrite, Events: true},
-	{Name: gateway.FnRotator, Description: "keygate: key rotation and scheduled lifecycle work", MemoryMB: 256, TimeoutSeconds: 300, Table: ReadWrite, Events: true},
-	{Name: gateway.FnTokens, Description: "keygate: exchanges a key for a short-lived signed token; publishes the JWKS", MemoryMB: 256, TimeoutSeconds: 10, Table: ReadOnly, Signs: true},
+	{Name: gateway.FnRotator, Description: "keygate: key rotation and scheduled lifecycle work", MemoryMB: 256, TimeoutSeconds: 300, Table: ReadWrite, Events: true, Ring: RingRotate},
+	{Name: gateway.FnTokens, Description: "keygate: exchanges a key for a short-lived signed token; publishes the JWKS", MemoryMB: 256, TimeoutSeconds: 10, Table: ReadOnly, Signs: true, Ring: RingPublish},
 }
 
 // Environment variables the stack sets beyond internal/config's.
@@ -165,6 +186,16 @@ func newFunction(scope constructs.Construct, spec Function, props FunctionsProps
 	if stmt := tableStatement(spec.Table, props.Table); stmt != nil {
 		role.AddToPolicy(stmt)
 	}
+	if stmt := ringStatement(spec.Ring, props.Table); stmt != nil {
+		role.AddToPolicy(stmt)
+	}
+	if spec.Ring == RingRotate {
+		env[EnvSigningKey] = props.SigningKey.KeyArn()
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:   jsii.Strings("kms:GetPublicKey"),
+			Resources: jsii.Strings(*props.SigningKey.KeyArn()),
+		}))
+	}
 
 	return awslambda.NewFunction(scope, str(cid), &awslambda.FunctionProps{
 		Description:   str(spec.Description),
@@ -207,6 +238,30 @@ func tableStatement(access TableAccess, table awsdynamodb.ITable) awsiam.PolicyS
 		p.Conditions = &conditions
 	}
 	return awsiam.NewPolicyStatement(p)
+}
+
+// ringActions are the DynamoDB actions of each signing key ring level.
+var ringActions = map[RingAccess][]string{
+	RingRead:    {"dynamodb:Query"},
+	RingPublish: {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+}
+
+// ringStatement limits a ring level's actions to the SIGNKEY partition
+// (dynamodb:LeadingKeys), so neither the authorizer nor the token function
+// can read or write any other item through it.
+func ringStatement(access RingAccess, table awsdynamodb.ITable) awsiam.PolicyStatement {
+	actions, ok := ringActions[access]
+	if !ok {
+		return nil
+	}
+	conditions := map[string]interface{}{
+		"ForAllValues:StringEquals": map[string]interface{}{"dynamodb:LeadingKeys": []string{store.SigningKeyPK}},
+	}
+	return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:    jsii.Strings(actions...),
+		Resources:  jsii.Strings(*table.TableArn()),
+		Conditions: &conditions,
+	})
 }
 
 // KeyItemPrefix is the partition key prefix of key items, taken from the

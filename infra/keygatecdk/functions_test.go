@@ -56,13 +56,16 @@ func TestAuthorizerMayOnlyReadAndUpdateKeyItems(t *testing.T) {
 		actions = append(actions, a...)
 		if strings.HasPrefix(a[0], "dynamodb:") {
 			want := obj{"ForAllValues:StringLike": obj{"dynamodb:LeadingKeys": arr{"KEY#*"}}}
+			if a[0] == "dynamodb:Query" { // the published token signing keys
+				want = obj{"ForAllValues:StringEquals": obj{"dynamodb:LeadingKeys": arr{"SIGNKEY"}}}
+			}
 			if jsonOf(s["Condition"]) != jsonOf(want) {
-				t.Errorf("authorizer's DynamoDB access is not limited to key items: condition %s", jsonOf(s["Condition"]))
+				t.Errorf("authorizer's DynamoDB access is not limited to key items and signing keys: %v under %s", a, jsonOf(s["Condition"]))
 			}
 		}
 	}
 	sort.Strings(actions)
-	want := []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents"}
+	want := []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents"}
 	if !reflect.DeepEqual(actions, want) {
 		t.Errorf("authorizer may %v, want exactly %v", actions, want)
 	}
@@ -117,5 +120,50 @@ func TestFunctionsGetTheirSettingsFromTheEnvironment(t *testing.T) {
 	}
 	if got := env(gateway.FnAuthorizer)[authorizer.EnvCacheTTL]; got != "2s" {
 		t.Errorf("authorizer %s = %v, want the configured 2s", authorizer.EnvCacheTTL, got)
+	}
+}
+
+// TestSigningKeyAccess: the token function may write only signing key
+// items (to publish a new deployment's first key) and sign; the rotator
+// reads the KMS public key to publish the next key, and may not sign.
+func TestSigningKeyAccess(t *testing.T) {
+	tpl := defaults(t)
+	actions := func(fn string) map[string]string {
+		role := logicalID(defaultStack.Stack, defaultStack.Functions[fn].Role())
+		out := map[string]string{}
+		for _, s := range statements(t, tpl, role) {
+			for _, a := range strs(s["Action"]) {
+				out[a] += jsonOf(s["Condition"])
+			}
+		}
+		return out
+	}
+	ring := jsonOf(obj{"ForAllValues:StringEquals": obj{"dynamodb:LeadingKeys": arr{"SIGNKEY"}}})
+	tokens := actions(gateway.FnTokens)
+	for _, a := range []string{"dynamodb:PutItem", "dynamodb:UpdateItem"} {
+		if c, ok := tokens[a]; !ok || c != ring {
+			t.Errorf("tokens: %s granted %v under %s, want only on SIGNKEY items", a, ok, c)
+		}
+	}
+	if _, ok := tokens["kms:Sign"]; !ok {
+		t.Error("tokens cannot sign")
+	}
+	rotator := actions(gateway.FnRotator)
+	if _, ok := rotator["kms:GetPublicKey"]; !ok {
+		t.Error("rotator cannot read the signing key's public half")
+	}
+	if _, ok := rotator["kms:Sign"]; ok {
+		t.Error("rotator may sign tokens")
+	}
+	// The key signs EdDSA tokens: an Ed25519 signing key, which is what
+	// the token function's Sign call (ED25519_SHA_512) needs.
+	keys := resources(t, tpl, "AWS::KMS::Key")
+	if len(keys) != 1 {
+		t.Fatalf("%d KMS keys, want the one signing key", len(keys))
+	}
+	for id, k := range keys {
+		if k.Properties["KeySpec"] != "ECC_NIST_EDWARDS25519" || k.Properties["KeyUsage"] != "SIGN_VERIFY" {
+			t.Errorf("KMS key %s: spec %v, usage %v; want ECC_NIST_EDWARDS25519, SIGN_VERIFY", id, k.Properties["KeySpec"], k.Properties["KeyUsage"])
+		}
 	}
 }

@@ -70,8 +70,8 @@ func NewKeygateStack(scope constructs.Construct, id string, props *KeygateStackP
 		Description: str("keygate lifecycle events: key.created, key.rotated, key.revoked, ..."),
 	})
 	signing := awskms.NewKey(stack, str("TokenSigningKey"), &awskms.KeyProps{
-		Description:   str("keygate: signs access tokens (ES256); the private key never leaves KMS"),
-		KeySpec:       awskms.KeySpec_ECC_NIST_P256,
+		Description:   str("keygate: signs access tokens (EdDSA, Ed25519); the private key never leaves KMS"),
+		KeySpec:       awskms.KeySpec_ECC_NIST_EDWARDS25519,
 		KeyUsage:      awskms.KeyUsage_SIGN_VERIFY,
 		RemovalPolicy: removal,
 	})

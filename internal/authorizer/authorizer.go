@@ -250,7 +250,7 @@ func contextOf(d *verify.Decision) map[string]any {
 		return nil
 	}
 	plan, _ := k.Metadata["plan"].(string)
-	return map[string]any{
+	c := map[string]any{
 		gateway.CtxKeyID:              k.ID,
 		gateway.CtxOwnerID:            k.OwnerID,
 		gateway.CtxType:               string(k.Type),
@@ -260,6 +260,12 @@ func contextOf(d *verify.Decision) map[string]any {
 		gateway.CtxRateLimitRemaining: d.RateLimitRemaining,
 		gateway.CtxQuotaRemaining:     d.QuotaRemaining,
 	}
+	if d.TokenID != "" {
+		// An access token: the same context as its key, plus the token's
+		// id (the token function refuses to exchange a token, by it).
+		c[gateway.CtxTokenID] = d.TokenID
+	}
+	return c
 }
 
 // observe writes the verification's log line and metrics. The credential
@@ -299,6 +305,9 @@ func (h *Handler) observe(ctx context.Context, dl dialect, req *verify.Request, 
 		slog.Float64("latencyMs", float64(latency.Microseconds())/1000),
 		slog.Int("dynamodbCalls", d.Calls),
 		slog.Bool("cacheHit", d.CacheHit),
+	}
+	if d.TokenID != "" {
+		attrs = append(attrs, slog.String("tokenId", d.TokenID))
 	}
 	if d.Stale {
 		attrs = append(attrs, slog.Bool("stale", true))

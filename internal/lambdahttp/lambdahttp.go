@@ -29,7 +29,7 @@ import (
 // requestContext.identity.userArn, v2 requestContext.authorizer.iam.userArn)
 // as the request's actor (see internal/actor), and keeps the event in the
 // request's context (see V1Event and V2Event) for handlers that need more of
-// it, such as the authorizer context.
+// it. A Lambda authorizer's context is passed on too (see Authorizer).
 func Handler(h http.Handler) func(context.Context, json.RawMessage) (json.RawMessage, error) {
 	return func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
 		var probe struct {
@@ -59,6 +59,31 @@ func Handler(h http.Handler) func(context.Context, json.RawMessage) (json.RawMes
 
 type v1Key struct{}
 type v2Key struct{}
+type authorizerKey struct{}
+
+// WithAuthorizer returns ctx carrying a Lambda authorizer's context (what
+// the keygate authorizer returned on allow: keyId, ownerId, scopes...).
+// Handler sets it from the proxy event (v1 requestContext.authorizer, v2
+// requestContext.authorizer.lambda); the local gateway sets it itself.
+func WithAuthorizer(ctx context.Context, c map[string]any) context.Context {
+	return context.WithValue(ctx, authorizerKey{}, c)
+}
+
+// Authorizer returns the string value of key in the request's authorizer
+// context, "" when there is none. API Gateway may deliver values as strings
+// or as JSON numbers and booleans; each is returned in its JSON text.
+func Authorizer(ctx context.Context, key string) string {
+	c, _ := ctx.Value(authorizerKey{}).(map[string]any)
+	switch v := c[key].(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}
 
 // V1Event returns the REST API event the request came from, if it did.
 func V1Event(ctx context.Context) (*events.APIGatewayProxyRequest, bool) {
@@ -111,6 +136,9 @@ func serveV1(ctx context.Context, h http.Handler, ev *events.APIGatewayProxyRequ
 	if arn := ev.RequestContext.Identity.UserArn; arn != "" {
 		ctx = actor.With(ctx, arn)
 	}
+	if a := ev.RequestContext.Authorizer; len(a) > 0 {
+		ctx = WithAuthorizer(ctx, a)
+	}
 	ctx = context.WithValue(ctx, v1Key{}, ev)
 	req, err := newRequest(ctx, ev.HTTPMethod, ev.Path, q.Encode(), hdr, b, ev.RequestContext.Identity.SourceIP)
 	if err != nil {
@@ -144,6 +172,9 @@ func serveV2(ctx context.Context, h http.Handler, ev *events.APIGatewayV2HTTPReq
 	}
 	if a := ev.RequestContext.Authorizer; a != nil && a.IAM != nil && a.IAM.UserARN != "" {
 		ctx = actor.With(ctx, a.IAM.UserARN)
+	}
+	if a := ev.RequestContext.Authorizer; a != nil && len(a.Lambda) > 0 {
+		ctx = WithAuthorizer(ctx, a.Lambda)
 	}
 	ctx = context.WithValue(ctx, v2Key{}, ev)
 	req, err := newRequest(ctx, ev.RequestContext.HTTP.Method, path, ev.RawQueryString, hdr, b, ev.RequestContext.HTTP.SourceIP)

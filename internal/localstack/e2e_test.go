@@ -60,6 +60,7 @@ func startLocalWith(t *testing.T, extra map[string]string, schedule time.Duratio
 		"KEYGATE_DYNAMODB_ENDPOINT": dynamotest.Endpoint(t),
 		"KEYGATE_TABLE":             table,
 		"KEYGATE_PEPPER":            "e2e-pepper-0123456789abcdef0123456789abcdef",
+		"KEYGATE_SIGNING_DIR":       t.TempDir(),
 	}
 	for k, v := range extra {
 		env[k] = v
@@ -85,10 +86,16 @@ func startLocalWith(t *testing.T, extra map[string]string, schedule time.Duratio
 // keygate runs the CLI as a user would, against the local gateway.
 func (l *local) keygate(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return l.keygateEnv(t, nil, args...)
+}
+
+// keygateEnv runs the CLI with environment variables.
+func (l *local) keygateEnv(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code := cli.Run(ctx, append(args, "--api-url", l.url, "--output", "json"), &stdout, &stderr, envOf(nil))
+	code := cli.Run(ctx, append(args, "--api-url", l.url, "--output", "json"), &stdout, &stderr, envOf(env))
 	return code, stdout.String(), stderr.String()
 }
 
@@ -200,6 +207,23 @@ func TestEndToEnd(t *testing.T) {
 	d := decodeJSON[denial](t, body)
 	if status != 403 || d.Code != string(gateway.RateLimited) || d.RetryAfterSeconds == nil || *d.RetryAfterSeconds < 1 {
 		t.Errorf("over the limit: %d %s; want 403 rate_limited with retryAfterSeconds", status, body)
+	}
+
+	// Exchange the key for an access token with the CLI: the token opens
+	// /demo with the key's context, and the JWKS that verifies it is public.
+	code, out, errOut = l.keygateEnv(t, map[string]string{"KEYGATE_API_KEY": a.Key}, "tokens", "create", "--ttl", "5m")
+	if code != cli.ExitOK {
+		t.Fatalf("keygate tokens create: exit %d\n%s", code, errOut)
+	}
+	tok := decodeJSON[struct {
+		Token string `json:"token"`
+	}](t, out)
+	status, _, body = l.call(t, "GET", "/demo/token", "", "Authorization", "Bearer "+tok.Token)
+	if status != 200 || decodeJSON[localgw.EchoResponse](t, body).Authorizer[gateway.CtxKeyID] != a.ID {
+		t.Errorf("GET /demo with the access token: %d %s", status, body)
+	}
+	if status, _, body = l.call(t, "GET", "/.well-known/jwks.json", ""); status != 200 || !strings.Contains(body, `"keys"`) {
+		t.Errorf("GET /.well-known/jwks.json: %d %s", status, body)
 	}
 
 	// Rotate the limited key with the CLI: the new key works at once.

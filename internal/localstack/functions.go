@@ -16,6 +16,8 @@ import (
 	"github.com/keygate/keygate/internal/metrics"
 	"github.com/keygate/keygate/internal/rotator"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/token"
+	"github.com/keygate/keygate/internal/tokenapi"
 	"github.com/keygate/keygate/internal/verify"
 )
 
@@ -45,6 +47,7 @@ var composers = map[string]func(e env) (lambda.Handler, error){
 	gateway.FnAuthorizer: authorizerFn,
 	gateway.FnIssuer:     issuer,
 	gateway.FnRotator:    rotatorFn,
+	gateway.FnTokens:     tokens,
 }
 
 // Factories returns a localgw.Factory per function, each building one
@@ -91,6 +94,11 @@ func authorizerFn(e env) (lambda.Handler, error) {
 		return nil, err
 	}
 	st := store.New(store.LocalClient(e.cfg.DynamoDBEndpoint), e.cfg.Table, store.Options{})
+	ts, err := token.SettingsFromEnv(e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	settings.Verify.Tokens = token.NewVerifier(st, ts.Issuer, ts.Audience, nil)
 	return authorizer.New(verify.New(st, settings.Verify), authorizer.Options{
 		QueryParam: settings.QueryParam,
 		Logger:     e.logger(settings.LogLevel),
@@ -108,9 +116,17 @@ func rotatorFn(e env) (lambda.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	ts, err := token.SettingsFromEnv(e.getenv)
+	if err != nil {
+		return nil, err
+	}
 	log := e.logger(nil)
 	pub := &lifecycle.Log{Logger: log}
 	s := store.New(store.LocalClient(e.cfg.DynamoDBEndpoint), e.cfg.Table, store.Options{CursorSecret: settings.CursorSecret()})
+	backend, err := signingKeys(ts)
+	if err != nil {
+		return nil, err
+	}
 	idem, err := adminapi.NewIdempotency(s, settings.Secret)
 	if err != nil {
 		return nil, err
@@ -126,6 +142,36 @@ func rotatorFn(e env) (lambda.Handler, error) {
 		Retention:    settings.Retention,
 		MaxTTL:       settings.MaxTTL,
 	}, policy.MaxGrace)
-	sweeper := &rotator.Sweeper{Store: s, Policy: policy, Publisher: pub, Logger: log}
+	sweeper := &rotator.Sweeper{Store: s, Policy: policy, Publisher: pub, Logger: log,
+		SigningKeys: token.NewKeyring(s, backend, ts.Rotation)}
 	return lambda.NewHandler(rotator.Handler(sweeper, admin, policy.MaxRun)), nil
+}
+
+// tokens is functions/tokens' composition.
+func tokens(e env) (lambda.Handler, error) {
+	ts, err := token.SettingsFromEnv(e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	backend, err := signingKeys(ts)
+	if err != nil {
+		return nil, err
+	}
+	st := store.New(store.LocalClient(e.cfg.DynamoDBEndpoint), e.cfg.Table, store.Options{})
+	ring := token.NewKeyring(st, backend, ts.Rotation)
+	return lambda.NewHandler(lambdahttp.Handler(tokenapi.New(tokenapi.Options{
+		Keys:   st,
+		Issuer: token.NewIssuer(ring, ts),
+		Ring:   ring,
+		Logger: e.logger(nil),
+	}))), nil
+}
+
+// signingKeys is the token signing backend of the local stack: the local
+// key folder (KEYGATE_SIGNING_DIR, under .local/), never KMS, which Start
+// turns off.
+func signingKeys(ts token.Settings) (token.Backend, error) {
+	return token.NewBackend(ts, func() token.KMSClient {
+		panic("localstack: KMS signing keys in the local stack") // Start clears KEYGATE_SIGNING_KEY
+	})
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/localgw"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/token"
 )
 
 // DemoBase is the path the protected proxy is mounted under locally: /demo
@@ -81,6 +82,11 @@ type Stack struct {
 // function, starts the echo upstream (unless o.Upstream is set) and serves
 // the gateway on 127.0.0.1:o.Port. Close stops it.
 func Start(ctx context.Context, o Options) (*Stack, error) {
+	// Tokens are signed with local keys (KEYGATE_SIGNING_DIR), never KMS.
+	o.Getenv = overlay(o.Getenv, map[string]string{token.EnvSigningKey: ""})
+	if o.Getenv(token.EnvSigningDir) == "" {
+		return nil, errors.New("configuration: " + token.EnvSigningDir + " is not set: the local stack keeps its token signing keys there")
+	}
 	cfg, err := config.Load(o.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)

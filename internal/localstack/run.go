@@ -20,6 +20,7 @@ import (
 
 	"github.com/keygate/keygate/internal/cli"
 	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/token"
 )
 
 // The environment variables make dev reads besides the functions' KEYGATE_*.
@@ -223,6 +224,9 @@ func run(ctx context.Context, s Settings, stdout, stderr io.Writer, getenv func(
 	}()
 
 	set := map[string]string{config.EnvDynamoDBEndpoint: ddb.URL}
+	if getenv(token.EnvSigningDir) == "" {
+		set[token.EnvSigningDir] = filepath.Join(dataDir, "signing")
+	}
 	if getenv(config.EnvPepper) == "" {
 		set[config.EnvPepper] = sec.Pepper
 	}

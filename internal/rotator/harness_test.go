@@ -25,6 +25,7 @@ import (
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/rotator"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/token"
 )
 
 func TestMain(m *testing.M) { dynamotest.Main(m) }
@@ -109,7 +110,8 @@ func newEnv(t *testing.T, policy rotator.Policy) *env {
 	e.issuer = adminapi.New(o)
 	rot := adminapi.NewRotator(o, policy.MaxGrace)
 	e.rotate = rot
-	e.sweeper = &rotator.Sweeper{Store: e.store, Policy: policy, Publisher: pub, Logger: log, Now: e.clock, PageSize: 5}
+	e.sweeper = &rotator.Sweeper{Store: e.store, Policy: policy, Publisher: pub, Logger: log, Now: e.clock, PageSize: 5,
+		SigningKeys: token.NewKeyring(e.store, &token.LocalBackend{}, 0)}
 	e.handler = rotator.Handler(e.sweeper, rot, time.Minute)
 	return e
 }

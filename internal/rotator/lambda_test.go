@@ -54,6 +54,7 @@ func TestLambdaReplaysEveryFixture(t *testing.T) {
 		"scheduled-eventbridge.json":   {},
 		"scheduled-scheduler.json":     {},
 	}
+	published := "" // token signing keys the scheduled runs published
 	files, err := filepath.Glob("../../events/rotator/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no fixtures: %v", err)
@@ -77,9 +78,10 @@ func TestLambdaReplaysEveryFixture(t *testing.T) {
 		}
 		if strings.HasPrefix(name, "scheduled-") {
 			var rep rotator.Report
-			if err := json.Unmarshal(out, &rep); err != nil || !rep.Complete {
+			if err := json.Unmarshal(out, &rep); err != nil || !rep.Complete || rep.SigningKeyFailed {
 				t.Fatalf("%s: report %s (%v)", name, out, err)
 			}
+			published += rep.SigningKeyPublished
 			continue
 		}
 		var resp events.APIGatewayProxyResponse // v1 and v2 responses share these fields
@@ -99,6 +101,12 @@ func TestLambdaReplaysEveryFixture(t *testing.T) {
 				t.Errorf("%s: rotate response %s", name, resp.Body)
 			}
 		}
+	}
+	// The first scheduled run published the first token signing key; the
+	// next found nothing due.
+	ring, err := e.store.SigningKeys(context.Background())
+	if err != nil || len(ring.Keys) != 1 || ring.Keys[0].KID != published {
+		t.Fatalf("signing keys after the scheduled runs: %+v (%v), reported %q", ring.Keys, err, published)
 	}
 	// The scheduled runs marked the session key expired, once.
 	if c := e.counts()[due]["key.expired"]; c != 1 {

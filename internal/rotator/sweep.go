@@ -10,6 +10,7 @@ import (
 
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/token"
 )
 
 // Publisher sends lifecycle events (internal/lifecycle implements it for
@@ -32,6 +33,15 @@ type Sweeper struct {
 	Clock func() time.Time
 	// PageSize is how many due keys are read at a time per shard (default 25).
 	PageSize int
+	// SigningKeys rotates the access tokens' signing keys (token.Keyring);
+	// nil when the function has no signing key configured.
+	SigningKeys SigningKeys
+}
+
+// SigningKeys publishes the next token signing key when one is due
+// (internal/token's Keyring); each scheduled run asks it once.
+type SigningKeys interface {
+	RotateSigningKeys(ctx context.Context, now time.Time) (token.Rotation, error)
 }
 
 // Report says what one run did; the Lambda handler returns it, so it shows
@@ -51,6 +61,11 @@ type Report struct {
 	// Complete is true when no key was left due; false when the budget ran
 	// out first (the next run picks up the rest).
 	Complete bool `json:"complete"`
+	// SigningKeyPublished is the kid of the token signing key this run
+	// published ("" when none was due); SigningKeyFailed is set when the
+	// signing key rotation failed (logged; the next run tries again).
+	SigningKeyPublished string `json:"signingKeyPublished,omitempty"`
+	SigningKeyFailed    bool   `json:"signingKeyFailed,omitempty"`
 }
 
 // Run does the work due now, shard by shard in turns of one page each (so
@@ -74,6 +89,20 @@ func (s *Sweeper) Run(ctx context.Context, budget time.Duration) (Report, error)
 	stop := clock().Add(budget)
 	left := func() bool { return clock().Before(stop) && ctx.Err() == nil }
 	rep := Report{Events: map[string]int{}}
+	if s.SigningKeys != nil {
+		// First, and cheap (one Query, rarely a transaction): the sweep
+		// below may spend the whole budget.
+		rot, err := s.SigningKeys.RotateSigningKeys(ctx, at)
+		switch {
+		case err != nil:
+			rep.SigningKeyFailed = true
+			log.ErrorContext(ctx, "token signing key rotation failed", "error", err.Error())
+		case rot.Published != "":
+			rep.SigningKeyPublished = rot.Published
+			log.InfoContext(ctx, "token signing key published", "kid", rot.Published,
+				"startsAt", rot.StartsAt, "retired", rot.Retired)
+		}
+	}
 	var (
 		next [store.DueShards]map[string]ddb.AttributeValue
 		done [store.DueShards]bool

@@ -20,7 +20,10 @@
 //	idempotency   IDEM#<scope>#<key>  IDEM                   digest (SHA-256 of the request) token state
 //	                                                         (pending|done) leaseUntil status response
 //	                                                         (sealed by the caller, AES-256-GCM) ttl (24 h)
-//	signing key   SIGNKEY             <kid>                  public key, state, ttl
+//	signing key   SIGNKEY             <kid>                  jwk (public key only) source (kms:<key> | local)
+//	                                                         createdAt notBefore notAfter ttl (set when a newer
+//	                                                         key takes over: notAfter + longest token + leeway)
+//	signing head  SIGNKEY             ~head                  version (serialises rotations)
 //
 // <hash> is the lowercase hex HMAC-SHA-256 of the plaintext key (see
 // internal/apikey); times are Unix milliseconds; ttl is Unix seconds.
@@ -51,7 +54,10 @@
 //     IDEM#<scope>#<key> (absent, or a pending lease that ran out, or past its
 //     ttl); the change's own transaction completes it (conditional on the
 //     claim's token), so change and stored response commit together;
-//   - token signing keys: Query SIGNKEY;
+//   - token signing keys: one strongly consistent Query SIGNKEY reads the
+//     whole published set (the JWKS); a rotation is one transaction that
+//     bumps the head's version (conditionally), puts the new key and ends
+//     the previous one (see internal/token);
 //   - scheduled lifecycle work: Query gsi2 on each DUE#<shard> for
 //     gsi2sk < now (never a scan), then a strongly consistent BatchGetItem of
 //     those key items; each step is one transaction conditional on the

@@ -115,7 +115,7 @@ func TestBearerTokensReachTheTokenSeam(t *testing.T) {
 	tokens := tokenFunc(func(_ context.Context, token string, _ *verify.Request) (verify.Decision, bool) {
 		seen = token
 		if token == "good.jwt.token" {
-			return verify.Decision{Key: &key.Key{ID: "key_fromtoken"}}, true
+			return verify.Decision{Key: &key.Key{ID: "key_fromtoken", Enabled: true}, TokenID: "jti"}, true
 		}
 		return verify.Decision{}, false
 	})

@@ -30,10 +30,13 @@ type Store interface {
 }
 
 // TokenVerifier is the seam for credentials that are not API keys: a bearer
-// credential that does not parse as a key is offered to it (issue 6 plugs in
-// offline verification of signed access tokens here). ok=false means the
-// credential is not one of its tokens, and the request is refused as a
-// malformed key.
+// credential that does not parse as a key is offered to it (internal/token
+// verifies signed access tokens offline). ok=false means the credential is
+// not one of its tokens, and the request is refused as a malformed key. On
+// an allow, Decision.Key is the key the token speaks for (its id, owner,
+// scopes and rules, enabled, with no validity window or limits of its own)
+// and Decision.TokenID the token's id; the verifier then applies what it
+// knows of that key and every rule of the route, as for the key itself.
 type TokenVerifier interface {
 	VerifyToken(ctx context.Context, token string, req *Request) (d Decision, ok bool)
 }
@@ -78,6 +81,9 @@ type Decision struct {
 	Stale    bool
 	// Err is the store error behind an unavailable decision, for the log.
 	Err error
+	// TokenID is the id (jti) of the access token the request carried, ""
+	// for a key.
+	TokenID string
 }
 
 // Allowed reports whether the decision admits the request.
@@ -199,12 +205,46 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (d Decision) {
 		return d
 	}
 	if req.Bearer && v.o.Tokens != nil && l.route == nil {
-		if td, ok := v.o.Tokens.VerifyToken(ctx, req.Credential, req); ok {
-			return td
-		}
-		return Decision{Reason: gateway.MalformedKey}
+		return v.token(ctx, req, now)
 	}
 	return v.remote(ctx, req, &l, now)
+}
+
+// token decides a request that carries an access token: the token verifier
+// checks the token offline; then what this process knows of its key (a
+// cached record that says revoked, or disabled within the cache TTL)
+// refuses it, and the key's rules apply against the route exactly as for
+// the key. Tokens make no DynamoDB call here, so they are not counted
+// against the key's limits (see the README). A revocation this process has
+// not seen takes effect when the token expires.
+func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decision {
+	td, ok := v.o.Tokens.VerifyToken(ctx, req.Credential, req)
+	if !ok {
+		return Decision{Reason: gateway.MalformedKey}
+	}
+	if !td.Allowed() {
+		return td
+	}
+	if td.Key == nil {
+		td.Reason = gateway.MalformedKey
+		return td
+	}
+	if e, ok := v.cache.getByID(td.Key.ID); ok {
+		switch e.rec.Key.StatusAt(now) {
+		case key.Revoked:
+			td.Reason = gateway.Revoked
+			return td
+		case key.Disabled:
+			if now.Sub(e.readAt) < v.o.CacheTTL {
+				td.Reason = gateway.Disabled
+				return td
+			}
+		}
+	}
+	if r := v.check(td.Key, req, v.o.Routes.Match(req.Method, req.Path), now); r != "" {
+		td.Reason = r
+	}
+	return td
 }
 
 // local does everything that needs no DynamoDB: find and parse the key,

@@ -1,0 +1,203 @@
+// Package token issues and verifies keygate's access tokens: short-lived
+// JWTs signed with EdDSA (Ed25519, RFC 8037) that a client gets in
+// exchange for its API key and sends as Authorization: Bearer. The
+// authorizer verifies them offline, against public keys it reads once per
+// refresh interval, so a token costs no DynamoDB call.
+//
+// Signing keys live in a ring published in the table (internal/store,
+// SIGNKEY items): each has a kid, its public key as a JWK, and a window in
+// which it signs. Their private halves never leave KMS (deployed) or a file
+// under .local/ (the local stack). Rotation publishes the next key ahead of
+// its first use and keeps a retired key published until every token it
+// signed has expired; see Keyring.
+//
+// Signature code is golang-jwt's (github.com/golang-jwt/jwt/v5); this
+// package only encodes keys as JWKs. Ed25519 rather than ES256 because its
+// verification is about a third cheaper, which is what lets one core verify
+// 20,000 tokens a second (see the README's Benchmarks), and KMS signs
+// with it too (ECC_NIST_EDWARDS25519).
+package token
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/key"
+)
+
+// Alg is the only signing algorithm: every signing key is Ed25519, so a
+// verifier takes the algorithm from the key, never from the token header.
+const Alg = "EdDSA"
+
+// Fixed limits. They are not settings because verifiers and signers in
+// different functions must agree on them without coordination.
+const (
+	// Leeway absorbs clock skew between the signer and a verifier when
+	// checking exp, nbf and iat.
+	Leeway = 30 * time.Second
+	// MaxSize is the longest token accepted (and issued), in bytes: a
+	// bigger bearer value is refused before any parsing.
+	MaxSize = 4096
+	// MaxLifetime caps KEYGATE_TOKEN_MAX_TTL. A retired signing key stays
+	// published for MaxLifetime + Leeway + PublishSlack after it stops
+	// signing, so every token it signed expires first, whatever the
+	// configured maximum was when it was issued.
+	MaxLifetime = 24 * time.Hour
+	// PublishSlack is added to a retired key's publication for readers'
+	// caches and clock differences.
+	PublishSlack = 5 * time.Minute
+	// VerifierRefresh is how long a verifier trusts the public keys it
+	// read (the authorizer's JWKS cache) and the JWKS document's
+	// Cache-Control max-age.
+	VerifierRefresh = 5 * time.Minute
+	// PublishAhead is how long before its first token a new signing key is
+	// published: more than every reader's cache (VerifierRefresh, the
+	// JWKS max-age, the signer's own ring cache), so that no verifier meets
+	// a kid it does not know yet.
+	PublishAhead = 15 * time.Minute
+)
+
+// The token function's (and the authorizer's) environment variables; the
+// README's Configuration table lists them.
+const (
+	// EnvSigningKey is the KMS key (id, ARN or alias ARN) that signs
+	// tokens, or several separated by commas: rotation moves to a key no
+	// published kid uses, when there is one (see KMSBackend).
+	EnvSigningKey = "KEYGATE_SIGNING_KEY"
+	// EnvSigningDir is where the local stack keeps its signing keys (PEM,
+	// mode 0600), used when EnvSigningKey is empty.
+	EnvSigningDir = "KEYGATE_SIGNING_DIR"
+	// EnvIssuer is the tokens' iss (default "keygate").
+	EnvIssuer = "KEYGATE_TOKEN_ISSUER"
+	// EnvAudience is the tokens' aud (default "keygate").
+	EnvAudience = "KEYGATE_TOKEN_AUDIENCE"
+	// EnvTTL is the lifetime of a token when the request names none
+	// (default 15m).
+	EnvTTL = "KEYGATE_TOKEN_TTL"
+	// EnvMaxTTL is the longest lifetime a request may ask for (default 1h,
+	// at most MaxLifetime).
+	EnvMaxTTL = "KEYGATE_TOKEN_MAX_TTL"
+	// EnvRotation is how long a signing key signs before the next takes
+	// over (default 720h, 30 days; at least 1h).
+	EnvRotation = "KEYGATE_SIGNING_KEY_ROTATION"
+)
+
+// Defaults of the settings.
+const (
+	DefaultIssuer   = "keygate"
+	DefaultAudience = "keygate"
+	DefaultTTL      = 15 * time.Minute
+	DefaultMaxTTL   = time.Hour
+	DefaultRotation = 30 * 24 * time.Hour
+)
+
+// Settings are the token settings, read once at cold start.
+type Settings struct {
+	Issuer   string
+	Audience string
+	TTL      time.Duration
+	MaxTTL   time.Duration
+	Rotation time.Duration
+	// KMSKeys are the KMS keys of EnvSigningKey; Dir the local directory.
+	KMSKeys []string
+	Dir     string
+}
+
+// SettingsFromEnv reads the token settings through getenv (os.Getenv in
+// main, a map in tests) and checks them.
+func SettingsFromEnv(getenv func(string) string) (Settings, error) {
+	s := Settings{
+		Issuer: getenv(EnvIssuer), Audience: getenv(EnvAudience),
+		TTL: DefaultTTL, MaxTTL: DefaultMaxTTL, Rotation: DefaultRotation,
+		Dir: getenv(EnvSigningDir),
+	}
+	if s.Issuer == "" {
+		s.Issuer = DefaultIssuer
+	}
+	if s.Audience == "" {
+		s.Audience = DefaultAudience
+	}
+	for _, k := range strings.Split(getenv(EnvSigningKey), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			s.KMSKeys = append(s.KMSKeys, k)
+		}
+	}
+	durations := []struct {
+		env      string
+		dst      *time.Duration
+		min, max time.Duration
+	}{
+		{EnvMaxTTL, &s.MaxTTL, time.Minute, MaxLifetime},
+		{EnvTTL, &s.TTL, time.Minute, MaxLifetime},
+		{EnvRotation, &s.Rotation, time.Hour, 366 * 24 * time.Hour},
+	}
+	for _, d := range durations {
+		v := getenv(d.env)
+		if v == "" {
+			continue
+		}
+		x, err := time.ParseDuration(v)
+		if err != nil || x < d.min || x > d.max {
+			return Settings{}, fault.Fieldf(d.env, "must be a Go duration such as 15m, from %s to %s", d.min, d.max)
+		}
+		*d.dst = x
+	}
+	if s.TTL > s.MaxTTL {
+		return Settings{}, fault.Fieldf(EnvTTL, "must not exceed %s (%s)", EnvMaxTTL, s.MaxTTL)
+	}
+	return s, nil
+}
+
+// Claims are an access token's claims. Beyond the registered ones (sub is
+// the key id), they carry what the authorizer needs to decide and to pass
+// on the same context as the key itself would: its owner, type,
+// environment, the granted scopes, its plan, and the rules that bind the
+// key to stages, origins and addresses.
+type Claims struct {
+	jwt.RegisteredClaims
+	OwnerID     string          `json:"ownerId"`
+	Type        key.Type        `json:"type"`
+	Environment key.Environment `json:"environment"`
+	// Scopes are the granted scopes: a subset of the key's.
+	Scopes         []string `json:"scopes"`
+	Plan           string   `json:"plan,omitempty"`
+	Stages         []string `json:"stages,omitempty"`
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+	AllowedCIDRs   []string `json:"allowedCidrs,omitempty"`
+}
+
+// Key returns the key the claims speak for, as the authorizer checks it:
+// identity, scopes and rules from the token; enabled, with no validity
+// window of its own (the token's exp and nbf were checked already) and no
+// limits (a token is verified offline, so nothing counts its requests).
+func (c *Claims) Key() (*key.Key, error) {
+	cidrs, err := key.ParseCIDRs(c.AllowedCIDRs)
+	if err != nil {
+		return nil, err
+	}
+	k := &key.Key{
+		ID: c.Subject, OwnerID: c.OwnerID, Type: c.Type, Environment: c.Environment,
+		Scopes: c.Scopes, Enabled: true, Stages: c.Stages,
+		AllowedOrigins: c.AllowedOrigins, AllowedCIDRs: cidrs,
+	}
+	if c.Plan != "" {
+		k.Metadata = map[string]any{"plan": c.Plan}
+	}
+	return k, nil
+}
+
+// valid checks the claims the library does not: a token must say whose key
+// it speaks for and in what terms.
+func (c *Claims) valid() bool {
+	return key.ValidID(c.Subject) && c.ID != "" && c.OwnerID != "" &&
+		(c.Type == key.Secret || c.Type == key.Publishable) &&
+		(c.Environment == key.Live || c.Environment == key.Test) &&
+		c.IssuedAt != nil && c.ExpiresAt != nil &&
+		c.ExpiresAt.Sub(c.IssuedAt.Time) <= MaxLifetime
+}
+
+func seconds(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) }

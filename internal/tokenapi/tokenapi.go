@@ -1,0 +1,247 @@
+// Package tokenapi is the token function's HTTP handler: POST /v1/tokens
+// exchanges the caller's API key for a short-lived access token, and GET
+// /.well-known/jwks.json publishes the public keys that verify them. Like
+// the admin API it is an ordinary net/http handler (Lambda runs it through
+// internal/lambdahttp, the local gateway as is) and answers errors with the
+// admin API's RFC 9457 problems.
+//
+// POST /v1/tokens sits behind the keygate authorizer, not IAM: the caller
+// proves itself with its key, and the handler learns which key from the
+// authorizer's context (keyId). It then reads the key's record, so the
+// token reflects the key as it is now (state, scopes, expiry), not as the
+// authorizer's context summarised it.
+package tokenapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/internal/adminapi"
+	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/lambdahttp"
+	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/token"
+)
+
+// Problem codes of this handler beyond the admin API's. The key states
+// reuse the authorizer's reason codes, so a client reads one vocabulary.
+const (
+	// CodeKeyRequired: the request carried an access token, not a key; a
+	// token cannot be exchanged for another (it would outlive its scopes).
+	CodeKeyRequired = "key_required"
+)
+
+// Codes lists every problem code this handler answers with, for the
+// OpenAPI test.
+var Codes = []string{
+	string(gateway.MissingKey), string(gateway.UnknownKey), CodeKeyRequired,
+	string(gateway.InsufficientScope), string(gateway.Disabled), string(gateway.Revoked),
+	string(gateway.Expired), string(gateway.NotYetValid),
+	adminapi.CodeInvalidRequest, adminapi.CodeBodyTooLarge, adminapi.CodeUnsupportedMediaType,
+	adminapi.CodeMethodNotAllowed, adminapi.CodeNotFound, adminapi.CodeThrottled,
+	adminapi.CodeUnavailable, adminapi.CodeInternal,
+}
+
+// Routes lists the routes this handler serves (all documented in the admin
+// API's OpenAPI document).
+var Routes = []string{
+	"POST /v1/tokens",
+	"GET /.well-known/jwks.json",
+}
+
+// JWKSCacheControl lets any verifier cache the key set for as long as the
+// authorizer does; new keys are published PublishAhead (more) before use.
+const JWKSCacheControl = "public, max-age=300"
+
+// Keys reads a key's record by id (internal/store).
+type Keys interface {
+	Get(ctx context.Context, id string) (*key.Key, error)
+}
+
+// Issuer signs tokens (internal/token).
+type Issuer interface {
+	Issue(ctx context.Context, k *key.Key, r token.Request, now time.Time) (token.Issued, error)
+}
+
+// Published lists the published signing keys (token.Keyring).
+type Published interface {
+	Published(ctx context.Context, now time.Time) ([]store.SigningKey, error)
+}
+
+// Options are what the handler needs, built once at cold start.
+type Options struct {
+	Keys   Keys
+	Issuer Issuer
+	Ring   Published
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler is the token function's handler.
+type Handler struct {
+	o   Options
+	mux *http.ServeMux
+}
+
+// New returns the handler.
+func New(o Options) *Handler {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	h := &Handler{o: o, mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /v1/tokens", h.exchange)
+	h.mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
+	for _, r := range Routes {
+		method, path, _ := strings.Cut(r, " ")
+		allow := method
+		if method == http.MethodGet {
+			allow += ", HEAD"
+		}
+		h.mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", allow)
+			adminapi.WriteProblem(w, adminapi.NewProblem(http.StatusMethodNotAllowed, adminapi.CodeMethodNotAllowed, "", "this route takes "+allow))
+		})
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		adminapi.WriteProblem(w, adminapi.NewProblem(http.StatusNotFound, adminapi.CodeNotFound, "", "no such route"))
+	})
+	return h
+}
+
+// ServeHTTP serves the routes; a panic becomes a 500 problem.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			h.o.Logger.ErrorContext(r.Context(), "panic in token handler", "route", r.Pattern)
+			adminapi.WriteProblem(w, errors.New("panic"))
+		}
+	}()
+	h.mux.ServeHTTP(w, r)
+}
+
+// Request is the optional body of POST /v1/tokens.
+type Request struct {
+	// TTLSeconds is the token's lifetime (default KEYGATE_TOKEN_TTL, at
+	// most KEYGATE_TOKEN_MAX_TTL, never past the key's expiry).
+	TTLSeconds *int64 `json:"ttlSeconds"`
+	// Scopes are the scopes to grant, each one of the key's (default all).
+	Scopes *[]string `json:"scopes"`
+}
+
+// Response is the body of a successful exchange.
+type Response struct {
+	Token     string `json:"token"`
+	ExpiresAt string `json:"expiresAt"`
+}
+
+func problem(status int, code gateway.Reason, field, detail string) error {
+	return adminapi.NewProblem(status, string(code), field, detail)
+}
+
+func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	now := h.o.Now()
+	keyID := lambdahttp.Authorizer(ctx, gateway.CtxKeyID)
+	tokenID := lambdahttp.Authorizer(ctx, gateway.CtxTokenID)
+	var err error
+	var is token.Issued
+	switch {
+	case keyID == "" || !key.ValidID(keyID):
+		err = problem(http.StatusUnauthorized, gateway.MissingKey, "", "no verified API key: POST /v1/tokens must be called through the keygate authorizer with x-api-key")
+	case tokenID != "":
+		err = adminapi.NewProblem(http.StatusForbidden, CodeKeyRequired, "", "exchange the API key itself: an access token cannot be exchanged for another")
+	default:
+		is, err = h.issue(w, r, keyID, now)
+	}
+	if err != nil {
+		if adminapi.StatusOf(err) >= 500 {
+			h.o.Logger.ErrorContext(ctx, "token exchange failed", "keyId", keyID, "error", err.Error())
+		} else {
+			h.o.Logger.InfoContext(ctx, "token refused", "keyId", keyID, "status", adminapi.StatusOf(err))
+		}
+		adminapi.WriteProblem(w, err)
+		return
+	}
+	// The token is a bearer credential: it is in the response only, never
+	// in a log line (its id is).
+	h.o.Logger.InfoContext(ctx, "token issued", "keyId", keyID, "tokenId", is.ID, "expiresAt", is.ExpiresAt)
+	adminapi.WriteJSON(w, http.StatusOK, Response{Token: is.Token, ExpiresAt: is.ExpiresAt.UTC().Format(time.RFC3339)})
+}
+
+func (h *Handler) issue(w http.ResponseWriter, r *http.Request, keyID string, now time.Time) (token.Issued, error) {
+	var body Request
+	if r.ContentLength != 0 {
+		if err := adminapi.DecodeBody(w, r, &body); err != nil {
+			return token.Issued{}, err
+		}
+	}
+	var req token.Request
+	if body.TTLSeconds != nil {
+		if *body.TTLSeconds < 1 || *body.TTLSeconds > int64(token.MaxLifetime/time.Second) {
+			return token.Issued{}, fault.Fieldf("ttlSeconds", "must be a whole number of seconds from 1 up to the deployment's maximum")
+		}
+		req.TTL = time.Duration(*body.TTLSeconds) * time.Second
+	}
+	if body.Scopes != nil {
+		req.Scopes = append([]string{}, *body.Scopes...) // [] grants no scope, not all
+	}
+	k, err := h.o.Keys.Get(r.Context(), keyID)
+	if fault.Is(err, fault.NotFound) {
+		return token.Issued{}, problem(http.StatusUnauthorized, gateway.UnknownKey, "", "the API key is not known")
+	}
+	if err != nil {
+		return token.Issued{}, err
+	}
+	switch st := k.StatusAt(now); st {
+	case key.Active:
+	case key.Disabled, key.Revoked, key.Expired, key.NotYetValid:
+		return token.Issued{}, problem(http.StatusForbidden, gateway.Reason(st), "", "the API key is "+strings.ReplaceAll(string(st), "_", " "))
+	default:
+		return token.Issued{}, fault.Errorf(fault.Internal, "key state %q", st)
+	}
+	is, err := h.o.Issuer.Issue(r.Context(), k, req, now)
+	if errors.Is(err, token.ErrScope) {
+		return token.Issued{}, problem(http.StatusForbidden, gateway.InsufficientScope, "scopes", "a token can only carry scopes the key has")
+	}
+	return is, err
+}
+
+func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) {
+	keys, err := h.o.Ring.Published(r.Context(), h.o.Now())
+	if err != nil {
+		h.o.Logger.ErrorContext(r.Context(), "JWKS unavailable", "error", err.Error())
+		adminapi.WriteProblem(w, err)
+		return
+	}
+	doc := struct {
+		Keys []json.RawMessage `json:"keys"`
+	}{Keys: make([]json.RawMessage, 0, len(keys))}
+	for _, k := range keys {
+		if j, _, err := token.DecodeJWK(k.JWK); err == nil && j.Kid == k.KID {
+			b, _ := json.Marshal(j) // re-encoded: only the public members ever leave
+			doc.Keys = append(doc.Keys, b)
+		}
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		adminapi.WriteProblem(w, err)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", JWKSCacheControl)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
