@@ -131,6 +131,9 @@ func Command(port int, dbPath string) (*exec.Cmd, error) {
 		"-Xmx512m",
 		"-jar", filepath.Join(dir, "DynamoDBLocal.jar"),
 		"-port", strconv.Itoa(port), "-sharedDb",
+		// DynamoDB Local reports telemetry to AWS unless told not to; tests
+		// and the local stack make no network call.
+		"-disableTelemetry",
 	}
 	if dbPath == "" {
 		args = append(args, "-inMemory")

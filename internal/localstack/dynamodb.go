@@ -23,10 +23,10 @@ type DynamoDB struct {
 }
 
 // StartDynamoDB starts DynamoDB Local on port with its files under dir,
-// the same way the tests run it (dynamotest.Command: the pinned jar, and
-// the parent-death signal, so it cannot outlive this process), plus:
-// telemetry off (no network), CORS limited to the gateway's origin (a web
-// page cannot call it), and a process group of its own, so that Ctrl-C in
+// the same way the tests run it (dynamotest.Command: the pinned jar,
+// telemetry off, and the parent-death signal, so it cannot outlive this
+// process), plus: CORS limited to the gateway's origin (a web page cannot
+// call it), and a process group of its own, so that Ctrl-C in
 // the terminal reaches only make dev, which stops the gateway first and
 // then DynamoDB Local. It returns when DynamoDB Local answers.
 func StartDynamoDB(ctx context.Context, port int, dir string, gatewayPort int, log io.Writer) (*DynamoDB, error) {
@@ -37,7 +37,7 @@ func StartDynamoDB(ctx context.Context, port int, dir string, gatewayPort int, l
 	if err != nil {
 		return nil, err
 	}
-	cmd.Args = append(cmd.Args, "-disableTelemetry", "-cors", "http://127.0.0.1:"+strconv.Itoa(gatewayPort))
+	cmd.Args = append(cmd.Args, "-cors", "http://127.0.0.1:"+strconv.Itoa(gatewayPort))
 	cmd.SysProcAttr.Setpgid = true
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
