@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,5 +163,48 @@ func TestMakeDevSaysWhenDynamoDBPortIsTaken(t *testing.T) {
 	_, err = StartDynamoDB(context.Background(), port, t.TempDir(), 3000, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "DYNAMODB_PORT") {
 		t.Errorf("got %v, want an error that says to set DYNAMODB_PORT", err)
+	}
+}
+
+// The make dev binary itself: SIGTERM stops it cleanly (exit 0, DynamoDB
+// Local gone), and even SIGKILL, which no handler sees, leaves no java
+// behind (the parent-death signal).
+func TestMakeDevBinaryLeavesNoJavaBehind(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "keygate-dev")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/keygate-dev").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/keygate-dev: %v\n%s", err, out)
+	}
+	data := t.TempDir()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		port, _ := dynamotest.FreePort()
+		ddbPort, _ := dynamotest.FreePort()
+		cmd := exec.Command(bin, "-data", data, "-port", strconv.Itoa(port), "-dynamodb-port", strconv.Itoa(ddbPort))
+		out := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		url := "http://127.0.0.1:" + strconv.Itoa(port) + "/v1/openapi.json"
+		if err := dynamotest.WaitReady(url, 90*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		if n := javaOn(ddbPort); n != 1 {
+			t.Fatalf("%d DynamoDB Local processes while make dev runs, want 1", n)
+		}
+		_ = cmd.Process.Signal(sig)
+		err := <-done
+		if sig == syscall.SIGTERM && err != nil {
+			t.Errorf("after SIGTERM make dev exited with %v\n%s", err, out.String())
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for javaOn(ddbPort) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("after %v to make dev, DynamoDB Local on port %d is still running", sig, ddbPort)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
