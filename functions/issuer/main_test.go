@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
+	"github.com/keygate/keygate/internal/compose"
 	"os"
 	"path/filepath"
 	"sort"
@@ -94,7 +94,7 @@ func TestReplayEveryFixture(t *testing.T) {
 				"KEYGATE_PEPPER": "fixture-pepper", "KEYGATE_EVENT_BUS": "",
 			}
 			var logs bytes.Buffer
-			h, err := setup(context.Background(), func(k string) string { return env[k] }, slog.New(slog.NewJSONHandler(&logs, nil)))
+			h, err := compose.Issuer(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: &logs})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
+	"github.com/keygate/keygate/internal/compose"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -28,7 +29,7 @@ func TestSetupServesScheduleAndRotate(t *testing.T) {
 	db, table := dynamotest.Table(t)
 	env := map[string]string{"KEYGATE_TABLE": table, "KEYGATE_DYNAMODB_ENDPOINT": endpoint, "KEYGATE_PEPPER": "fixture-pepper"}
 	var logs bytes.Buffer
-	h, err := setup(context.Background(), func(k string) string { return env[k] }, slog.New(slog.NewJSONHandler(&logs, nil)))
+	h, err := compose.Rotator(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: &logs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestSetupServesScheduleAndRotate(t *testing.T) {
 
 func TestSetupRefusesBadSettings(t *testing.T) {
 	env := map[string]string{"KEYGATE_DYNAMODB_ENDPOINT": "http://127.0.0.1:1", "KEYGATE_IDLE_ACTION": "delete"}
-	_, err := setup(context.Background(), func(k string) string { return env[k] }, slog.Default())
+	_, err := compose.Rotator(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: io.Discard})
 	if err == nil || !strings.Contains(err.Error(), "KEYGATE_IDLE_ACTION") {
 		t.Fatalf("a bad idle action: %v", err)
 	}

@@ -1,6 +1,7 @@
 package localstack
 
 import (
+	"github.com/keygate/keygate/internal/compose"
 	"os"
 	"slices"
 	"testing"
@@ -23,8 +24,8 @@ func TestEveryRoutedFunctionRunsLocally(t *testing.T) {
 			continue
 		}
 		n++
-		if composers[e.Name()] == nil {
-			t.Errorf("functions/%s is routed but has no composer in internal/localstack/functions.go", e.Name())
+		if compose.Functions[e.Name()] == nil {
+			t.Errorf("functions/%s is routed but has no composition in compose.Functions", e.Name())
 		}
 	}
 	if n == 0 {

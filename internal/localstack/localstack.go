@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keygate/keygate/internal/compose"
 	"io"
 	"log/slog"
 	"net"
@@ -82,8 +83,11 @@ type Stack struct {
 // function, starts the echo upstream (unless o.Upstream is set) and serves
 // the gateway on 127.0.0.1:o.Port. Close stops it.
 func Start(ctx context.Context, o Options) (*Stack, error) {
-	// Tokens are signed with local keys (KEYGATE_SIGNING_DIR), never KMS.
-	o.Getenv = overlay(o.Getenv, map[string]string{token.EnvSigningKey: ""})
+	// The functions are composed exactly as in Lambda (internal/compose);
+	// the environment makes the local differences: tokens are signed with
+	// local keys (KEYGATE_SIGNING_DIR), never KMS, and lifecycle events are
+	// logged, never sent to an EventBridge bus.
+	o.Getenv = overlay(o.Getenv, map[string]string{token.EnvSigningKey: "", config.EnvEventBus: ""})
 	if o.Getenv(token.EnvSigningDir) == "" {
 		return nil, errors.New("configuration: " + token.EnvSigningDir + " is not set: the local stack keeps its token signing keys there")
 	}
@@ -118,7 +122,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	gw := localgw.New(localgw.Options{
 		Routes:    Routes(),
-		Functions: Factories(env{getenv: o.Getenv, cfg: cfg, stdout: o.FunctionLog}),
+		Functions: Factories(o.Getenv, o.FunctionLog),
 		Upstream:  upstream,
 		Stage:     o.Stage,
 		Logger:    o.Log,
@@ -147,7 +151,7 @@ func (s *Stack) schedule(gw *localgw.Gateway, every time.Duration, log *slog.Log
 		return
 	}
 	for _, name := range Scheduled {
-		if composers[name] == nil {
+		if compose.Functions[name] == nil {
 			continue
 		}
 		s.ticks.Add(1)
