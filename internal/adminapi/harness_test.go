@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/keygate/keygate/internal/logtest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -40,24 +41,6 @@ func (f *fakePublisher) Publish(ctx context.Context, e lifecycle.Event) error {
 	return f.publish(ctx, e)
 }
 
-// syncBuffer is a log sink safe for concurrent requests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is an admin API over a fresh DynamoDB Local table, with a settable
 // clock, captured logs and captured events.
 type env struct {
@@ -72,7 +55,7 @@ type env struct {
 	now       time.Time
 	events    []lifecycle.Event
 	responses []string // every response body except issuing ones
-	logs      *syncBuffer
+	logs      *logtest.Buffer
 }
 
 func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
@@ -81,7 +64,7 @@ func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
 func newEnvWith(t *testing.T, pub adminapi.Publisher) *env {
 	t.Helper()
 	db, table := dynamotest.Table(t)
-	e := &env{t: t, db: db, table: table, now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), logs: &syncBuffer{},
+	e := &env{t: t, db: db, table: table, now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), logs: &logtest.Buffer{},
 		hasher: apikey.NewHasher([]byte("test-pepper"))}
 	clock := func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now }
 	e.store = store.New(db, table, store.Options{CursorSecret: []byte("cursor"), Now: clock})

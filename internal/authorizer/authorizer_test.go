@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/keygate/keygate/internal/logtest"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -120,7 +120,7 @@ func seedTable(t *testing.T, db *dynamodb.Client, table string, hasher *apikey.H
 
 // newHandler builds the handler as main does, over the given DynamoDB
 // client, with the clock at t0 and logs and metrics into w.
-func newHandler(t *testing.T, db *dynamodb.Client, table string, w *syncBuffer) (*authorizer.Handler, *apikey.Hasher) {
+func newHandler(t *testing.T, db *dynamodb.Client, table string, w *logtest.Buffer) (*authorizer.Handler, *apikey.Hasher) {
 	t.Helper()
 	getenv := func(k string) string { return env[k] }
 	cfg, err := config.Load(getenv)
@@ -138,23 +138,6 @@ func newHandler(t *testing.T, db *dynamodb.Client, table string, w *syncBuffer) 
 		Logger:     slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:    metrics.New(w),
 	}), cfg.Hasher()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // outcome is what a *.want.json holds: the response, or the error.
@@ -181,7 +164,7 @@ func TestReplayEveryEvent(t *testing.T) {
 	if err != nil || len(files) < 30 {
 		t.Fatalf("found %d events under %s (%v)", len(files), root, err)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	port, _ := dynamotest.FreePort()
 	dead := store.LocalClient(fmt.Sprintf("http://127.0.0.1:%d", port))
 	for _, file := range files {

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/keygate/keygate/internal/logtest"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,29 +22,11 @@ import (
 
 func TestMain(m *testing.M) { dynamotest.Main(m) }
 
-// syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // local is a local stack for one test: DynamoDB Local (shared by the test
 // binary, a table of its own) and the gateway on a free port, in process.
 type local struct {
 	url   string
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	stack *Stack
 }
 
@@ -65,7 +47,7 @@ func startLocalWith(t *testing.T, extra map[string]string, schedule time.Duratio
 	for k, v := range extra {
 		env[k] = v
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	st, err := Start(context.Background(), Options{
 		Getenv:      envOf(env),
 		Log:         slog.New(slog.NewJSONHandler(logs, nil)),

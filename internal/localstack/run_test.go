@@ -3,6 +3,7 @@ package localstack
 import (
 	"context"
 	"fmt"
+	"github.com/keygate/keygate/internal/logtest"
 	"io"
 	"net"
 	"net/http"
@@ -23,7 +24,7 @@ import (
 // folder, stopped by cancelling its context as Ctrl-C does.
 type devRun struct {
 	local
-	stdout *syncBuffer
+	stdout *logtest.Buffer
 	stop   context.CancelFunc
 	done   chan struct{} // closed when Run has returned
 	code   int
@@ -32,10 +33,10 @@ type devRun struct {
 func startRun(t *testing.T, dataDir string, port, ddbPort int) *devRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &devRun{stdout: &syncBuffer{}, stop: cancel, done: make(chan struct{})}
+	r := &devRun{stdout: &logtest.Buffer{}, stop: cancel, done: make(chan struct{})}
 	r.url = "http://127.0.0.1:" + strconv.Itoa(port)
 	env := envOf(map[string]string{"PORT": strconv.Itoa(port), "DYNAMODB_PORT": strconv.Itoa(ddbPort)})
-	stderr := &syncBuffer{}
+	stderr := &logtest.Buffer{}
 	go func() {
 		r.code = Run(ctx, []string{"-data", dataDir}, r.stdout, stderr, env)
 		close(r.done)
@@ -179,7 +180,7 @@ func TestMakeDevBinaryLeavesNoJavaBehind(t *testing.T) {
 		port, _ := dynamotest.FreePort()
 		ddbPort, _ := dynamotest.FreePort()
 		cmd := exec.Command(bin, "-data", data, "-port", strconv.Itoa(port), "-dynamodb-port", strconv.Itoa(ddbPort))
-		out := &syncBuffer{}
+		out := &logtest.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

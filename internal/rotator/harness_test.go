@@ -1,9 +1,9 @@
 package rotator_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/keygate/keygate/internal/logtest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -47,24 +47,6 @@ func (f *fakePublisher) Publish(ctx context.Context, e lifecycle.Event) error {
 	return f.publish(ctx, e)
 }
 
-// syncBuffer is a log sink safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is the rotator over a fresh DynamoDB Local table: the issuer's admin
 // API to issue keys, the rotate route, and the scheduled run, sharing one
 // settable clock, captured events and captured logs.
@@ -82,14 +64,14 @@ type env struct {
 	mu     sync.Mutex
 	now    time.Time
 	events []lifecycle.Event
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	plains []string // every plaintext key handed out
 }
 
 func newEnv(t *testing.T, policy rotator.Policy) *env {
 	t.Helper()
 	db, table := dynamotest.Table(t)
-	e := &env{t: t, db: db, table: table, now: t0, logs: &syncBuffer{}, hasher: apikey.NewHasher([]byte("pepper"))}
+	e := &env{t: t, db: db, table: table, now: t0, logs: &logtest.Buffer{}, hasher: apikey.NewHasher([]byte("pepper"))}
 	e.store = store.New(db, table, store.Options{CursorSecret: []byte("cursor"), Now: e.clock})
 	idem, err := adminapi.NewIdempotency(e.store, []byte("idempotency secret"))
 	if err != nil {
