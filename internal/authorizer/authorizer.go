@@ -259,11 +259,11 @@ func contextOf(d *verify.Decision) map[string]any {
 		gateway.CtxPlan:               plan,
 		gateway.CtxRateLimitRemaining: d.RateLimitRemaining,
 		gateway.CtxQuotaRemaining:     d.QuotaRemaining,
-	}
-	if d.TokenID != "" {
-		// An access token: the same context as its key, plus the token's
-		// id (the token function refuses to exchange a token, by it).
-		c[gateway.CtxTokenID] = d.TokenID
+		// Every key the proxy forwards is set, empty when it does not
+		// apply, so that the stack's header mappings always find a value.
+		// For an access token, its id (the token function refuses to
+		// exchange a token, by it).
+		gateway.CtxTokenID: d.TokenID,
 	}
 	return c
 }

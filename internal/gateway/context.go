@@ -84,4 +84,5 @@ var Forward = []struct{ Context, Header string }{
 	{CtxPlan, "X-Keygate-Plan"},
 	{CtxRateLimitRemaining, "X-Keygate-RateLimit-Remaining"},
 	{CtxQuotaRemaining, "X-Keygate-Quota-Remaining"},
+	{CtxTokenID, "X-Keygate-Token-Id"},
 }
