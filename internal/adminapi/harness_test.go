@@ -64,7 +64,7 @@ func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
 func newEnvWith(t *testing.T, pub adminapi.Publisher) *env {
 	t.Helper()
 	db, table := dynamotest.Table(t)
-	e := &env{t: t, db: db, table: table, now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), logs: &logtest.Buffer{},
+	e := &env{t: t, db: db, table: table, now: realNow(), logs: &logtest.Buffer{},
 		hasher: apikey.NewHasher([]byte("test-pepper"))}
 	clock := func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now }
 	e.store = store.New(db, table, store.Options{CursorSecret: []byte("cursor"), Now: clock})
@@ -280,3 +280,9 @@ func checkDocumented(t *testing.T, method, path string, rec *httptest.ResponseRe
 		t.Fatalf("%s %s -> %d: body does not match the documented schema %s: %v\nbody: %s", method, path, rec.Code, ptr, err, rec.Body)
 	}
 }
+
+// realNow is where the harness clock starts: the real time (to the
+// millisecond, as the store keeps it), because DynamoDB Local deletes items
+// whose ttl has passed in real time; a fixed date would turn idempotency
+// records and revoked keys into items that vanish on some later day.
+func realNow() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }

@@ -133,8 +133,9 @@ func TestKeyLifecycle(t *testing.T) {
 
 func TestSessionKeyTTL(t *testing.T) {
 	e := newEnv(t)
+	issued := e.clock()
 	r := e.issue(`{"name":"session","ownerId":"acme","environment":"test","type":"publishable","ttlSeconds":900}`)
-	if r.str("expiresAt") != "2026-11-26T12:15:00Z" || !strings.HasPrefix(r.str("key"), "kg_pk_test_") {
+	if r.str("expiresAt") != issued.Add(15*time.Minute).Format(time.RFC3339Nano) || !strings.HasPrefix(r.str("key"), "kg_pk_test_") {
 		t.Fatalf("session key: %s", r.Body)
 	}
 	e.advance(16 * time.Minute)
@@ -145,7 +146,7 @@ func TestSessionKeyTTL(t *testing.T) {
 	if u := e.do(http.MethodPatch, "/v1/keys/"+r.str("id"), `{"name":"old session"}`, "If-Match", `"1"`); u.Code != 200 || u.str("status") != "expired" {
 		t.Fatalf("rename of an expired key: %d %s", u.Code, u.Body)
 	}
-	if u := e.do(http.MethodPatch, "/v1/keys/"+r.str("id"), `{"expiresAt":"2026-11-26T12:00:00Z"}`, "If-Match", `"2"`); u.Code != 400 || u.str("field") != "expiresAt" {
+	if u := e.do(http.MethodPatch, "/v1/keys/"+r.str("id"), `{"expiresAt":"`+issued.Format(time.RFC3339)+`"}`, "If-Match", `"2"`); u.Code != 400 || u.str("field") != "expiresAt" {
 		t.Fatalf("a new expiry in the past: %d %s", u.Code, u.Body)
 	}
 }
@@ -206,24 +207,27 @@ func TestListFiltersAndPagination(t *testing.T) {
 
 func TestUsageRange(t *testing.T) {
 	e := newEnv(t)
+	// day is the UTC date n days from the harness clock's.
+	day := func(n int) string { return e.clock().AddDate(0, 0, n).Format(time.DateOnly) }
 	r := e.issue(`{"name":"metered","ownerId":"acme","environment":"live"}`)
 	// The authorizer's counts, as it writes them on the key item.
 	_, err := e.db.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
 		TableName: &e.table, Key: store.ItemKey(store.KeyPK(e.hasher.Sum(r.str("key"))), "KEY"),
 		UpdateExpression:          aws("SET #u.#a = :a, #u.#b = :b, #u.#c = :c"),
-		ExpressionAttributeNames:  map[string]string{"#u": "usage", "#a": "2026-11-20", "#b": "2026-11-22", "#c": "2026-11-26"},
+		ExpressionAttributeNames:  map[string]string{"#u": "usage", "#a": day(-6), "#b": day(-4), "#c": day(0)},
 		ExpressionAttributeValues: map[string]ddb.AttributeValue{":a": n("5"), ":b": n("7"), ":c": n("11")},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := e.do(http.MethodGet, "/v1/keys/"+r.str("id")+"/usage?from=2026-11-21&to=2026-11-23", "")
+	u := e.do(http.MethodGet, "/v1/keys/"+r.str("id")+"/usage?from="+day(-5)+"&to="+day(-3), "")
 	b, _ := json.Marshal(u.json["days"])
-	if u.Code != 200 || string(b) != `[{"count":0,"date":"2026-11-21"},{"count":7,"date":"2026-11-22"},{"count":0,"date":"2026-11-23"}]` || u.json["total"] != 7.0 {
+	want := `[{"count":0,"date":"` + day(-5) + `"},{"count":7,"date":"` + day(-4) + `"},{"count":0,"date":"` + day(-3) + `"}]`
+	if u.Code != 200 || string(b) != want || u.json["total"] != 7.0 {
 		t.Fatalf("usage: %d %s", u.Code, u.Body)
 	}
 	def := e.do(http.MethodGet, "/v1/keys/"+r.str("id")+"/usage", "")
-	if len(def.json["days"].([]any)) != 30 || def.json["total"] != 23.0 || def.str("to") != "2026-11-26" {
+	if len(def.json["days"].([]any)) != 30 || def.json["total"] != 23.0 || def.str("to") != day(0) {
 		t.Fatalf("default range: %s", def.Body)
 	}
 }

@@ -36,7 +36,10 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	db, table := dynamotest.Table(t)
-	f := &fixture{db: db, table: table, now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	// The clock starts at the real time: DynamoDB Local deletes items whose
+	// ttl has passed in real time, so a fixed date would turn into a test
+	// that fails on some later day.
+	f := &fixture{db: db, table: table, now: time.Now().UTC().Truncate(time.Millisecond)}
 	f.s = store.New(db, table, store.Options{CursorSecret: []byte("cursor"), Now: func() time.Time { return f.now }})
 	return f
 }

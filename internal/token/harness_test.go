@@ -22,7 +22,10 @@ import (
 
 func TestMain(m *testing.M) { dynamotest.Main(m) }
 
-var t0 = time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)
+// t0 is the real time at the start of the run (to the second): DynamoDB
+// Local deletes items whose ttl has passed in real time, so signing keys
+// and revoked keys must carry ttls relative to now, not to a fixed date.
+var t0 = time.Now().UTC().Truncate(time.Second)
 
 var ctx = context.Background()
 
