@@ -27,7 +27,10 @@ func TestMain(m *testing.M) { dynamotest.Main(m) }
 var (
 	format, _ = apikey.NewFormat("")
 	hasher    = apikey.NewHasher([]byte("test-pepper"))
-	t0        = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	// t0 is noon (UTC) of the day the tests run: the time of day the
+	// expectations assume, on a real date, because DynamoDB Local deletes
+	// items (revoked keys) whose ttl has passed in real time.
+	t0        = time.Now().UTC().Truncate(24 * time.Hour).Add(12 * time.Hour)
 	routes, _ = verify.ParseRoutes(`[
 		{"method":"GET","path":"/users/{id}","scopes":["read:users"]},
 		{"method":"POST","path":"/users","scopes":["write:users"]},
