@@ -169,6 +169,9 @@ func newFunction(scope constructs.Construct, spec Function, props FunctionsProps
 		config.EnvPepper:       str(props.Pepper),
 		config.EnvEnvironments: str(s.Environments),
 	}
+	for k, v := range s.functionEnv(spec.Name) {
+		env[k] = str(v)
+	}
 	if spec.Name == gateway.FnAuthorizer {
 		env[authorizer.EnvCacheTTL] = str(strconv.Itoa(s.KeyCacheTTL) + "s")
 	}

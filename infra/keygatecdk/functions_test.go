@@ -118,6 +118,12 @@ func TestFunctionsGetTheirSettingsFromTheEnvironment(t *testing.T) {
 			t.Errorf("%s: %s = %s; events enabled: %v", f.Name, config.EnvEventBus, got, f.Events)
 		}
 	}
+	if got := env(gateway.FnAuthorizer)[authorizer.EnvRoutes]; got != `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]}]` {
+		t.Errorf("authorizer %s = %v, want the configured route table", authorizer.EnvRoutes, got)
+	}
+	if got := env(gateway.FnRotator)["KEYGATE_IDLE_DAYS"]; got != "30" {
+		t.Errorf("rotator KEYGATE_IDLE_DAYS = %v, want the configured 30 (keygate:functionEnv)", got)
+	}
 	if got := env(gateway.FnAuthorizer)[authorizer.EnvCacheTTL]; got != "2s" {
 		t.Errorf("authorizer %s = %v, want the configured 2s", authorizer.EnvCacheTTL, got)
 	}

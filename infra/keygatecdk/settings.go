@@ -6,8 +6,10 @@
 package keygatecdk
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 
+	"github.com/keygate/keygate/internal/authorizer"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/gateway"
 )
@@ -60,6 +63,16 @@ type Settings struct {
 	// RotatorSchedule is the EventBridge schedule expression of the
 	// rotator's lifecycle run (default "rate(1 hour)").
 	RotatorSchedule string // keygate:rotatorSchedule
+	// Routes is the authorizer's route table (KEYGATE_ROUTES: JSON, method
+	// and path to required scopes and cost); empty means no scope is
+	// required and every request costs 1.
+	Routes string // keygate:routes
+	// FunctionEnv sets further KEYGATE_* variables of a function, by
+	// function name, for every setting that has no context key of its own
+	// (for example the authorizer's KEYGATE_SERVE_STALE or the rotator's
+	// KEYGATE_IDLE_DAYS). The variables the stack sets itself cannot be
+	// overridden.
+	FunctionEnv map[string]map[string]string // keygate:functionEnv
 }
 
 // ContextPrefix starts every keygate context key.
@@ -79,7 +92,17 @@ func SettingsFromContext(node constructs.Node) (Settings, error) {
 		if !slices.Contains(contextKeys, name) {
 			return Settings{}, fmt.Errorf("%s: unknown setting (known: %s%s)", k, ContextPrefix, strings.Join(contextKeys, ", "+ContextPrefix))
 		}
-		raw[name] = fmt.Sprint(v)
+		if s, ok := v.(string); ok {
+			raw[name] = s
+		} else {
+			// A JSON value in cdk.json (a list or an object) arrives
+			// decoded; settings read it back as JSON.
+			b, err := json.Marshal(v)
+			if err != nil {
+				return Settings{}, fmt.Errorf("%s: %v", k, err)
+			}
+			raw[name] = string(b)
+		}
 	}
 	return ParseSettings(raw)
 }
@@ -87,7 +110,7 @@ func SettingsFromContext(node constructs.Node) (Settings, error) {
 var contextKeys = []string{
 	"upstreamUrl", "proxyBasePath", "keyPrefix", "environments", "gatewayCacheTtl",
 	"keyCacheTtl", "logRetentionDays", "alarmEmail", "removalPolicy", "stageName",
-	"throttleRateLimit", "throttleBurstLimit", "rotatorSchedule",
+	"throttleRateLimit", "throttleBurstLimit", "rotatorSchedule", "routes", "functionEnv",
 }
 
 // ParseSettings builds Settings from context values by key without the
@@ -121,6 +144,12 @@ func ParseSettings(raw map[string]string) (Settings, error) {
 	s.RemovalPolicy = raw["removalPolicy"]
 	s.StageName = raw["stageName"]
 	s.RotatorSchedule = raw["rotatorSchedule"]
+	s.Routes = raw["routes"]
+	if v, ok := raw["functionEnv"]; ok {
+		if e := json.Unmarshal([]byte(v), &s.FunctionEnv); e != nil {
+			return Settings{}, fmt.Errorf(`%sfunctionEnv: %q is not a JSON object such as {"authorizer":{"KEYGATE_SERVE_STALE":"5m"}}`, ContextPrefix, v)
+		}
+	}
 	num("gatewayCacheTtl", &s.GatewayCacheTTL)
 	num("keyCacheTtl", &s.KeyCacheTTL)
 	num("logRetentionDays", &s.LogRetentionDays)
@@ -184,6 +213,12 @@ func (s Settings) withDefaults() (Settings, error) {
 	if s.GatewayCacheTTL > 3600 {
 		return Settings{}, fmt.Errorf("%sgatewayCacheTtl: %d is above API Gateway's maximum of 3600 seconds", ContextPrefix, s.GatewayCacheTTL)
 	}
+	if s.KeyCacheTTL > 3600 {
+		return Settings{}, fmt.Errorf("%skeyCacheTtl: %d is above the authorizer's maximum of 3600 seconds", ContextPrefix, s.KeyCacheTTL)
+	}
+	if err := s.checkFunctionEnv(); err != nil {
+		return Settings{}, err
+	}
 	if _, ok := retentionDays[s.LogRetentionDays]; !ok {
 		return Settings{}, fmt.Errorf("%slogRetentionDays: %d is not a CloudWatch Logs retention (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)", ContextPrefix, s.LogRetentionDays)
 	}
@@ -211,4 +246,54 @@ var retentionDays = map[int]awslogs.RetentionDays{
 	1096: awslogs.RetentionDays_THREE_YEARS, 1827: awslogs.RetentionDays_FIVE_YEARS, 2192: awslogs.RetentionDays_SIX_YEARS,
 	2557: awslogs.RetentionDays_SEVEN_YEARS, 2922: awslogs.RetentionDays_EIGHT_YEARS, 3288: awslogs.RetentionDays_NINE_YEARS,
 	3653: awslogs.RetentionDays_TEN_YEARS,
+}
+
+var envName = regexp.MustCompile(`^KEYGATE_[A-Z0-9_]+$`)
+
+// stackOwned are the variables the stack sets from its own resources and
+// settings; functionEnv cannot override them.
+var stackOwned = []string{
+	config.EnvTable, config.EnvKeyPrefix, config.EnvPepper, config.EnvEnvironments,
+	config.EnvEventBus, config.EnvDynamoDBEndpoint, authorizer.EnvCacheTTL, authorizer.EnvRoutes, EnvSigningKey,
+}
+
+// functionEnv returns the variables a function gets beyond the stack's own.
+func (s Settings) functionEnv(name string) map[string]string {
+	env := map[string]string{}
+	for k, v := range s.FunctionEnv[name] {
+		env[k] = v
+	}
+	if name == gateway.FnAuthorizer && s.Routes != "" {
+		env[authorizer.EnvRoutes] = s.Routes
+	}
+	return env
+}
+
+// checkFunctionEnv refuses unknown functions, names outside KEYGATE_* and
+// stack-owned variables, and runs the authorizer's own settings check, so
+// that a bad route table or duration fails `cdk synth`, not the deployed
+// authorizer's cold start.
+func (s Settings) checkFunctionEnv() error {
+	for fn, vars := range s.FunctionEnv {
+		if !slices.Contains([]string{gateway.FnAuthorizer, gateway.FnIssuer, gateway.FnRotator, gateway.FnTokens}, fn) {
+			return fmt.Errorf("%sfunctionEnv: unknown function %q", ContextPrefix, fn)
+		}
+		for k := range vars {
+			if !envName.MatchString(k) || slices.Contains(stackOwned, k) {
+				return fmt.Errorf("%sfunctionEnv: %s.%s: only KEYGATE_* variables the stack does not set itself", ContextPrefix, fn, k)
+			}
+		}
+	}
+	env := s.functionEnv(gateway.FnAuthorizer)
+	env[config.EnvKeyPrefix], env[config.EnvEnvironments] = s.KeyPrefix, s.Environments
+	env[authorizer.EnvCacheTTL] = strconv.Itoa(s.KeyCacheTTL) + "s"
+	getenv := func(k string) string { return env[k] }
+	cfg, err := config.Load(getenv)
+	if err == nil {
+		_, err = authorizer.LoadSettings(cfg, getenv)
+	}
+	if err != nil {
+		return fmt.Errorf("%sroutes / %sfunctionEnv (authorizer): %v", ContextPrefix, ContextPrefix, err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package keygatecdk
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -17,7 +18,7 @@ func TestSettingsDefaults(t *testing.T) {
 		GatewayCacheTTL: 0, KeyCacheTTL: 5, LogRetentionDays: 30, RemovalPolicy: "retain",
 		StageName: "prod", ThrottleRateLimit: 1000, ThrottleBurstLimit: 2000, RotatorSchedule: "rate(1 hour)",
 	}
-	if s != want {
+	if !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", s, want)
 	}
 }
@@ -83,5 +84,34 @@ func TestSettingsFromContextReadsCdkJSONTypes(t *testing.T) {
 	}
 	if s.UpstreamURL != "https://api.example.com" || s.GatewayCacheTTL != 60 || s.LogRetentionDays != 90 {
 		t.Errorf("read %+v", s)
+	}
+}
+
+// A route table or function variable the deployed function would refuse at
+// cold start fails the synth instead; so do variables the stack owns.
+func TestFunctionSettingsAreCheckedAtSynth(t *testing.T) {
+	good := map[string]string{
+		"routes":      `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]}]`,
+		"functionEnv": `{"authorizer":{"KEYGATE_SERVE_STALE":"5m"},"rotator":{"KEYGATE_IDLE_DAYS":"30"}}`,
+	}
+	s, err := ParseSettings(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.functionEnv("authorizer")["KEYGATE_ROUTES"] == "" || s.functionEnv("rotator")["KEYGATE_IDLE_DAYS"] != "30" {
+		t.Fatalf("function variables not passed on: %+v", s.FunctionEnv)
+	}
+	for name, raw := range map[string]map[string]string{
+		"bad route table":    {"routes": `[{"method":"GET"}]`},
+		"bad duration":       {"functionEnv": `{"authorizer":{"KEYGATE_SERVE_STALE":"forever"}}`},
+		"stack-owned":        {"functionEnv": `{"issuer":{"KEYGATE_TABLE":"other"}}`},
+		"not a keygate name": {"functionEnv": `{"issuer":{"AWS_REGION":"eu-west-1"}}`},
+		"unknown function":   {"functionEnv": `{"billing":{"KEYGATE_X":"1"}}`},
+		"not an object":      {"functionEnv": `[1]`},
+		"key cache over 1 h": {"keyCacheTtl": "3601"},
+	} {
+		if _, err := ParseSettings(raw); err == nil {
+			t.Errorf("%s: accepted %v", name, raw)
+		}
 	}
 }

@@ -101,6 +101,8 @@ func variant(t *testing.T) assertions.Template {
 			RemovalPolicy: "destroy", GatewayCacheTTL: 300, KeyCacheTTL: 2, LogRetentionDays: 7,
 			AlarmEmail: "ops@example.com", StageName: "v", ThrottleRateLimit: 50, ThrottleBurstLimit: 80,
 			RotatorSchedule: "rate(15 minutes)", KeyPrefix: "acme", Environments: "live",
+			Routes:      `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]}]`,
+			FunctionEnv: map[string]map[string]string{"rotator": {"KEYGATE_IDLE_DAYS": "30"}},
 		})
 	})
 	if variantStack == nil {
