@@ -94,11 +94,11 @@ func TestStatusOrder(t *testing.T) {
 }
 
 func TestParseCIDRs(t *testing.T) {
-	got, err := ParseCIDRs([]string{"203.0.113.7/24", "2001:db8::1", "198.51.100.1"})
+	got, err := ParseCIDRs([]string{"203.0.113.7/24", "2001:db8::1", "198.51.100.1", "::ffff:192.0.2.0/120", "::ffff:192.0.2.9"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"203.0.113.0/24", "2001:db8::1/128", "198.51.100.1/32"}
+	want := []string{"203.0.113.0/24", "2001:db8::1/128", "198.51.100.1/32", "192.0.2.0/24", "192.0.2.9/32"}
 	for i, p := range FormatCIDRs(got) {
 		if p != want[i] {
 			t.Fatalf("got %v want %v", FormatCIDRs(got), want)

@@ -199,6 +199,15 @@ func ParseCIDRs(in []string) ([]netip.Prefix, error) {
 			}
 			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
 		}
+		// An IPv4-mapped IPv6 prefix (::ffff:203.0.113.0/120) means the IPv4
+		// prefix: source addresses are compared unmapped, so it would
+		// otherwise never match.
+		if p.Addr().Is4In6() {
+			if p.Bits() < 96 {
+				return nil, fault.Fieldf("allowedCidrs", "an IPv4-mapped prefix must be at least /96")
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		out = append(out, p.Masked())
 	}
 	return out, nil

@@ -295,7 +295,8 @@ KEY=$(echo "$OUT" | grep -oE '\b%[3]s_(sk|pk)_(live|test)_[0-9A-Za-z]{49}\b'); I
 # call the protected demo API: the echo upstream shows what it receives
 curl -s -w '\n' %[1]s/demo/hello -H "x-api-key: $KEY"
 
-# 5 requests a minute: then 403 rate_limited, with retryAfterSeconds
+# 5 requests a minute, the call above included: the loop prints 200 200 200 200 403,
+# and the next call shows the 403 rate_limited body with retryAfterSeconds
 for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%%{http_code} ' %[1]s/demo/hello -H "x-api-key: $KEY"; done; echo
 curl -s -w '\n' %[1]s/demo/hello -H "x-api-key: $KEY"
 

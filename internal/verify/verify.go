@@ -451,10 +451,12 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 }
 
 // failed decides when DynamoDB could not: unavailable, unless serve-stale
-// is on and the key was admitted recently.
+// is on and the key was admitted recently. Never when DynamoDB throttled:
+// a client could otherwise hammer one hot key until DynamoDB throttles it
+// and then be admitted without being counted.
 func (v *Verifier) failed(req *Request, l *local, now time.Time, d Decision, err error) Decision {
 	d.Err = err
-	if v.o.ServeStale > 0 && l.e.rec != nil && !l.e.admittedAt.IsZero() &&
+	if v.o.ServeStale > 0 && !fault.Is(err, fault.Throttled) && l.e.rec != nil && !l.e.admittedAt.IsZero() &&
 		now.Sub(l.e.admittedAt) <= v.o.ServeStale && v.check(l.e.rec.Key, req, l.route, now) == "" {
 		d.Key, d.Stale, d.Reason = l.e.rec.Key, true, ""
 		return d

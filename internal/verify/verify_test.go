@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/keygate/keygate/internal/apikey"
@@ -47,6 +48,8 @@ type fixture struct {
 	now   atomic.Int64 // Unix ns
 	calls atomic.Int64
 	fail  atomic.Bool
+	// throttle makes every DynamoDB call fail as throttled.
+	throttle atomic.Bool
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -61,6 +64,9 @@ func newFixture(t *testing.T) *fixture {
 					f.calls.Add(1)
 					if f.fail.Load() {
 						return middleware.InitializeOutput{}, middleware.Metadata{}, errors.New("injected DynamoDB outage")
+					}
+					if f.throttle.Load() {
+						return middleware.InitializeOutput{}, middleware.Metadata{}, &ddbtypes.ProvisionedThroughputExceededException{Message: &throttled}
 					}
 					return next.HandleInitialize(ctx, in)
 				}), middleware.Before)
@@ -424,6 +430,24 @@ func TestServeStaleIsBoundedAndOffByDefault(t *testing.T) {
 	f.advance(2 * time.Minute)
 	if d := v.Verify(context.Background(), get(plain, "/users/1")); d.Reason != gateway.Unavailable {
 		t.Fatalf("past the serve-stale bound: %q", d.Reason)
+	}
+}
+
+var throttled = "injected throttling"
+
+// Serve-stale never admits while DynamoDB throttles: a client could make a
+// hot key throttle and then be admitted without being counted.
+func TestServeStaleNotWhileThrottled(t *testing.T) {
+	f := newFixture(t)
+	_, plain := f.issue(t, nil)
+	v := f.verifier(func(o *verify.Options) { o.ServeStale = time.Minute })
+	if d := v.Verify(context.Background(), get(plain, "/users/1")); !d.Allowed() {
+		t.Fatal(d.Reason)
+	}
+	f.throttle.Store(true)
+	defer f.throttle.Store(false)
+	if d := v.Verify(context.Background(), get(plain, "/users/1")); d.Reason != gateway.Unavailable || d.Stale {
+		t.Fatalf("throttled DynamoDB: %q stale=%v, want unavailable", d.Reason, d.Stale)
 	}
 }
 
