@@ -121,6 +121,12 @@ func (r resp) str(k string) string { s, _ := r.json[k].(string); return s }
 // header is given) and checks the response against the OpenAPI document.
 func (e *env) do(method, path, body string, headers ...string) resp {
 	e.t.Helper()
+	return e.doAs(alice, method, path, body, headers...)
+}
+
+// doAs is do as another IAM principal.
+func (e *env) doAs(who, method, path, body string, headers ...string) resp {
+	e.t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -128,7 +134,7 @@ func (e *env) do(method, path, body string, headers ...string) resp {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	req = req.WithContext(actor.With(req.Context(), alice))
+	req = req.WithContext(actor.With(req.Context(), who))
 	rec := httptest.NewRecorder()
 	e.api.ServeHTTP(rec, req)
 	r := resp{ResponseRecorder: rec}

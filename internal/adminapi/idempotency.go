@@ -94,15 +94,20 @@ type Claim struct {
 }
 
 // Digest returns the digest of a request for idempotency: SHA-256 over the
-// operation and the canonical JSON of the decoded request (so whitespace or
-// field order in a retry does not matter).
-func Digest(scope string, req any) ([]byte, error) {
+// operation, the calling principal and the canonical JSON of the decoded
+// request (so whitespace or field order in a retry does not matter). The
+// caller is in it so that an Idempotency-Key is bound to the principal that
+// used it first: another principal sending the same key and body is refused
+// as a reused key and never receives the first caller's stored response.
+func Digest(scope, caller string, req any) ([]byte, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "encode request digest")
 	}
 	h := sha256.New()
 	h.Write([]byte(scope))
+	h.Write([]byte{0})
+	h.Write([]byte(caller))
 	h.Write([]byte{0})
 	h.Write(b)
 	return h.Sum(nil), nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/keygate/keygate/internal/actor"
 	"io"
 	"log/slog"
 	"net/http"
@@ -146,7 +147,7 @@ func TestConcurrentIdempotentRetriesCreateOneKey(t *testing.T) {
 // (its pending record stays) blocks retries only for the lease.
 func TestAbandonedClaimIsTakenOver(t *testing.T) {
 	e := newEnv(t)
-	digest, err := adminapi.Digest("issue", mustIssueRequest(t, idemBody))
+	digest, err := adminapi.Digest("issue", alice, mustIssueRequest(t, idemBody))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,13 +190,31 @@ func newDomainKey(t *testing.T, e *env) *key.Key {
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// serve sends a request as alice straight to h.
 func serve(h http.Handler, method, path, body string, headers ...string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	req = req.WithContext(actor.With(req.Context(), alice))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec
+}
+
+// An Idempotency-Key belongs to the principal that used it first: another
+// principal's request with the same key and body is refused as a reused key
+// and never receives the first caller's plaintext key.
+func TestIdempotencyKeysArePerPrincipal(t *testing.T) {
+	e := newEnv(t)
+	body := `{"name":"ci","ownerId":"acme","environment":"live"}`
+	first := e.do(http.MethodPost, "/v1/keys", body, "Idempotency-Key", "shared-key-1")
+	other := e.doAs("arn:aws:iam::123456789012:user/mallory", http.MethodPost, "/v1/keys", body, "Idempotency-Key", "shared-key-1")
+	if first.Code != http.StatusCreated {
+		t.Fatalf("issue: %d %s", first.Code, first.Body)
+	}
+	if other.Code != http.StatusUnprocessableEntity || other.str("code") != "idempotency_key_reused" || other.str("key") != "" {
+		t.Fatalf("another principal reusing the key: %d %s", other.Code, other.Body)
+	}
 }

@@ -130,7 +130,7 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	digest, err := Digest("issue", &req)
+	digest, err := Digest("issue", actor.From(ctx), &req)
 	if err != nil {
 		a.fail(w, r, err)
 		return

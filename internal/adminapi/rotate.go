@@ -104,7 +104,7 @@ func (a *Rotator) rotate(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fault.Errorf(fault.NotFound, "key not found"))
 		return
 	}
-	digest, err := Digest("rotate", rotateDigest{ID: id, Grace: int64(grace / time.Second)})
+	digest, err := Digest("rotate", actor.From(ctx), rotateDigest{ID: id, Grace: int64(grace / time.Second)})
 	if err != nil {
 		a.fail(w, r, err)
 		return
