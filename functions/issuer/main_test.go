@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/keygate/keygate/internal/compose"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/compose"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"

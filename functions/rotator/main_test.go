@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/keygate/keygate/internal/compose"
 	"io"
 	"os"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/compose"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"

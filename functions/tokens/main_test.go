@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/keygate/keygate/internal/compose"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/compose"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"

@@ -102,7 +102,7 @@ func NewApi(scope constructs.Construct, id string, props ApiProps) awsapigateway
 		}
 		var integ awsapigateway.Integration
 		if r.Function == gateway.Upstream {
-			integ, opts.RequestParameters = proxyIntegration(s.UpstreamURL, r.Path)
+			integ, opts.RequestParameters = proxyIntegration(s.UpstreamURL, r.Path, s.keyQueryParam())
 		} else {
 			integ = integrations[r.Function]
 			if integ == nil {
@@ -127,14 +127,18 @@ func NewApi(scope constructs.Construct, id string, props ApiProps) awsapigateway
 // proxyIntegration is the protected proxy's HTTP proxy integration: the
 // upstream URL plus the rest of the path, the authorizer's context as the
 // gateway.Forward headers (overriding any a client sent), and the credential
-// headers blanked, so the upstream never sees a key.
-func proxyIntegration(upstream, path string) (awsapigateway.Integration, *map[string]*bool) {
+// headers blanked, so the upstream never sees a key; so is the query
+// parameter that may carry a key (queryParam, when the authorizer has one).
+func proxyIntegration(upstream, path, queryParam string) (awsapigateway.Integration, *map[string]*bool) {
 	params := map[string]*string{}
 	for _, f := range gateway.Forward {
 		params["integration.request.header."+f.Header] = str("context.authorizer." + f.Context)
 	}
 	for _, h := range gateway.CredentialHeaders {
 		params["integration.request.header."+h] = str("''")
+	}
+	if queryParam != "" {
+		params["integration.request.querystring."+queryParam] = str("''")
 	}
 	target := upstream
 	var method map[string]*bool

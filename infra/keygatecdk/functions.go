@@ -1,7 +1,6 @@
 package keygatecdk
 
 import (
-	"github.com/keygate/keygate/internal/authorizer"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/authorizer"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/store"

@@ -1,7 +1,6 @@
 package keygatecdk
 
 import (
-	"github.com/keygate/keygate/internal/authorizer"
 	"reflect"
 	"sort"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/keygate/keygate/internal/authorizer"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/gateway"
 )

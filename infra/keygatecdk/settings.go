@@ -297,3 +297,9 @@ func (s Settings) checkFunctionEnv() error {
 	}
 	return nil
 }
+
+// keyQueryParam is the query parameter the authorizer reads a key from, if
+// functionEnv gives it one; the proxy integration blanks it.
+func (s Settings) keyQueryParam() string {
+	return s.functionEnv(gateway.FnAuthorizer)[authorizer.EnvKeyQueryParam]
+}

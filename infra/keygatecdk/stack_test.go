@@ -3,7 +3,6 @@ package keygatecdk
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/keygate/keygate/internal/schema"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,6 +12,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/keygate/keygate/internal/schema"
 )
 
 // assets writes placeholder bin/<function>/bootstrap files to a temporary

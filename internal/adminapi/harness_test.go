@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/keygate/keygate/internal/logtest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +22,7 @@ import (
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/lifecycle"
+	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/internal/store"
 )
 

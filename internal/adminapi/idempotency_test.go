@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/keygate/keygate/internal/actor"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/keygate/keygate/internal/actor"
 	"github.com/keygate/keygate/internal/adminapi"
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/key"

@@ -79,6 +79,10 @@ type Options struct {
 	// Logger receives one access log line per request (never a header or
 	// query value, so never a key) and failures.
 	Logger *slog.Logger
+	// KeyQueryParam is the query parameter that may carry a key (the
+	// authorizer's KEYGATE_KEY_QUERY_PARAM); the proxy drops it, as it
+	// drops the credential headers.
+	KeyQueryParam string
 }
 
 // Gateway is the local gateway, an http.Handler.
@@ -86,6 +90,7 @@ type Gateway struct {
 	routes    []gateway.Route
 	functions map[string]*function
 	stage     string
+	keyParam  string
 	log       *slog.Logger
 	proxy     *httputil.ReverseProxy
 	now       func() time.Time
@@ -98,6 +103,7 @@ func New(o Options) *Gateway {
 		routes:    o.Routes,
 		functions: map[string]*function{},
 		stage:     o.Stage,
+		keyParam:  o.KeyQueryParam,
 		log:       o.Logger,
 		now:       time.Now,
 	}
@@ -344,6 +350,11 @@ func (g *Gateway) newProxy(upstream *url.URL) *httputil.ReverseProxy {
 			}
 			target.RawPath = ""
 			target.RawQuery = pr.In.URL.RawQuery
+			if g.keyParam != "" {
+				v := pr.In.URL.Query()
+				v.Del(g.keyParam)
+				target.RawQuery = v.Encode()
+			}
 			pr.Out.URL = &target
 			pr.Out.Host = ""
 			for _, h := range gateway.CredentialHeaders {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/keygate/keygate/internal/logtest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/localgw"
+	"github.com/keygate/keygate/internal/logtest"
 )
 
 func TestMain(m *testing.M) { dynamotest.Main(m) }

@@ -1,11 +1,11 @@
 package localstack
 
 import (
-	"github.com/keygate/keygate/internal/compose"
 	"os"
 	"slices"
 	"testing"
 
+	"github.com/keygate/keygate/internal/compose"
 	"github.com/keygate/keygate/internal/gateway"
 )
 

@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/keygate/keygate/internal/compose"
 	"io"
 	"log/slog"
 	"net"
@@ -27,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keygate/keygate/internal/authorizer"
+	"github.com/keygate/keygate/internal/compose"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/localgw"
@@ -126,6 +127,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		Upstream:  upstream,
 		Stage:     o.Stage,
 		Logger:    o.Log,
+		// The proxy drops the authorizer's key query parameter, as the
+		// stack's integration blanks it.
+		KeyQueryParam: o.Getenv(authorizer.EnvKeyQueryParam),
 	})
 	if err := gw.Warm(ctx); err != nil {
 		s.Close(ctx)

@@ -3,7 +3,6 @@ package localstack
 import (
 	"context"
 	"fmt"
-	"github.com/keygate/keygate/internal/logtest"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/keygate/keygate/internal/cli"
 	"github.com/keygate/keygate/internal/dynamotest"
+	"github.com/keygate/keygate/internal/logtest"
 )
 
 // devRun is one `make dev` run in process: Run with its own ports and data
