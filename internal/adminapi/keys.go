@@ -413,15 +413,17 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	updated, err := a.o.Store.Update(ctx, &k, version)
+	// The audit record is written in the update's own transaction, so it
+	// describes the change from the settings sent (version and updatedAt,
+	// which the store sets, are not part of a diff).
+	changes := diff(ToWire(old, now), ToWire(&k, now))
+	rec := store.AuditRecord{At: now, Actor: actor.From(ctx), Action: ActionUpdate, Changes: changes}
+	updated, err := a.o.Store.UpdateAudited(ctx, &k, version, rec)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	before, after := ToWire(old, now), ToWire(updated, now)
-	changes := diff(before, after)
-	rec := store.AuditRecord{KeyID: k.ID, At: now, Actor: actor.From(ctx), Action: ActionUpdate, Changes: changes, Version: updated.Version}
-	a.audit1(ctx, rec)
+	after := ToWire(updated, now)
 	fields := make([]string, 0, len(changes))
 	for f := range changes {
 		fields = append(fields, f)
@@ -432,31 +434,24 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, after)
 }
 
-// audit1 writes the audit record of a change already made. A failure is
-// logged loudly (the change cannot be undone) but does not fail the request.
-func (a *API) audit1(ctx context.Context, rec store.AuditRecord) {
-	if err := a.o.Store.PutAudit(ctx, rec); err != nil {
-		a.o.Logger.ErrorContext(ctx, "audit record not written", "keyId", rec.KeyID, "action", rec.Action,
-			"actor", rec.Actor, "error", err.Error())
-	}
-}
-
 func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := onlyParams(r.URL.Query()); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	k, revoked, err := a.o.Store.Revoke(ctx, pathID(r), a.o.Retention)
+	who := actor.From(ctx)
+	// The audit record is written in the revocation's own transaction.
+	k, revoked, err := a.o.Store.RevokeAudited(ctx, pathID(r), a.o.Retention, func(k *key.Key) store.AuditRecord {
+		return store.AuditRecord{Actor: who, Action: ActionRevoke,
+			Changes: map[string]any{"status": map[string]any{"to": key.Revoked}, "revokedAt": timeString(k.RevokedAt)}}
+	})
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	if revoked {
-		rec := store.AuditRecord{KeyID: k.ID, At: k.RevokedAt, Actor: actor.From(ctx), Action: ActionRevoke, Version: k.Version,
-			Changes: map[string]any{"status": map[string]any{"to": key.Revoked}, "revokedAt": timeString(k.RevokedAt)}}
-		a.audit1(ctx, rec)
-		a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyRevoked, KeyID: k.ID, OwnerID: k.OwnerID, Time: k.RevokedAt, Actor: rec.Actor,
+		a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyRevoked, KeyID: k.ID, OwnerID: k.OwnerID, Time: k.RevokedAt, Actor: who,
 			Detail: map[string]any{"revokedAt": timeString(k.RevokedAt)}})
 	}
 	w.Header().Set("ETag", etag(k.Version))

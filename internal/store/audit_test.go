@@ -95,3 +95,59 @@ func (f *fixture) newKeyUnsaved(t *testing.T, owner string) (*key.Key, string) {
 		Hash: hasher.Sum(pk.Plaintext), Hint: apikey.Hint(pk), Enabled: true, CreatedAt: f.now, UpdatedAt: f.now,
 	}, pk.Plaintext
 }
+
+// An audited change and its record are one transaction: both or neither.
+func TestAuditedUpdateAndRevokeWriteTheirRecordAtomically(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k, _ := f.newKey(t, "acme")
+	trail := func() []store.AuditRecord {
+		p, err := f.s.ListAudit(ctx, k.ID, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Records
+	}
+
+	// A stale version changes nothing and records nothing.
+	k.Name = "stale"
+	if _, err := f.s.UpdateAudited(ctx, k, 7, store.AuditRecord{At: f.now, Actor: "a", Action: "key.update"}); !fault.Is(err, fault.PreconditionFailed) {
+		t.Fatalf("stale audited update: %v, want precondition_failed", err)
+	}
+	if n := len(trail()); n != 0 {
+		t.Fatalf("a refused update left %d audit records", n)
+	}
+
+	// When the record cannot be written (one with its sort key exists), the
+	// change is not made either.
+	if err := f.s.PutAudit(ctx, store.AuditRecord{KeyID: k.ID, At: f.now, Actor: "x", Action: "key.update", Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	k.Name = "blocked"
+	if _, err := f.s.UpdateAudited(ctx, k, 1, store.AuditRecord{At: f.now, Actor: "a", Action: "key.update"}); err == nil {
+		t.Fatal("the update went through although its audit record could not be written")
+	}
+	if got, _ := f.s.Get(ctx, k.ID); got.Name != "test key" || got.Version != 1 {
+		t.Fatalf("the key changed without its audit record: %q v%d", got.Name, got.Version)
+	}
+
+	f.now = f.now.Add(time.Second)
+	k.Name = "renamed"
+	got, err := f.s.UpdateAudited(ctx, k, 1, store.AuditRecord{At: f.now, Actor: "a", Action: "key.update"})
+	if err != nil || got.Name != "renamed" || got.Version != 2 {
+		t.Fatalf("audited update: %+v %v", got, err)
+	}
+	rev, revoked, err := f.s.RevokeAudited(ctx, k.ID, 90*24*time.Hour, func(r *key.Key) store.AuditRecord {
+		return store.AuditRecord{Actor: "a", Action: "key.revoke", Changes: map[string]any{"version": r.Version}}
+	})
+	if err != nil || !revoked || rev.StatusAt(f.now) != key.Revoked || rev.Version != 3 {
+		t.Fatalf("audited revoke: %+v %v %v", rev, revoked, err)
+	}
+	if _, again, err := f.s.RevokeAudited(ctx, k.ID, time.Hour, func(*key.Key) store.AuditRecord { return store.AuditRecord{Actor: "a", Action: "key.revoke"} }); err != nil || again {
+		t.Fatalf("second revoke: changed=%v %v", again, err)
+	}
+	recs := trail()
+	if len(recs) != 3 || recs[1].Version != 2 || recs[1].Actor != "a" || recs[2].Version != 3 || recs[2].Action != "key.revoke" || recs[2].Changes["version"] != 3.0 {
+		t.Fatalf("trail %+v: want the blocking record, the update (v2) and one revocation (v3)", recs)
+	}
+}

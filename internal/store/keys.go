@@ -195,6 +195,21 @@ func (s *Store) List(ctx context.Context, owner string, opts ListOptions) (Page,
 // fault.PreconditionFailed if the version moved on, and fault.Conflict if the
 // key is revoked.
 func (s *Store) Update(ctx context.Context, k *key.Key, expectVersion int64) (*key.Key, error) {
+	return s.update(ctx, k, expectVersion, nil)
+}
+
+// UpdateAudited is Update together with the change's audit record, in one
+// transaction: a key never changes without its record. rec's KeyID and
+// Version (expectVersion+1) are set here; expectVersion must be above 0.
+func (s *Store) UpdateAudited(ctx context.Context, k *key.Key, expectVersion int64, rec AuditRecord) (*key.Key, error) {
+	if expectVersion < 1 {
+		return nil, fault.Errorf(fault.Internal, "an audited update needs the expected version")
+	}
+	rec.KeyID, rec.Version = k.ID, expectVersion+1
+	return s.update(ctx, k, expectVersion, &rec)
+}
+
+func (s *Store) update(ctx context.Context, k *key.Key, expectVersion int64, rec *AuditRecord) (*key.Key, error) {
 	it, err := toItem(k)
 	if err != nil {
 		return nil, err
@@ -211,13 +226,15 @@ func (s *Store) Update(ctx context.Context, k *key.Key, expectVersion int64) (*k
 		"nextKeyId": it.NextKeyID, "gsi2pk": it.GSI2PK, "gsi2sk": it.GSI2SK,
 		schema.TTL: int64(0), // removed
 	}
-	return s.updateAttrs(ctx, k.Hash, set, expectVersion, "update key")
+	return s.updateAttrs(ctx, k.Hash, set, expectVersion, "update key", rec)
 }
 
 // updateAttrs sets (or, for empty values, removes) the given attributes of a
 // key item, conditional on the item existing, not being revoked and, when
 // expectVersion > 0, having that version. It bumps version and updatedAt.
-func (s *Store) updateAttrs(ctx context.Context, h apikey.Hash, set map[string]any, expectVersion int64, op string) (*key.Key, error) {
+// With rec, the update and the audit record are one transaction, and the
+// key is read back afterwards (a transaction returns no item).
+func (s *Store) updateAttrs(ctx context.Context, h apikey.Hash, set map[string]any, expectVersion int64, op string, rec *AuditRecord) (*key.Key, error) {
 	names := map[string]string{"#v": "version", "#u": "updatedAt", "#r": "revokedAt"}
 	values := map[string]ddb.AttributeValue{":one": num(1), ":now": num(s.now().UnixMilli())}
 	sets := []string{"#v = #v + :one", "#u = :now"}
@@ -249,6 +266,18 @@ func (s *Store) updateAttrs(ctx context.Context, h apikey.Hash, set map[string]a
 	if expectVersion > 0 {
 		cond += " AND #v = :ev"
 		values[":ev"] = num(expectVersion)
+	}
+	if rec != nil {
+		upd := &ddb.Update{
+			TableName: &s.table, Key: keyOf(KeyPK(h), keySK),
+			UpdateExpression: aws.String(expr), ConditionExpression: aws.String(cond),
+			ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+			ReturnValuesOnConditionCheckFailure: ddb.ReturnValuesOnConditionCheckFailureAllOld,
+		}
+		if err := s.transactAudited(ctx, upd, rec, expectVersion, op); err != nil {
+			return nil, err
+		}
+		return s.GetByHash(ctx, h)
 	}
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &s.table, Key: keyOf(KeyPK(h), keySK),
@@ -383,3 +412,73 @@ func (s *Store) Usage(ctx context.Context, id string, from, to time.Time) ([]Day
 // ItemKey returns the primary key attributes of an item, for tests and tools
 // that read items directly.
 func ItemKey(pk, sk string) map[string]ddb.AttributeValue { return keyOf(pk, sk) }
+
+// transactAudited runs a key item's update and the put of its audit record
+// as one transaction. A failed update condition is explained from the old
+// item, as whyFailed does for a plain update.
+func (s *Store) transactAudited(ctx context.Context, upd *ddb.Update, rec *AuditRecord, expectVersion int64, op string) error {
+	av, err := rec.item()
+	if err != nil {
+		return err
+	}
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []ddb.TransactWriteItem{
+		{Update: upd},
+		{Put: &ddb.Put{TableName: &s.table, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+	}})
+	var tce *ddb.TransactionCanceledException
+	if errors.As(err, &tce) && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+		return whyFailed(tce.CancellationReasons[0].Item, expectVersion)
+	}
+	return mapErr(err, op)
+}
+
+// RevokeAudited is Revoke together with its audit record, in one
+// transaction, so that a key is never revoked without its record; audit
+// builds the record from the key as revoked (RevokedAt and Version set).
+// Revoking a revoked key writes nothing and returns it as it is.
+func (s *Store) RevokeAudited(ctx context.Context, id string, retention time.Duration, audit func(revoked *key.Key) AuditRecord) (*key.Key, bool, error) {
+	h, err := s.hashOf(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	// The record's sort key needs the version the revocation makes, so the
+	// key is read first and the write is conditional on that version; a
+	// concurrent change means reading again.
+	for attempt := 0; attempt < 3; attempt++ {
+		cur, err := s.GetByHash(ctx, h)
+		if err != nil {
+			return nil, false, err
+		}
+		if !cur.RevokedAt.IsZero() {
+			return cur, false, nil
+		}
+		now := s.now()
+		revoked := *cur
+		revoked.RevokedAt, revoked.UpdatedAt, revoked.Version = now.UTC().Truncate(time.Millisecond), now.UTC().Truncate(time.Millisecond), cur.Version+1
+		rec := audit(&revoked)
+		rec.KeyID, rec.At, rec.Version = cur.ID, revoked.RevokedAt, revoked.Version
+		upd := &ddb.Update{
+			TableName:           &s.table,
+			Key:                 keyOf(KeyPK(h), keySK),
+			UpdateExpression:    aws.String("SET #r = :now, #u = :now, #t = :ttl, #v = #v + :one"),
+			ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(#r) AND #v = :ev"),
+			ExpressionAttributeNames: map[string]string{
+				"#r": "revokedAt", "#u": "updatedAt", "#t": schema.TTL, "#v": "version",
+			},
+			ExpressionAttributeValues: map[string]ddb.AttributeValue{
+				":now": num(now.UnixMilli()), ":ttl": num(now.Add(retention).Unix()), ":one": num(1), ":ev": num(cur.Version),
+			},
+			ReturnValuesOnConditionCheckFailure: ddb.ReturnValuesOnConditionCheckFailureAllOld,
+		}
+		err = s.transactAudited(ctx, upd, &rec, cur.Version, "revoke key")
+		if fault.Is(err, fault.PreconditionFailed) || fault.Is(err, fault.Conflict) {
+			continue // changed or revoked meanwhile: look again
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		k, err := s.GetByHash(ctx, h)
+		return k, err == nil, err
+	}
+	return nil, false, fault.Errorf(fault.Conflict, "the key kept changing during its revocation; retry")
+}
