@@ -36,10 +36,11 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	db, table := dynamotest.Table(t)
-	// The clock starts at the real time: DynamoDB Local deletes items whose
-	// ttl has passed in real time, so a fixed date would turn into a test
-	// that fails on some later day.
-	f := &fixture{db: db, table: table, now: time.Now().UTC().Truncate(time.Millisecond)}
+	// The clock starts at the next full hour of the real time: DynamoDB
+	// Local deletes items whose ttl has passed in real time, so a fixed date
+	// would turn into a test that fails on some later day; and a full hour
+	// keeps the minutes tests move the clock by within one UTC day.
+	f := &fixture{db: db, table: table, now: time.Now().UTC().Truncate(time.Hour).Add(time.Hour)}
 	f.s = store.New(db, table, store.Options{CursorSecret: []byte("cursor"), Now: func() time.Time { return f.now }})
 	return f
 }
