@@ -442,7 +442,7 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	who := actor.From(ctx)
 	// The audit record is written in the revocation's own transaction.
-	k, revoked, err := a.o.Store.RevokeAudited(ctx, pathID(r), a.o.Retention, func(k *key.Key) store.AuditRecord {
+	k, revoked, err := a.o.Store.Revoke(ctx, pathID(r), a.o.Retention, func(k *key.Key) store.AuditRecord {
 		return store.AuditRecord{Actor: who, Action: ActionRevoke,
 			Changes: map[string]any{"status": map[string]any{"to": key.Revoked}, "revokedAt": timeString(k.RevokedAt)}}
 	})

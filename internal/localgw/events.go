@@ -62,18 +62,7 @@ func (q *request) methodArn() string {
 
 // singleHeaders is API Gateway's "headers": one value per name, the last
 // one sent. nil when there are none (API Gateway sends null).
-func singleHeaders(h http.Header) map[string]string {
-	if len(h) == 0 {
-		return nil
-	}
-	m := make(map[string]string, len(h))
-	for k, vs := range h {
-		if len(vs) > 0 {
-			m[k] = vs[len(vs)-1]
-		}
-	}
-	return m
-}
+func singleHeaders(h http.Header) map[string]string { return single(h) }
 
 func multi(m map[string][]string) map[string][]string {
 	if len(m) == 0 {

@@ -155,3 +155,9 @@ func (s *Store) CreateAudited(ctx context.Context, k *key.Key, rec AuditRecord, 
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	return mapErr(err, "create key")
 }
+
+// AuditBy returns an audit builder for Revoke that records only the actor
+// and the action, for callers with nothing more to say (tools and tests).
+func AuditBy(actor string) func(*key.Key) AuditRecord {
+	return func(*key.Key) AuditRecord { return AuditRecord{Actor: actor, Action: "key.revoke"} }
+}

@@ -137,13 +137,13 @@ func TestAuditedUpdateAndRevokeWriteTheirRecordAtomically(t *testing.T) {
 	if err != nil || got.Name != "renamed" || got.Version != 2 {
 		t.Fatalf("audited update: %+v %v", got, err)
 	}
-	rev, revoked, err := f.s.RevokeAudited(ctx, k.ID, 90*24*time.Hour, func(r *key.Key) store.AuditRecord {
+	rev, revoked, err := f.s.Revoke(ctx, k.ID, 90*24*time.Hour, func(r *key.Key) store.AuditRecord {
 		return store.AuditRecord{Actor: "a", Action: "key.revoke", Changes: map[string]any{"version": r.Version}}
 	})
 	if err != nil || !revoked || rev.StatusAt(f.now) != key.Revoked || rev.Version != 3 {
 		t.Fatalf("audited revoke: %+v %v %v", rev, revoked, err)
 	}
-	if _, again, err := f.s.RevokeAudited(ctx, k.ID, time.Hour, func(*key.Key) store.AuditRecord { return store.AuditRecord{Actor: "a", Action: "key.revoke"} }); err != nil || again {
+	if _, again, err := f.s.Revoke(ctx, k.ID, time.Hour, store.AuditBy("a")); err != nil || again {
 		t.Fatalf("second revoke: changed=%v %v", again, err)
 	}
 	recs := trail()

@@ -335,45 +335,6 @@ func join(parts []string) string {
 	return s
 }
 
-// Revoke marks a key revoked at the store's clock and sets its TTL so that
-// DynamoDB deletes it after retention (the record is kept for audit until
-// then). Revoking a revoked key changes nothing and returns it as it is, so
-// the call is idempotent. It returns the key and whether this call revoked it.
-func (s *Store) Revoke(ctx context.Context, id string, retention time.Duration) (*key.Key, bool, error) {
-	h, err := s.hashOf(ctx, id)
-	if err != nil {
-		return nil, false, err
-	}
-	now := s.now()
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           &s.table,
-		Key:                 keyOf(KeyPK(h), keySK),
-		UpdateExpression:    aws.String("SET #r = :now, #u = :now, #t = :ttl, #v = #v + :one"),
-		ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(#r)"),
-		ExpressionAttributeNames: map[string]string{
-			"#r": "revokedAt", "#u": "updatedAt", "#t": schema.TTL, "#v": "version",
-		},
-		ExpressionAttributeValues: map[string]ddb.AttributeValue{
-			":now": num(now.UnixMilli()), ":ttl": num(now.Add(retention).Unix()), ":one": num(1),
-		},
-		ReturnValues:                        ddb.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: ddb.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	if err != nil {
-		var ccf *ddb.ConditionalCheckFailedException
-		if errors.As(err, &ccf) && len(ccf.Item) > 0 {
-			k, _, derr := decodeKey(ccf.Item)
-			return k, false, derr
-		}
-		if errors.As(err, &ccf) {
-			return nil, false, fault.Errorf(fault.NotFound, "key not found")
-		}
-		return nil, false, mapErr(err, "revoke key")
-	}
-	k, _, err := decodeKey(out.Attributes)
-	return k, true, err
-}
-
 // DayCount is a key's admitted requests (or credits spent) on one UTC day.
 type DayCount struct {
 	Day   string // YYYY-MM-DD
@@ -432,11 +393,14 @@ func (s *Store) transactAudited(ctx context.Context, upd *ddb.Update, rec *Audit
 	return mapErr(err, op)
 }
 
-// RevokeAudited is Revoke together with its audit record, in one
-// transaction, so that a key is never revoked without its record; audit
-// builds the record from the key as revoked (RevokedAt and Version set).
-// Revoking a revoked key writes nothing and returns it as it is.
-func (s *Store) RevokeAudited(ctx context.Context, id string, retention time.Duration, audit func(revoked *key.Key) AuditRecord) (*key.Key, bool, error) {
+// Revoke marks a key revoked at the store's clock and sets its TTL so that
+// DynamoDB deletes it after retention (the record is kept for audit until
+// then), together with its audit record in one transaction, so that a key is
+// never revoked without its record; audit builds the record from the key as
+// revoked (RevokedAt and Version set). Revoking a revoked key writes nothing
+// and returns it as it is, so the call is idempotent. It returns the key and
+// whether this call revoked it.
+func (s *Store) Revoke(ctx context.Context, id string, retention time.Duration, audit func(revoked *key.Key) AuditRecord) (*key.Key, bool, error) {
 	h, err := s.hashOf(ctx, id)
 	if err != nil {
 		return nil, false, err

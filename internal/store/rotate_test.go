@@ -166,7 +166,7 @@ func TestRotateRefusesKeysThatAreNotActive(t *testing.T) {
 	ctx := context.Background()
 	revoked, _ := f.newKey(t, "acme")
 	// A ttl in the future: DynamoDB Local deletes items whose ttl passed.
-	if _, _, err := f.s.Revoke(ctx, revoked.ID, 90*24*time.Hour); err != nil {
+	if _, _, err := f.s.Revoke(ctx, revoked.ID, 90*24*time.Hour, store.AuditBy("test")); err != nil {
 		t.Fatal(err)
 	}
 	disabled, _ := f.newKey(t, "acme")

@@ -186,7 +186,7 @@ func TestListFiltersByStatusAndEnvironment(t *testing.T) {
 	ctx := context.Background()
 	a, _ := f.newKey(t, "acme")
 	f.newKey(t, "acme")
-	if _, _, err := f.s.Revoke(ctx, a.ID, 90*24*time.Hour); err != nil {
+	if _, _, err := f.s.Revoke(ctx, a.ID, 90*24*time.Hour, store.AuditBy("test")); err != nil {
 		t.Fatal(err)
 	}
 	p, err := f.s.List(ctx, "acme", store.ListOptions{Status: key.Revoked})
@@ -256,12 +256,12 @@ func TestRevokeIsIdempotentAndFinal(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	k, _ := f.newKey(t, "acme")
-	got, changed, err := f.s.Revoke(ctx, k.ID, 90*24*time.Hour)
+	got, changed, err := f.s.Revoke(ctx, k.ID, 90*24*time.Hour, store.AuditBy("test"))
 	if err != nil || !changed || got.StatusAt(f.now) != key.Revoked {
 		t.Fatalf("first revoke: %v changed=%v", err, changed)
 	}
 	f.now = f.now.Add(time.Hour)
-	again, changed, err := f.s.Revoke(ctx, k.ID, 90*24*time.Hour)
+	again, changed, err := f.s.Revoke(ctx, k.ID, 90*24*time.Hour, store.AuditBy("test"))
 	if err != nil || changed || !again.RevokedAt.Equal(got.RevokedAt) {
 		t.Fatalf("second revoke: err=%v changed=%v revokedAt moved from %v to %v", err, changed, got.RevokedAt, again.RevokedAt)
 	}
@@ -276,7 +276,7 @@ func TestRevokeIsIdempotentAndFinal(t *testing.T) {
 	if _, ok := out.Item["ttl"]; !ok {
 		t.Fatal("a revoked key has no ttl: it would be kept forever")
 	}
-	if _, _, err := f.s.Revoke(ctx, key.NewID(), time.Hour); !fault.Is(err, fault.NotFound) {
+	if _, _, err := f.s.Revoke(ctx, key.NewID(), time.Hour, store.AuditBy("test")); !fault.Is(err, fault.NotFound) {
 		t.Fatalf("revoke unknown: err = %v, want not_found", err)
 	}
 }
@@ -295,7 +295,7 @@ func TestNoPlaintextInTable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := f.s.Revoke(ctx, mustFirstID(t, f), 90*24*time.Hour); err != nil {
+	if _, _, err := f.s.Revoke(ctx, mustFirstID(t, f), 90*24*time.Hour, store.AuditBy("test")); err != nil {
 		t.Fatal(err)
 	}
 	dump := dynamotest.Dump(t, f.db, f.table)

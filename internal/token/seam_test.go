@@ -13,6 +13,7 @@ import (
 	"github.com/keygate/keygate/internal/authorizer"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/token"
 	"github.com/keygate/keygate/internal/verify"
 )
@@ -136,7 +137,7 @@ func TestAuthorizerVerifiesTokensOffline(t *testing.T) {
 
 	// Revoke the key; the token still verifies until this process sees the
 	// key's record (the residual window)...
-	if _, _, err := f.admin.Revoke(ctx, k.ID, time.Hour); err != nil {
+	if _, _, err := f.admin.Revoke(ctx, k.ID, time.Hour, store.AuditBy("test")); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _, _ := a.call(t, "GET", read.Token); !ok {

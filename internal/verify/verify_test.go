@@ -127,7 +127,7 @@ func TestEveryReasonCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	revoked, revokedKey := f.issue(t, nil)
-	if _, _, err := f.admin.Revoke(ctx, revoked.ID, 90*24*time.Hour); err != nil {
+	if _, _, err := f.admin.Revoke(ctx, revoked.ID, 90*24*time.Hour, store.AuditBy("test")); err != nil {
 		t.Fatal(err)
 	}
 	_, expiredKey := f.issue(t, func(k *key.Key) { k.ExpiresAt = t0.Add(-time.Minute) })
@@ -337,7 +337,7 @@ func TestRevocationBitesAtTheNextRequest(t *testing.T) {
 	if d := v.Verify(context.Background(), get(plain, "/users/1")); !d.Allowed() {
 		t.Fatal(d.Reason)
 	}
-	if _, _, err := f.admin.Revoke(context.Background(), k.ID, 90*24*time.Hour); err != nil {
+	if _, _, err := f.admin.Revoke(context.Background(), k.ID, 90*24*time.Hour, store.AuditBy("test")); err != nil {
 		t.Fatal(err)
 	}
 	if d := v.Verify(context.Background(), get(plain, "/users/1")); d.Reason != gateway.Revoked {
