@@ -287,7 +287,11 @@ func TestConcurrentEnvironmentsAdmitExactlyTheLimit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v := f.verifier(nil) // its own cache, as a separate Lambda environment
+			// Its own cache, as a separate Lambda environment. The store
+			// timeout is long: this test holds exactness, not latency, and
+			// 64 writers contending for one item on a loaded 2-core machine
+			// can take longer than the default 2 s.
+			v := f.verifier(func(o *verify.Options) { o.StoreTimeout = time.Minute })
 			for j := 0; j < 2; j++ {
 				switch d := v.Verify(context.Background(), get(plain, "/users/1")); d.Reason {
 				case "":
