@@ -60,7 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./internal/apikey
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 1500000x ./internal/token
 
-## bench: the benchmarks quoted in the README (compare runs with benchstat).
+## bench: the benchmarks quoted in docs/benchmarks.md (compare runs with benchstat).
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/apikey ./internal/verify ./internal/authorizer | tee bench.txt
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 -cpu 1 ./internal/token | tee -a bench.txt
@@ -83,7 +83,7 @@ synth: deps
 
 ## dev: the whole system on this machine: DynamoDB Local (data in .local/),
 ## the functions and the local gateway on 127.0.0.1:$$PORT (default 3000).
-## Ctrl-C stops everything it started. See the README's Local stack section.
+## Ctrl-C stops everything it started. See docs/local-stack.md.
 dev: deps
 	$(GO) build -o bin/keygate-dev ./cmd/keygate-dev
 	exec ./bin/keygate-dev

@@ -1,7 +1,7 @@
 // Command keygate-dev is `make dev`: the whole keygate system on this
 // machine (DynamoDB Local, the functions, the local gateway on
-// 127.0.0.1:$PORT). Ctrl-C or SIGTERM stops everything it started. See the
-// README's Local stack section, or run 'keygate-dev -h'.
+// 127.0.0.1:$PORT). Ctrl-C or SIGTERM stops everything it started. See
+// docs/local-stack.md, or run 'keygate-dev -h'.
 package main
 
 import (

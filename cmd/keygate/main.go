@@ -1,6 +1,6 @@
 // Command keygate manages keygate API keys from a terminal or a script: it
 // calls the admin API of the local stack ('make dev') or of a deployed stack
-// (signed with your AWS credentials). See the README's CLI section, or run
+// (signed with your AWS credentials). See docs/cli.md, or run
 // 'keygate help'.
 package main
 

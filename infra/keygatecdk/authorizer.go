@@ -47,7 +47,7 @@ func NewAuthorizer(scope constructs.Construct, id string, props AuthorizerProps)
 
 // ForRestApi creates a REQUEST authorizer for one REST API (API Gateway
 // binds an authorizer to one API: call it once per API). The authorizer
-// answers with an IAM policy and the context; pair it with GatewayResponses
+// answers with an IAM policy and the context; pair it with AddGatewayResponses
 // so denials print the reason. Use it as
 // MethodOptions{Authorizer: a.ForRestApi(), AuthorizationType: awsapigateway.AuthorizationType_CUSTOM}.
 func (a *Authorizer) ForRestApi() awsapigateway.RequestAuthorizer {
@@ -78,7 +78,7 @@ func (a *Authorizer) ForRestApi() awsapigateway.RequestAuthorizer {
 // ForHttpApi returns a Lambda authorizer for an HTTP API with payload
 // format 2.0 and simple responses ({"isAuthorized": ..., "context": ...}).
 // An HTTP API cannot print the authorizer's context in a denial: clients get
-// 401 or 403 with API Gateway's own body (see the README).
+// 401 or 403 with API Gateway's own body (see docs/clients.md).
 func (a *Authorizer) ForHttpApi() awsapigatewayv2.IHttpRouteAuthorizer {
 	p := &awsapigatewayv2authorizers.HttpLambdaAuthorizerProps{
 		ResponseTypes:   &[]awsapigatewayv2authorizers.HttpLambdaResponseType{awsapigatewayv2authorizers.HttpLambdaResponseType_SIMPLE},

@@ -15,7 +15,7 @@ import (
 )
 
 // teamStack is a team's own stack with a REST API and an HTTP API, both
-// protected by the keygate authorizer imported by ARN, as the README shows.
+// protected by the keygate authorizer imported by ARN, as docs/deploy.md shows.
 func teamStack(t *testing.T) assertions.Template {
 	t.Helper()
 	out, err := os.MkdirTemp(tmp, "cdk.out")

@@ -24,7 +24,7 @@ import (
 
 // Settings are a deployment's choices. Every field has a context key
 // (`cdk.json` or `cdk deploy -c keygate:<name>=<value>`) documented in the
-// README's Configuration table; the zero value of a field means its default.
+// table in docs/configuration.md; the zero value of a field means its default.
 type Settings struct {
 	// AssetRoot is the folder holding <function>/bootstrap (default "bin",
 	// what `make build` writes). Tests point it at placeholder files.
@@ -40,7 +40,7 @@ type Settings struct {
 	Environments string // keygate:environments
 	// GatewayCacheTTL is API Gateway's authorizer result cache in seconds.
 	// 0 (the default) makes every request reach the authorizer, which rate
-	// limits, quotas and usage counting need; see the README.
+	// limits, quotas and usage counting need; see docs/verification.md.
 	GatewayCacheTTL int // keygate:gatewayCacheTtl
 	// KeyCacheTTL is the authorizer's in-process key cache in seconds
 	// (default 5, minimum 1): how long a revocation can take to bite.

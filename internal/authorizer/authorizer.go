@@ -14,7 +14,8 @@
 //     to 503 unavailable.
 //
 // It writes one EMF metrics line per verification and one JSON log line
-// (never the key): allows at debug, refusals at info, failures at error.
+// through log/slog (never the key): allows at debug, refusals at info,
+// failures at error. docs/verification.md lists the fields of both.
 package authorizer
 
 import (

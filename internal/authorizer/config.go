@@ -11,7 +11,7 @@ import (
 )
 
 // The authorizer's own environment variables, read next to the shared
-// ones (internal/config). The README's Configuration table lists them.
+// ones (internal/config). docs/configuration.md lists them.
 const (
 	EnvCacheTTL         = "KEYGATE_CACHE_TTL"          // duration, default 5s
 	EnvNegativeCacheTTL = "KEYGATE_NEGATIVE_CACHE_TTL" // duration, default 60s

@@ -6,8 +6,9 @@
 // streams and os.Getenv, so tests (unit tests here, the end-to-end test of
 // the local stack) drive exactly what a user runs.
 //
-// Every flag is checked before any network call: a usage error exits with
-// ExitUsage and sends nothing. A plaintext key is written once, to stdout, by
+// Every flag is checked before any network call, with the admin API's own
+// rules (internal/key): a usage error exits with ExitUsage and sends
+// nothing. A plaintext key is written once, to stdout, by
 // the command that issues it (keys create, keys rotate), and never to stderr
 // or into an error message.
 package cli

@@ -57,7 +57,7 @@ const (
 )
 
 // RateLimit admits at most Limit requests in each aligned window of
-// WindowSeconds (a fixed window; see the README for its burst behaviour).
+// WindowSeconds (a fixed window; see docs/verification.md for its burst behaviour).
 // A key may carry several, each with its own Name.
 type RateLimit struct {
 	Name          string `json:"name"`

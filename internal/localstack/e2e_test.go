@@ -219,7 +219,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Revoke with the CLI: the next request is refused as revoked (the
-	// README: revocation bites at the next request).
+	// manual: revocation bites at the next request).
 	if code, _, errOut = l.keygate(t, "keys", "revoke", a.ID); code != cli.ExitOK {
 		t.Fatalf("keygate keys revoke: exit %d\n%s", code, errOut)
 	}

@@ -5,13 +5,15 @@
 //
 // The scheduled run finds due keys through the gsi2 index (see
 // internal/store: keys sit in one of store.DueShards partitions under their
-// next due time), never by scanning the table. For each due key it decides
-// from the key's current item what is due now (plan.go), records what it did
-// in one conditional transaction (store.Advance) together with the key's next
-// due time, and only then publishes the events. An action whose transaction
-// fails (another run got there first, or the key changed) is not done: so
-// each action happens at most once, and a run can stop anywhere and be run
-// again.
+// next due time), never by scanning the table: it queries each partition
+// for keys due by now, a page at a time, taking the partitions in turns,
+// and reads those keys with strongly consistent reads. For each due key it
+// decides from the key's current item what is due now (plan.go), records
+// what it did in one conditional transaction (store.Advance) together with
+// the key's next due time, and only then publishes the events. An action
+// whose transaction fails (another run got there first, or the key changed)
+// is not done: so each action happens at most once, and a run can stop
+// anywhere and be run again. docs/lifecycle.md describes the run for users.
 package rotator
 
 import (

@@ -66,6 +66,19 @@
 //     and sets the old key's nextKeyId and expiresAt, conditional on the old
 //     key being unchanged, enabled, unexpired and not rotated (see Rotate).
 //
+// Counters of windows that ended more than 5 s ago (the allowance for clock
+// skew between environments) are removed by the next verifying update, so
+// the key item stays small.
+//
+// # Indexes
+//
+// gsi1 lists an owner's keys newest first and carries the key's settings;
+// gsi2 is the schedule below and carries keys only. Neither projects the
+// counters and lastUsedAt that every verification rewrites, so a
+// verification writes the table and no index; a listing (List) therefore
+// has no lastUsedAt, while Get does. The key item is addressed by the key's
+// hash, so the authorizer reaches it in one request.
+//
 // Creating a key writes the key item and its id item in one transaction,
 // each conditional on not existing, so a create never overwrites anything.
 // Items past their retention carry ttl and are deleted by DynamoDB's TTL.

@@ -14,7 +14,7 @@
 // Signature code is golang-jwt's (github.com/golang-jwt/jwt/v5); this
 // package only encodes keys as JWKs. Ed25519 rather than ES256 because its
 // verification is about a third cheaper, which is what lets one core verify
-// 20,000 tokens a second (see the README's Benchmarks), and KMS signs
+// 20,000 tokens a second (see docs/benchmarks.md), and KMS signs
 // with it too (ECC_NIST_EDWARDS25519).
 package token
 
@@ -62,7 +62,7 @@ const (
 )
 
 // The token function's (and the authorizer's) environment variables; the
-// README's Configuration table lists them.
+// table in docs/configuration.md lists them.
 const (
 	// EnvSigningKey is the KMS key (id, ARN or alias ARN) that signs
 	// tokens, or several separated by commas: rotation moves to a key no

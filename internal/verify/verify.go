@@ -1,9 +1,35 @@
 // Package verify decides whether a request's API key may call a route: it
 // finds the key, checks its format, state, environment, stage, type, origin,
 // scopes, source IP, rate limits and quota in the order the design fixes,
-// and counts the request, with at most one DynamoDB round trip (the store's
-// Verify) and none when the answer is already known in process. It knows
-// nothing of API Gateway's event shapes; internal/authorizer adapts those.
+// and counts the request, normally with one DynamoDB round trip (the
+// store's Verify) and none when the answer is already known in process. It
+// knows nothing of API Gateway's event shapes; internal/authorizer adapts
+// those. docs/verification.md describes the behaviour for users.
+//
+// # One round trip
+//
+// The checks after the cache are one conditional UpdateItem on the key item
+// (store.Verify): its condition holds everything DynamoDB can evaluate and
+// its update counts the request, returning the new item, which refreshes
+// the cache. When the condition fails, DynamoDB returns the old item and
+// check evaluates the same rules on it to say which one refused, and when a
+// retry can succeed. The checks DynamoDB cannot do (CIDR allowlists,
+// wildcard origins) run on the cached record before the call and again on
+// the returned item (the key may be new to this environment, or its
+// allowlists may have changed); a request refused there gets its counts
+// taken back by store.Refund, so the limits stay exact (a refund can only
+// make a limit admit fewer, never more).
+//
+// To name the counters the update must know the key's limits, so it is
+// guarded on the stored rateLimits and quota being exactly the ones it
+// counts: those of the cached record or, for a key never seen, those of the
+// last key this environment saw (keys of one plan share them). A wrong
+// guess is refused without counting and retried once with the real limits;
+// that retry is the second round trip of a key's first verification (when
+// its limits differ from the last key's) and of the first one after its
+// limits changed. Other changes to a key need no retry: the condition
+// re-checks state, scopes and the rest, and CIDRs and origins are
+// re-checked on the returned item.
 package verify
 
 import (
@@ -215,7 +241,7 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (d Decision) {
 // cached record that says revoked, or disabled within the cache TTL)
 // refuses it, and the key's rules apply against the route exactly as for
 // the key. Tokens make no DynamoDB call here, so they are not counted
-// against the key's limits (see the README). A revocation this process has
+// against the key's limits (see docs/tokens.md). A revocation this process has
 // not seen takes effect when the token expires.
 func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decision {
 	td, ok := v.o.Tokens.VerifyToken(ctx, req.Credential, req)

@@ -469,7 +469,7 @@ func TestPanicDenies(t *testing.T) {
 	}
 }
 
-// The README's cache table: a refusal read from DynamoDB is served from the
+// The cache table of docs/verification.md: a refusal read from DynamoDB is served from the
 // cache for the TTL (so re-enabling a key bites within it), an unknown key
 // for the negative TTL, and a key that becomes expired while cached is
 // refused without a call.
