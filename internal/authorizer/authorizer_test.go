@@ -44,8 +44,10 @@ var env = map[string]string{
 	config.EnvPepper:            "fixture-pepper",
 	config.EnvEnvironments:      "live",
 	authorizer.EnvKeyQueryParam: "api_key",
-	authorizer.EnvStoreTimeout:  "500ms",
-	authorizer.EnvRoutes:        `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]},{"method":"POST","path":"/users","scopes":["write:users"]}]`,
+	// Long enough for a loaded machine: the fixtures hold decisions, not
+	// latency, and a dead DynamoDB is refused at once.
+	authorizer.EnvStoreTimeout: "5s",
+	authorizer.EnvRoutes:       `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]},{"method":"POST","path":"/users","scopes":["write:users"]}]`,
 }
 
 // seed is a key the fixtures use: its plaintext (which appears in the
