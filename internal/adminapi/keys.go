@@ -417,6 +417,11 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 	// describes the change from the settings sent (version and updatedAt,
 	// which the store sets, are not part of a diff).
 	changes := diff(ToWire(old, now), ToWire(&k, now))
+	// The wire form shows enabled only through status, which diff leaves
+	// out (it depends on the time): record it as the change it is.
+	if old.Enabled != k.Enabled {
+		changes["enabled"] = map[string]any{"from": old.Enabled, "to": k.Enabled}
+	}
 	rec := store.AuditRecord{At: now, Actor: actor.From(ctx), Action: ActionUpdate, Changes: changes}
 	updated, err := a.o.Store.UpdateAudited(ctx, &k, version, rec)
 	if err != nil {

@@ -112,6 +112,13 @@ func TestKeyLifecycle(t *testing.T) {
 	if firstUpdate["name"].(map[string]any)["to"] != "billing v2" || firstUpdate["quota"].(map[string]any)["to"] != nil {
 		t.Fatalf("update audit changes = %v", firstUpdate)
 	}
+	// Disabling and enabling say so (the wire shows them only as a status).
+	for i, want := range map[int][2]any{1: {true, false}, 2: {false, true}} {
+		c, _ := recs[i].(map[string]any)["changes"].(map[string]any)["enabled"].(map[string]any)
+		if c["from"] != want[0] || c["to"] != want[1] {
+			t.Errorf("audit record %d: enabled changes %v, want from %v to %v", i, c, want[0], want[1])
+		}
+	}
 	if page := e.do(http.MethodGet, "/v1/keys/"+id+"/audit?limit=3", ""); len(page.json["records"].([]any)) != 3 || page.str("nextCursor") == "" {
 		t.Fatalf("audit page: %s", page.Body)
 	} else if next := e.do(http.MethodGet, "/v1/keys/"+id+"/audit?limit=3&cursor="+page.str("nextCursor"), ""); len(next.json["records"].([]any)) != 1 {
