@@ -13,7 +13,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 400000x
 TOKEN_FUZZ ?= 100000x
 
-.PHONY: deps test lint fuzz bench dev build synth clean
+.PHONY: deps deps-browser test test-browser lint fuzz bench dev build synth clean
 
 # Every folder under functions/ is one Lambda function, built as Lambda's
 # provided.al2023 runtime on arm64 runs it: a static, stripped, reproducible
@@ -34,7 +34,15 @@ deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jre-headless; }
 
-## test: every test, with the race detector, against DynamoDB Local, then a
+## deps-browser: Debian's chromium, which the console's browser tests drive.
+deps-browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "chromium is missing: installing it with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+## test: every test but the browser tests (make test-browser), with the race
+## detector, against DynamoDB Local, then a
 ## short fuzz run of the key parser and of the token verifier as a
 ## regression check, then `make synth`.
 ## The CDK tests (infra/) run in their own invocation without -race: the
@@ -43,11 +51,17 @@ deps:
 ## in `make synth` reuses. They start no goroutines of their own, and they
 ## pass under -race too (`go test -race ./infra/...`).
 test: deps
-	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v -e '/infra$$' -e '/infra/')
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v -e '/infra$$' -e '/infra/' -e '/internal/console/browser$$')
 	$(GO) test -count=1 -timeout 10m ./infra/...
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/apikey
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(TOKEN_FUZZ) ./internal/token
 	@$(MAKE) --no-print-directory synth
+
+## test-browser: the console's tests in headless Chromium, against the local
+## stack (DynamoDB Local); screenshots go to build/console/. Kept out of
+## `make test` to hold that under 10 minutes; .ci/run runs both.
+test-browser: deps deps-browser
+	$(GO) test -race -count=1 -timeout 10m ./internal/console/browser
 
 ## lint: gofmt, go vet and staticcheck.
 lint: deps
@@ -82,11 +96,12 @@ synth: deps
 	$(CDK_OFFLINE) npx --no-install cdk synth --quiet --no-notices --no-version-reporting --no-lookups
 
 ## dev: the whole system on this machine: DynamoDB Local (data in .local/),
-## the functions and the local gateway on 127.0.0.1:$$PORT (default 3000).
+## the functions and the local gateway on 127.0.0.1:$$PORT (default 3000),
+## and the console on 127.0.0.1:$$CONSOLE_PORT (default 4000).
 ## Ctrl-C stops everything it started. See docs/local-stack.md.
 dev: deps
 	$(GO) build -o bin/keygate-dev ./cmd/keygate-dev
 	exec ./bin/keygate-dev
 
 clean:
-	rm -rf bin cdk.out .local/tmp
+	rm -rf bin build cdk.out .local/tmp

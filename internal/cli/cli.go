@@ -188,6 +188,7 @@ Usage:
   keygate [common flags] keys rotate ID [--grace-period 24h]
   keygate [common flags] keys usage ID [--from DAY] [--to DAY]
   keygate [common flags] tokens create [--ttl 15m] [--scope S] [--key-file FILE]
+  keygate [common flags] console [--port 4000] [--no-browser]
 
 Run 'keygate keys create -h' (or any command with -h) for its flags.
 
@@ -258,6 +259,11 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 			return errHelp
 		}
 		return usagef("unknown command 'keys %s'; want create, get, list, update, revoke, rotate or usage", verb)
+	case "console":
+		if verb != "" { // the console has no verbs: its first argument is a flag
+			rest = append([]string{verb}, rest...)
+		}
+		return a.console(ctx, rest)
 	case "tokens":
 		switch verb {
 		case "create":
@@ -271,7 +277,7 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		}
 		return usagef("unknown command 'tokens %s'; want create", verb)
 	}
-	return usagef("unknown command %q; want keys or tokens", group)
+	return usagef("unknown command %q; want keys, tokens or console", group)
 }
 
 // command is one subcommand's flag set.

@@ -74,6 +74,19 @@ var retryDelays = []time.Duration{500 * time.Millisecond, 2 * time.Second}
 // do sends req and returns its 2xx response, or an *exitError that says what
 // went wrong and what to do.
 func (c *client) do(ctx context.Context, req request) (*response, error) {
+	resp, err := c.send(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.status/100 != 2 {
+		return nil, c.statusError(req, resp.status, resp.body)
+	}
+	return resp, nil
+}
+
+// send sends req, retrying what is safe to repeat, and returns the answer
+// whatever its status; an error (an *exitError) means no answer.
+func (c *client) send(ctx context.Context, req request) (*response, error) {
 	var body []byte
 	if req.body != nil {
 		b, err := json.Marshal(req.body)
@@ -110,10 +123,7 @@ func (c *client) do(ctx context.Context, req request) (*response, error) {
 		if canRetry && transient(resp.StatusCode, data) && c.app.deps.sleep(ctx, retryDelays[attempt]) == nil {
 			continue
 		}
-		if resp.StatusCode/100 == 2 {
-			return &response{status: resp.StatusCode, header: resp.Header, body: data}, nil
-		}
-		return nil, c.statusError(req, resp.StatusCode, data)
+		return &response{status: resp.StatusCode, header: resp.Header, body: data}, nil
 	}
 }
 

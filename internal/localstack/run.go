@@ -27,6 +27,7 @@ import (
 const (
 	EnvPort         = "PORT"          // the gateway's port, default 3000
 	EnvDynamoDBPort = "DYNAMODB_PORT" // DynamoDB Local's port, default 8000
+	EnvConsolePort  = "CONSOLE_PORT"  // the console's port, default 4000
 )
 
 // Settings are make dev's settings: flags first, then the environment, then
@@ -34,6 +35,9 @@ const (
 type Settings struct {
 	Port         int
 	DynamoDBPort int
+	// ConsolePort is the port of the console (keygate console, run against
+	// the local gateway); 0 picks a free one.
+	ConsolePort int
 	// DataDir holds DynamoDB Local's files, the secrets and the logs
 	// (default .local).
 	DataDir string
@@ -50,13 +54,16 @@ type Settings struct {
 // ParseSettings reads make dev's command line. It returns flag.ErrHelp for
 // -h, having printed the usage to stderr.
 func ParseSettings(args []string, getenv func(string) string, stderr io.Writer) (Settings, error) {
-	s := Settings{Port: 3000, DynamoDBPort: 8000, DataDir: ".local", Stage: "local", Schedule: time.Minute}
+	s := Settings{Port: 3000, DynamoDBPort: 8000, ConsolePort: 4000, DataDir: ".local", Stage: "local", Schedule: time.Minute}
 	for _, p := range []struct {
 		env string
 		dst *int
-	}{{EnvPort, &s.Port}, {EnvDynamoDBPort, &s.DynamoDBPort}} {
+	}{{EnvPort, &s.Port}, {EnvDynamoDBPort, &s.DynamoDBPort}, {EnvConsolePort, &s.ConsolePort}} {
 		if v := getenv(p.env); v != "" {
 			n, err := parsePort(v)
+			if p.env == EnvConsolePort && v == "0" {
+				n, err = 0, nil
+			}
 			if err != nil {
 				return Settings{}, fmt.Errorf("%s=%q: %w", p.env, v, err)
 			}
@@ -67,6 +74,7 @@ func ParseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	fs.SetOutput(stderr)
 	port := fs.String("port", strconv.Itoa(s.Port), "the gateway's port on 127.0.0.1 ($"+EnvPort+")")
 	ddbPort := fs.String("dynamodb-port", strconv.Itoa(s.DynamoDBPort), "DynamoDB Local's port ($"+EnvDynamoDBPort+")")
+	fs.IntVar(&s.ConsolePort, "console-port", s.ConsolePort, "the console's port on 127.0.0.1, 0 for a free one ($"+EnvConsolePort+")")
 	fs.StringVar(&s.DataDir, "data", s.DataDir, "folder for DynamoDB Local's files, the local secrets and the logs")
 	fs.StringVar(&s.Stage, "stage", s.Stage, "the API stage name the authorizer sees (keys limited to other stages are refused)")
 	fs.DurationVar(&s.Schedule, "schedule", s.Schedule, "how often the rotator's scheduled lifecycle sweep runs (0 never)")
@@ -90,6 +98,12 @@ func ParseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	}
 	if s.Port == s.DynamoDBPort {
 		return Settings{}, fmt.Errorf("the gateway and DynamoDB Local cannot share port %d", s.Port)
+	}
+	if s.ConsolePort < 0 || s.ConsolePort > 65535 {
+		return Settings{}, fmt.Errorf("-console-port %d: want 0 (a free port) or a port number up to 65535", s.ConsolePort)
+	}
+	if s.ConsolePort == s.Port || s.ConsolePort == s.DynamoDBPort {
+		return Settings{}, fmt.Errorf("the console cannot share port %d with the gateway or DynamoDB Local", s.ConsolePort)
 	}
 	if s.DataDir == "" {
 		return Settings{}, errors.New("-data must name a folder")
@@ -243,17 +257,39 @@ func run(ctx context.Context, s Settings, stdout, stderr io.Writer, getenv func(
 		return err
 	}
 	tryThis(stdout, stack, s, ddb.URL)
+	consoleCtx, stopConsole := context.WithCancel(ctx)
+	defer stopConsole()
+	consoleDone := runConsole(consoleCtx, stack.URL, s.ConsolePort, stdout, stderr, getenv)
 	var failed error
 	select {
 	case <-ctx.Done():
 	case <-ddb.Exited():
 		failed = errors.New("DynamoDB Local stopped unexpectedly; see " + filepath.Join(s.DataDir, "logs", "dynamodb.log"))
 	}
-	fmt.Fprintln(stdout, "\nstopping the gateway")
+	fmt.Fprintln(stdout, "\nstopping the console and the gateway")
+	stopConsole()
+	<-consoleDone
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stack.Close(sctx)
 	return failed
+}
+
+// runConsole runs `keygate console` against the local gateway at apiURL, as
+// a user would in another terminal (without opening a browser: make dev is
+// restarted often). It prints the console's sign-in link, and stops when
+// ctx ends; the returned channel is closed then. A console that cannot
+// start (its port is taken) says why and leaves the rest running.
+func runConsole(ctx context.Context, apiURL string, port int, stdout, stderr io.Writer, getenv func(string) string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		args := []string{"console", "--api-url", apiURL, "--port", strconv.Itoa(port), "--no-browser"}
+		if cli.Run(ctx, args, stdout, stderr, getenv) != cli.ExitOK && ctx.Err() == nil {
+			fmt.Fprintf(stderr, "keygate-dev: the console did not start (set %s to a free port); the rest keeps running\n", EnvConsolePort)
+		}
+	}()
+	return done
 }
 
 // tryThis prints where everything runs and the ready-to-paste commands.

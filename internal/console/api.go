@@ -1,0 +1,224 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/keygate/keygate/internal/key"
+)
+
+// Key is a key as the admin API returns it (the design's wire names).
+type Key struct {
+	ID             string          `json:"id"`
+	Name           string          `json:"name"`
+	OwnerID        string          `json:"ownerId"`
+	Type           string          `json:"type"`
+	Environment    string          `json:"environment"`
+	Status         string          `json:"status"`
+	Hint           string          `json:"hint"`
+	Scopes         []string        `json:"scopes"`
+	CreatedAt      string          `json:"createdAt"`
+	UpdatedAt      string          `json:"updatedAt"`
+	NotBefore      *string         `json:"notBefore"`
+	ExpiresAt      *string         `json:"expiresAt"`
+	RateLimits     []key.RateLimit `json:"rateLimits"`
+	Quota          *key.Quota      `json:"quota"`
+	Metadata       map[string]any  `json:"metadata"`
+	AllowedOrigins []string        `json:"allowedOrigins"`
+	AllowedCidrs   []string        `json:"allowedCidrs"`
+	Stages         []string        `json:"stages"`
+	Version        int64           `json:"version"`
+	RevokedAt      string          `json:"revokedAt"`
+	LastUsedAt     string          `json:"lastUsedAt"`
+	PreviousKeyID  string          `json:"previousKeyId"`
+	NextKeyID      string          `json:"nextKeyId"`
+	// Key is the plaintext: only in the response to the create or rotate
+	// that issued it. The console shows it once and keeps it nowhere.
+	Key string `json:"key"`
+
+	// State is the badge: the wire status, or "not yet valid" for an
+	// active key whose notBefore lies ahead (the wire says active).
+	State string `json:"-"`
+}
+
+// stateAt sets k.State for the instant now.
+func (k *Key) stateAt(now time.Time) {
+	k.State = k.Status
+	if k.Status == string(key.Active) && k.NotBefore != nil {
+		if t, err := time.Parse(time.RFC3339, *k.NotBefore); err == nil && now.Before(t) {
+			k.State = "not yet valid"
+		}
+	}
+}
+
+// Problem is what went wrong with an admin API call: the API's RFC 9457
+// problem (Field names the offending wire field), or, with Status 0, no
+// answer at all.
+type Problem struct {
+	Status int
+	Code   string
+	Field  string
+	Detail string
+}
+
+func (p *Problem) Error() string { return p.Detail }
+
+// problemBody is an error body: the admin API's problem, or API Gateway's
+// own {"message": ...}.
+type problemBody struct {
+	Title   string `json:"title"`
+	Detail  string `json:"detail"`
+	Code    string `json:"code"`
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// call sends one request and decodes a 2xx JSON answer into out (when not
+// nil); anything else is a Problem. It returns the response for its
+// headers.
+func (c *Console) call(ctx context.Context, req Request, out any) (*Response, *Problem) {
+	resp, err := c.o.API.Do(ctx, req)
+	if err != nil {
+		return nil, &Problem{Detail: "no answer from the admin API: " + err.Error()}
+	}
+	if resp.Status/100 != 2 {
+		var b problemBody
+		_ = json.Unmarshal(resp.Body, &b)
+		p := &Problem{Status: resp.Status, Code: b.Code, Field: b.Field, Detail: firstOf(b.Detail, b.Message, b.Title)}
+		if p.Detail == "" {
+			p.Detail = http.StatusText(resp.Status)
+		}
+		switch resp.Status {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			p.Detail = "the admin API refused the console's credentials (" + p.Detail +
+				"): check your AWS credentials and that your principal may call execute-api:Invoke on this API"
+		case http.StatusPreconditionFailed:
+			p.Detail = "the key changed since this page was loaded: reload the page to see its current settings, then try again"
+		}
+		return resp, p
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp.Body, out); err != nil {
+			return resp, &Problem{Status: resp.Status, Detail: "the admin API answered with unexpected JSON: is the API URL the keygate admin API?"}
+		}
+	}
+	return resp, nil
+}
+
+func firstOf(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func keyPath(id, suffix string) string { return "/v1/keys/" + url.PathEscape(id) + suffix }
+
+// getKey reads one key.
+func (c *Console) getKey(ctx context.Context, id string) (*Key, *Problem) {
+	var k Key
+	if _, p := c.call(ctx, Request{Method: http.MethodGet, Path: keyPath(id, "")}, &k); p != nil {
+		return nil, p
+	}
+	k.stateAt(c.o.Now())
+	return &k, nil
+}
+
+// keyPage is a page of an owner's keys.
+type keyPage struct {
+	Keys       []Key  `json:"keys"`
+	NextCursor string `json:"nextCursor"`
+}
+
+// listKeys reads one page of an owner's keys (status "" for all).
+func (c *Console) listKeys(ctx context.Context, owner, status, cursor string, limit int) (*keyPage, *Problem) {
+	q := url.Values{"ownerId": {owner}, "limit": {strconv.Itoa(limit)}}
+	if status != "" {
+		q.Set("status", status)
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	var p keyPage
+	if _, prob := c.call(ctx, Request{Method: http.MethodGet, Path: "/v1/keys", Query: q}, &p); prob != nil {
+		return nil, prob
+	}
+	now := c.o.Now()
+	for i := range p.Keys {
+		p.Keys[i].stateAt(now)
+	}
+	return &p, nil
+}
+
+// usage is a key's usage per day (GET /v1/keys/{id}/usage).
+type usage struct {
+	KeyID string `json:"keyId"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Total int64  `json:"total"`
+	Days  []struct {
+		Date  string `json:"date"`
+		Count int64  `json:"count"`
+	} `json:"days"`
+}
+
+// keyUsage reads a key's usage for the UTC days from..to.
+func (c *Console) keyUsage(ctx context.Context, id string, from, to time.Time) (*usage, *Problem) {
+	q := url.Values{"from": {from.Format(time.DateOnly)}, "to": {to.Format(time.DateOnly)}}
+	var u usage
+	if _, p := c.call(ctx, Request{Method: http.MethodGet, Path: keyPath(id, "/usage"), Query: q}, &u); p != nil {
+		return nil, p
+	}
+	return &u, nil
+}
+
+// AuditRecord is one entry of a key's audit trail.
+type AuditRecord struct {
+	At      string         `json:"at"`
+	Actor   string         `json:"actor"`
+	Action  string         `json:"action"`
+	Version int64          `json:"version"`
+	Changes map[string]any `json:"changes"`
+}
+
+// maxAuditPages bounds how much of a trail the key page reads.
+const maxAuditPages = 10
+
+// audit reads a key's audit trail, newest first; more is true when the
+// trail is longer than what was read.
+func (c *Console) audit(ctx context.Context, id string) (recs []AuditRecord, more bool, p *Problem) {
+	cursor := ""
+	for range maxAuditPages {
+		q := url.Values{"limit": {"100"}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var page struct {
+			Records    []AuditRecord `json:"records"`
+			NextCursor string        `json:"nextCursor"`
+		}
+		if _, p := c.call(ctx, Request{Method: http.MethodGet, Path: keyPath(id, "/audit"), Query: q}, &page); p != nil {
+			return nil, false, p
+		}
+		recs = append(recs, page.Records...)
+		if page.NextCursor == "" || page.NextCursor == cursor {
+			cursor = ""
+			break
+		}
+		cursor = page.NextCursor
+	}
+	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
+		recs[i], recs[j] = recs[j], recs[i]
+	}
+	return recs, cursor != "", nil
+}
+
+// newIdempotencyKey returns a random Idempotency-Key for a create or rotate
+// form, so that submitting it twice issues one key, not two.
+func newIdempotencyKey() string { return "console-" + randomToken() }

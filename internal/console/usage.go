@@ -1,0 +1,299 @@
+package console
+
+import (
+	"cmp"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/internal/key"
+)
+
+// Ranges are the usage ranges the pages offer, in days ending today (UTC).
+var Ranges = []int{30, 90, 365}
+
+// rangeDays reads ?days=, falling back to 30 for anything not offered.
+func rangeDays(q url.Values) int {
+	n, _ := strconv.Atoi(q.Get("days"))
+	if slices.Contains(Ranges, n) {
+		return n
+	}
+	return Ranges[0]
+}
+
+// span returns the first and last UTC day of the n days ending today.
+func (c *Console) span(n int) (from, to time.Time) {
+	to = c.o.Now().UTC().Truncate(24 * time.Hour)
+	return to.AddDate(0, 0, -(n - 1)), to
+}
+
+// chart is what console.js draws: days on the x axis, one bar series per
+// key (stacked), and an optional quota line.
+type chart struct {
+	Labels []string      `json:"labels"`
+	Series []chartSeries `json:"series"`
+	// Quota draws a horizontal line at this many requests a day (keys whose
+	// quota refills daily); 0 draws none.
+	Quota int64 `json:"quota,omitempty"`
+	// QuotaLabel names the line in the legend.
+	QuotaLabel string `json:"quotaLabel,omitempty"`
+}
+
+type chartSeries struct {
+	Label string  `json:"label"`
+	Data  []int64 `json:"data"`
+}
+
+// JSON is the chart for the canvas's data-chart attribute.
+func (ch chart) JSON() string {
+	b, _ := json.Marshal(ch)
+	return string(b)
+}
+
+// Rows returns the chart as table rows, for the data table under each chart
+// (what a screen reader reads, and anyone who wants the numbers).
+func (ch chart) Rows() [][]int64 {
+	rows := make([][]int64, len(ch.Labels))
+	for i := range ch.Labels {
+		for _, s := range ch.Series {
+			rows[i] = append(rows[i], s.Data[i])
+		}
+	}
+	return rows
+}
+
+// usageView is a key's usage chart section.
+type usageView struct {
+	KeyID string
+	Days  int
+	Total int64
+	Chart chart
+	// Quota is the key's quota, Used what its usage shows spent in the
+	// current period (nil when the period cannot be read from per-day
+	// usage: a total quota).
+	Quota *key.Quota
+	Used  *int64
+	Error string
+}
+
+// keyUsageView reads a key's usage over the last days and, for a day or
+// month quota, what the current period has used.
+func (c *Console) keyUsageView(ctx context.Context, k *Key, days int) *usageView {
+	v := &usageView{KeyID: k.ID, Days: days, Quota: k.Quota}
+	from, to := c.span(days)
+	u, p := c.keyUsage(ctx, k.ID, from, to)
+	if p != nil {
+		v.Error = p.Detail
+		return v
+	}
+	s := chartSeries{Label: "requests"}
+	for _, d := range u.Days {
+		v.Chart.Labels = append(v.Chart.Labels, d.Date)
+		s.Data = append(s.Data, d.Count)
+	}
+	v.Chart.Series = []chartSeries{s}
+	v.Total = u.Total
+	if k.Quota == nil {
+		return v
+	}
+	var start time.Time
+	switch k.Quota.Period {
+	case key.Day:
+		start = to
+		v.Chart.Quota, v.Chart.QuotaLabel = k.Quota.Limit, "quota ("+strconv.FormatInt(k.Quota.Limit, 10)+"/day)"
+	case key.Month:
+		start = time.Date(to.Year(), to.Month(), 1, 0, 0, 0, 0, time.UTC)
+	default:
+		return v
+	}
+	var used int64
+	if !start.Before(from) {
+		for _, d := range u.Days {
+			if d.Date >= start.Format(time.DateOnly) {
+				used += d.Count
+			}
+		}
+	} else if pu, p := c.keyUsage(ctx, k.ID, start, to); p == nil {
+		used = pu.Total
+	} else {
+		return v
+	}
+	v.Used = &used
+	return v
+}
+
+// OwnerUsage is an owner's daily usage, per key.
+type OwnerUsage struct {
+	OwnerID string
+	From    time.Time
+	To      time.Time
+	Days    []string
+	Keys    []KeyUsage
+	Total   int64
+	// Truncated is true when the owner has more keys than were read.
+	Truncated bool
+}
+
+// KeyUsage is one key's part of an owner's usage.
+type KeyUsage struct {
+	ID, Name, State string
+	Total           int64
+	Counts          []int64
+}
+
+// maxOwnerKeys bounds the keys ownerUsage reads, and usageWorkers the
+// requests it has in flight at once.
+const (
+	maxOwnerKeys = 1000
+	usageWorkers = 8
+)
+
+// ownerUsage returns an owner's daily usage per key for the UTC days
+// from..to. Until the owner usage API (GET /v1/owners/{ownerId}/usage?by=key)
+// exists, it is built from per-key usage: it lists the owner's keys (every
+// status: revoked keys were used too) and reads GET /v1/keys/{id}/usage for
+// each. This is the one function to switch when that API lands.
+func (c *Console) ownerUsage(ctx context.Context, owner string, from, to time.Time) (*OwnerUsage, *Problem) {
+	out := &OwnerUsage{OwnerID: owner, From: from, To: to}
+	for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
+		out.Days = append(out.Days, d.Format(time.DateOnly))
+	}
+	var keys []Key
+	cursor := ""
+	for {
+		page, p := c.listKeys(ctx, owner, "", cursor, 100)
+		if p != nil {
+			return nil, p
+		}
+		keys = append(keys, page.Keys...)
+		if page.NextCursor == "" || page.NextCursor == cursor {
+			break
+		}
+		if len(keys) >= maxOwnerKeys {
+			out.Truncated = true
+			break
+		}
+		cursor = page.NextCursor
+	}
+	if len(keys) > maxOwnerKeys {
+		keys, out.Truncated = keys[:maxOwnerKeys], true
+	}
+	out.Keys = make([]KeyUsage, len(keys))
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first *Problem
+		next  = make(chan int)
+	)
+	for range min(usageWorkers, len(keys)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				k := keys[i]
+				ku := KeyUsage{ID: k.ID, Name: k.Name, State: k.State, Counts: make([]int64, len(out.Days))}
+				u, p := c.keyUsage(ctx, k.ID, from, to)
+				if p != nil {
+					mu.Lock()
+					first = cmp.Or(first, p)
+					mu.Unlock()
+					continue
+				}
+				index := map[string]int{}
+				for j, d := range out.Days {
+					index[d] = j
+				}
+				for _, d := range u.Days {
+					if j, ok := index[d.Date]; ok {
+						ku.Counts[j] = d.Count
+						ku.Total += d.Count
+					}
+				}
+				out.Keys[i] = ku
+			}
+		}()
+	}
+	for i := range keys {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	for _, k := range out.Keys {
+		out.Total += k.Total
+	}
+	// The biggest users first; ties by name, then id, so the order is stable.
+	slices.SortStableFunc(out.Keys, func(a, b KeyUsage) int {
+		return cmp.Or(cmp.Compare(b.Total, a.Total), cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// chartKeys is how many keys an owner's chart draws on their own; the rest
+// are summed as one series.
+const chartKeys = 8
+
+// Chart is the owner's stacked chart: the keys with the most usage, one
+// series each, and the others summed.
+func (u *OwnerUsage) Chart() chart {
+	ch := chart{Labels: u.Days}
+	var other []int64
+	others := 0
+	for i, k := range u.Keys {
+		if k.Total == 0 {
+			continue
+		}
+		if i < chartKeys {
+			ch.Series = append(ch.Series, chartSeries{Label: k.Name + " (" + k.ID + ")", Data: k.Counts})
+			continue
+		}
+		if other == nil {
+			other = make([]int64, len(u.Days))
+		}
+		others++
+		for j, n := range k.Counts {
+			other[j] += n
+		}
+	}
+	if other != nil {
+		ch.Series = append(ch.Series, chartSeries{Label: strconv.Itoa(others) + " other keys", Data: other})
+	}
+	return ch
+}
+
+// WriteCSV writes the usage as RFC 4180 CSV: a header row, then one row per
+// day and key. A key name that a spreadsheet would read as a formula (=,
+// +, -, @) is prefixed with an apostrophe, as OWASP advises for CSV
+// exports; ids, days and counts never start with one.
+func (u *OwnerUsage) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.UseCRLF = true
+	if err := cw.Write([]string{"date", "ownerId", "keyId", "keyName", "requests"}); err != nil {
+		return err
+	}
+	for j, day := range u.Days {
+		for _, k := range u.Keys {
+			if err := cw.Write([]string{day, spreadsheetSafe(u.OwnerID), k.ID, spreadsheetSafe(k.Name), strconv.FormatInt(k.Counts[j], 10)}); err != nil {
+				return err
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func spreadsheetSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
