@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate/internal/key"
@@ -154,6 +155,45 @@ func (c *Console) listKeys(ctx context.Context, owner, status, cursor string, li
 		p.Keys[i].stateAt(now)
 	}
 	return &p, nil
+}
+
+// parallel is how many admin API requests a page has in flight at once
+// when it needs one per key.
+const parallel = 8
+
+// inParallel calls f(0) .. f(n-1), parallel at a time, and waits for all.
+func inParallel(n int, f func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(parallel, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// withLastUsed fills in each key's lastUsedAt, which listings leave out: the
+// owner index carries no attribute that a verification writes (see
+// schema.ListedAttributes), so it is read from each key. A key that cannot
+// be read keeps what the listing said.
+func (c *Console) withLastUsed(ctx context.Context, keys []Key) {
+	inParallel(len(keys), func(i int) {
+		if keys[i].LastUsedAt != "" {
+			return
+		}
+		if k, p := c.getKey(ctx, keys[i].ID); p == nil {
+			keys[i].LastUsedAt = k.LastUsedAt
+		}
+	})
 }
 
 // usage is a key's usage per day (GET /v1/keys/{id}/usage).

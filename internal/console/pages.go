@@ -128,6 +128,7 @@ func (c *Console) owners(w http.ResponseWriter, r *http.Request) {
 		if p != nil {
 			v.Error = p.Detail
 		} else {
+			c.withLastUsed(r.Context(), page.Keys)
 			v.Keys, v.Next = page.Keys, page.NextCursor
 		}
 	}

@@ -148,12 +148,8 @@ type KeyUsage struct {
 	Counts          []int64
 }
 
-// maxOwnerKeys bounds the keys ownerUsage reads, and usageWorkers the
-// requests it has in flight at once.
-const (
-	maxOwnerKeys = 1000
-	usageWorkers = 8
-)
+// maxOwnerKeys bounds the keys ownerUsage reads.
+const maxOwnerKeys = 1000
 
 // ownerUsage returns an owner's daily usage per key for the UTC days
 // from..to. Until the owner usage API (GET /v1/owners/{ownerId}/usage?by=key)
@@ -186,45 +182,32 @@ func (c *Console) ownerUsage(ctx context.Context, owner string, from, to time.Ti
 		keys, out.Truncated = keys[:maxOwnerKeys], true
 	}
 	out.Keys = make([]KeyUsage, len(keys))
+	index := map[string]int{}
+	for j, d := range out.Days {
+		index[d] = j
+	}
 	var (
-		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first *Problem
-		next  = make(chan int)
 	)
-	for range min(usageWorkers, len(keys)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				k := keys[i]
-				ku := KeyUsage{ID: k.ID, Name: k.Name, State: k.State, Counts: make([]int64, len(out.Days))}
-				u, p := c.keyUsage(ctx, k.ID, from, to)
-				if p != nil {
-					mu.Lock()
-					first = cmp.Or(first, p)
-					mu.Unlock()
-					continue
-				}
-				index := map[string]int{}
-				for j, d := range out.Days {
-					index[d] = j
-				}
-				for _, d := range u.Days {
-					if j, ok := index[d.Date]; ok {
-						ku.Counts[j] = d.Count
-						ku.Total += d.Count
-					}
-				}
-				out.Keys[i] = ku
+	inParallel(len(keys), func(i int) {
+		k := keys[i]
+		ku := KeyUsage{ID: k.ID, Name: k.Name, State: k.State, Counts: make([]int64, len(out.Days))}
+		u, p := c.keyUsage(ctx, k.ID, from, to)
+		if p != nil {
+			mu.Lock()
+			first = cmp.Or(first, p)
+			mu.Unlock()
+			return
+		}
+		for _, d := range u.Days {
+			if j, ok := index[d.Date]; ok {
+				ku.Counts[j] = d.Count
+				ku.Total += d.Count
 			}
-		}()
-	}
-	for i := range keys {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+		}
+		out.Keys[i] = ku
+	})
 	if first != nil {
 		return nil, first
 	}

@@ -198,6 +198,10 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 	if !containsAll(badges, "billing-prod=disabled", "reporting=active") {
 		t.Errorf("badges under acme: %v", badges)
 	}
+	lastUsed := eval[[]string](e, `Array.from(document.querySelectorAll('table.keys td[data-label="Last used"]')).map(td => td.innerText)`)
+	if len(lastUsed) != 2 || !strings.HasSuffix(lastUsed[0], " UTC") || !strings.HasSuffix(lastUsed[1], " UTC") {
+		t.Errorf("last used under acme: %q, want the time of each key's last call", lastUsed)
+	}
 	e.screenshot("owners")
 
 	// Enable again; the audit trail records both changes, who and when.
