@@ -6,9 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,7 +38,7 @@ func startRun(t *testing.T, dataDir string, port, ddbPort int) *devRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &devRun{stdout: &logtest.Buffer{}, stop: cancel, done: make(chan struct{})}
 	r.url = "http://127.0.0.1:" + strconv.Itoa(port)
-	env := envOf(map[string]string{"PORT": strconv.Itoa(port), "DYNAMODB_PORT": strconv.Itoa(ddbPort)})
+	env := envOf(map[string]string{"PORT": strconv.Itoa(port), "DYNAMODB_PORT": strconv.Itoa(ddbPort), "CONSOLE_PORT": "0"})
 	stderr := &logtest.Buffer{}
 	go func() {
 		r.code = Run(ctx, []string{"-data", dataDir}, r.stdout, stderr, env)
@@ -103,6 +106,14 @@ func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 			t.Errorf("the banner lacks %q:\n%s", want, banner)
 		}
 	}
+	// The console runs against the gateway: make dev prints its sign-in link.
+	link := waitFor(t, first.stdout, consoleLink)
+	jar, _ := cookiejar.New(nil)
+	if resp, err := (&http.Client{Jar: jar}).Get(link); err != nil || resp.StatusCode != 200 {
+		t.Errorf("the console's sign-in link %s: %v", link, err)
+	} else {
+		resp.Body.Close()
+	}
 	code, out, errOut := first.keygate(t, "keys", "create", "--name", "kept", "--owner", "dev")
 	if code != cli.ExitOK {
 		t.Fatalf("keys create: exit %d %s", code, errOut)
@@ -121,6 +132,9 @@ func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 	if n := javaOn(ddbPort); n != 0 {
 		t.Errorf("%d java processes for DynamoDB Local on port %d survived make dev", n, ddbPort)
 	}
+	if u, _ := url.Parse(link); !portFree(atoi(u.Port())) {
+		t.Errorf("after Ctrl-C the console still listens on %s", u.Host)
+	}
 
 	// A second run over the same folder: the key is still there, and still
 	// verifies (same pepper).
@@ -135,6 +149,28 @@ func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "dynamodb", "shared-local-instance.db")); err != nil {
 		t.Errorf("no database file under the data folder: %v", err)
 	}
+}
+
+var consoleLink = regexp.MustCompile(`keygate console for the admin API at http://127\.0\.0\.1:[0-9]+ .*\n  open (http://127\.0\.0\.1:[0-9]+/login\?token=[A-Za-z0-9_-]+)`)
+
+// waitFor waits up to 20 s for out to match re and returns its first group.
+func waitFor(t *testing.T, out *logtest.Buffer, re *regexp.Regexp) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("make dev did not print %s:\n%s", re, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
 
 // javaOn counts live java processes whose command line names the port.
@@ -179,7 +215,7 @@ func TestMakeDevBinaryLeavesNoJavaBehind(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		port, _ := dynamotest.FreePort()
 		ddbPort, _ := dynamotest.FreePort()
-		cmd := exec.Command(bin, "-data", data, "-port", strconv.Itoa(port), "-dynamodb-port", strconv.Itoa(ddbPort))
+		cmd := exec.Command(bin, "-data", data, "-port", strconv.Itoa(port), "-dynamodb-port", strconv.Itoa(ddbPort), "-console-port", "0")
 		out := &logtest.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {

@@ -19,11 +19,11 @@ func envOf(m map[string]string) func(string) string {
 func TestSettingsComeFromFlagsThenEnvironmentThenDefaults(t *testing.T) {
 	var stderr bytes.Buffer
 	s, err := ParseSettings(nil, envOf(nil), &stderr)
-	if err != nil || s.Port != 3000 || s.DynamoDBPort != 8000 || s.DataDir != ".local" || s.Stage != "local" || s.Upstream != nil || s.Schedule != time.Minute {
+	if err != nil || s.Port != 3000 || s.DynamoDBPort != 8000 || s.ConsolePort != 4000 || s.DataDir != ".local" || s.Stage != "local" || s.Upstream != nil || s.Schedule != time.Minute {
 		t.Errorf("defaults: %+v %v", s, err)
 	}
-	s, err = ParseSettings(nil, envOf(map[string]string{"PORT": "4000", "DYNAMODB_PORT": "9000"}), &stderr)
-	if err != nil || s.Port != 4000 || s.DynamoDBPort != 9000 {
+	s, err = ParseSettings(nil, envOf(map[string]string{"PORT": "4100", "DYNAMODB_PORT": "9000", "CONSOLE_PORT": "4200"}), &stderr)
+	if err != nil || s.Port != 4100 || s.DynamoDBPort != 9000 || s.ConsolePort != 4200 {
 		t.Errorf("environment: %+v %v", s, err)
 	}
 	s, err = ParseSettings([]string{"-port", "5000", "-dynamodb-port=9100", "-upstream", "http://127.0.0.1:8080/base", "-stage", "dev", "-data", "/tmp/x"},
@@ -43,6 +43,8 @@ func TestBadSettingsSayWhatToFix(t *testing.T) {
 		{nil, map[string]string{"DYNAMODB_PORT": "70000"}, "DYNAMODB_PORT"},
 		{[]string{"-port", "0"}, nil, "-port"},
 		{[]string{"-port", "8000"}, nil, "cannot share port 8000"},
+		{[]string{"-console-port", "3000"}, nil, "console cannot share port 3000"},
+		{nil, map[string]string{"CONSOLE_PORT": "x"}, `CONSOLE_PORT="x"`},
 		{[]string{"-upstream", "ftp://x"}, nil, "-upstream"},
 		{[]string{"-upstream", "127.0.0.1:8080"}, nil, "-upstream"},
 		{[]string{"-stage", ""}, nil, "-stage"},
