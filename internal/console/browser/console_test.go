@@ -77,10 +77,14 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 	if name != "broken" {
 		t.Errorf("the refused form lost what was typed: name %q", name)
 	}
-	missing := eval[[]string](e, unlabelled)
-	if len(missing) > 0 {
-		t.Errorf("form controls without a label on the new-key page: %v", missing)
+	e.checkPage("the refused new-key form")
+	// The contrast check finds faint text (so that its silence means something).
+	eval[bool](e, `(() => { const p = document.createElement('p'); p.id = 'faint'; p.textContent = 'faint text';
+	  p.style.color = '#aaaaaa'; document.querySelector('main').append(p); return true; })()`)
+	if low := eval[[]string](e, lowContrast); len(low) != 1 || !strings.Contains(low[0], "faint text") {
+		t.Errorf("the contrast check missed grey on white: %v", low)
 	}
+	eval[bool](e, `(document.getElementById('faint').remove(), true)`)
 	e.screenshot("form-error")
 
 	// Create a key: the secret is shown once, with a copy button and the warning.
@@ -97,6 +101,7 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 	if focused != "secret" {
 		t.Errorf("after creating, the focus is on %q, want the copy button", focused)
 	}
+	e.checkPage("the new key")
 	e.screenshot("created")
 	stored := eval[string](e, `JSON.stringify(Object.assign({}, localStorage)) + JSON.stringify(Object.assign({}, sessionStorage)) + document.cookie`)
 	if strings.Contains(stored, secret) {
@@ -137,10 +142,7 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 	if strings.Contains(row, secret) {
 		t.Error("the owner's key list shows a plaintext key")
 	}
-	missing = eval[[]string](e, unlabelled)
-	if len(missing) > 0 {
-		t.Errorf("form controls without a label on the owners page: %v", missing)
-	}
+	e.checkPage("the owners page")
 
 	// Calls through the gateway show in the usage chart, under the quota line.
 	for range 7 {
@@ -174,7 +176,10 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 			t.Errorf("the key page does not show %q", want)
 		}
 	}
+	e.checkPage("the key page")
 	e.screenshot("key")
+	e.viewShot("console", 1280, 1210) // docs/console.png
+	e.do("laptop", chromedp.EmulateViewport(1280, 900))
 	e.do("90 days", chromedp.Click(css(`#usage .ranges a[href*="days=90"]`)),
 		chromedp.WaitVisible(css(`#usage .ranges a[aria-current="true"][href*="days=90"]`)),
 		chromedp.WaitVisible(css(`#key-chart`)))
@@ -252,6 +257,7 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 	if !strings.Contains(confirm, "Revoke “billing-prod”?") || !strings.Contains(confirm, keyID) {
 		t.Errorf("the confirmation does not name the key:\n%s", confirm)
 	}
+	e.checkPage("the revocation's confirmation")
 	e.screenshot("revoke-confirm")
 	if status, _ := e.call("/demo/hello", secret); status != http.StatusOK { // the 8th request of billing-prod
 		t.Errorf("asking for the confirmation revoked the key already: %d", status)
@@ -282,6 +288,7 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 	if got := e.text(`.total strong`); got != "12" {
 		t.Errorf("the owner's total reads %q, want 12 (8 + 3 + the successor's 1)", got)
 	}
+	e.checkPage("the owner usage page")
 	e.screenshot("usage")
 	csv := eval[string](e, `fetch(document.querySelector('a[href^="/usage.csv"]').getAttribute('href')).then(r => r.text())`)
 	lines := strings.Split(strings.TrimSpace(csv), "\r\n")

@@ -123,6 +123,7 @@ func newBrowser(t *testing.T, width, height int) context.Context {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true), // clean screenshots
 		chromedp.Flag("font-render-hinting", "none"),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(width, height),
@@ -209,7 +210,19 @@ func (e *env) text(sel string) string {
 // screenshot saves the whole page as build/console/<name>.png.
 func (e *env) screenshot(name string) {
 	e.t.Helper()
-	png := get(e, "screenshot "+name, chromedp.FullScreenshot(100))
+	e.save(name, get(e, "screenshot "+name, chromedp.FullScreenshot(100)))
+}
+
+// viewShot saves what a window of width × height shows of the page, as
+// build/console/<name>.png (docs/console.png is one).
+func (e *env) viewShot(name string, width, height int64) {
+	e.t.Helper()
+	e.do("resize", chromedp.EmulateViewport(width, height))
+	e.save(name, get(e, "screenshot "+name, chromedp.CaptureScreenshot()))
+}
+
+func (e *env) save(name string, png []byte) {
+	e.t.Helper()
 	if err := os.WriteFile(filepath.Join(e.shotsDir, name+".png"), png, 0o644); err != nil {
 		e.t.Fatal(err)
 	}
@@ -256,3 +269,39 @@ const overflowing = `(() => {
     .filter(el => el.getBoundingClientRect().right > w + 1)
     .slice(0, 5).map(el => el.tagName + '.' + el.className);
 })()`
+
+// lowContrast lists the visible text of the page whose colour has a
+// contrast below 4.5:1 (WCAG AA) against its background (the first opaque
+// background up the tree). The charts' canvas text is not text the page
+// holds; their numbers are in the tables under them.
+const lowContrast = `(() => {
+  const parse = s => { const m = s.match(/rgba?\(([^)]+)\)/); if (!m) return null;
+    const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(parseFloat); return {rgb: p.slice(0, 3), a: p.length > 3 ? p[3] : 1}; };
+  const lum = rgb => { const [r, g, b] = rgb.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const background = el => { for (; el; el = el.parentElement) { const c = parse(getComputedStyle(el).backgroundColor);
+    if (c && c.a > 0) return c.rgb; } return [255, 255, 255]; };
+  const bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (!Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    if (!el.checkVisibility() || el.closest('.visually-hidden')) continue;
+    const fg = parse(getComputedStyle(el).color);
+    if (!fg) continue;
+    const a = lum(fg.rgb), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) bad.push(el.tagName.toLowerCase() + '.' + el.className + ' "' + el.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2));
+  }
+  return bad;
+})()`
+
+// checkPage fails the test for unlabelled controls and low-contrast text on
+// the page the browser shows.
+func (e *env) checkPage(what string) {
+	e.t.Helper()
+	if missing := eval[[]string](e, unlabelled); len(missing) > 0 {
+		e.t.Errorf("%s: form controls without a label: %v", what, missing)
+	}
+	if low := eval[[]string](e, lowContrast); len(low) > 0 {
+		e.t.Errorf("%s: text with a contrast below 4.5:1: %v", what, low)
+	}
+}
