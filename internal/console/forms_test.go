@@ -41,7 +41,7 @@ func keyAPI(k map[string]any, patch func(r Request) (int, any)) *fakeAPI {
 	}}
 }
 
-// editForm posts the key page's settings form as a browser would: the
+// postSettings posts the key page's settings form as a browser would: the
 // values it was rendered with, changed by set.
 func postSettings(t *testing.T, s *served, csrf string, set map[string]string) (*http.Response, string) {
 	t.Helper()
