@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,7 +19,8 @@ import (
 
 var consoleLink = regexp.MustCompile(`open (http://127\.0\.0\.1:[0-9]+/login\?token=[A-Za-z0-9_-]+)`)
 
-// startConsole runs `keygate console` until the test ends and returns its
+// startConsole runs `keygate console` (on a free port, without opening a
+// browser unless args say otherwise) until the test ends and returns its
 // sign-in link and output.
 func startConsole(t *testing.T, o runOpts, args ...string) (string, *logtest.Buffer) {
 	t.Helper()
@@ -28,7 +31,10 @@ func startConsole(t *testing.T, o runOpts, args ...string) (string, *logtest.Buf
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, append([]string{"console", "--port", "0", "--no-browser"}, args...), out, out, func(k string) string { return o.env[k] }, d)
+		if len(args) == 0 {
+			args = []string{"--no-browser"}
+		}
+		done <- run(ctx, append([]string{"console", "--port", "0"}, args...), out, out, func(k string) string { return o.env[k] }, d)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -125,5 +131,37 @@ func TestConsoleSaysWhenItsPortIsTaken(t *testing.T) {
 	res := runCLI(t, runOpts{}, "console", "--port", port, "--no-browser")
 	if res.code != ExitUnavailable || !strings.Contains(res.stderr, "cannot listen on 127.0.0.1:"+port) || !strings.Contains(res.stderr, "--port") {
 		t.Errorf("a taken port: %v", res)
+	}
+}
+
+// On a Linux desktop the console opens its link with xdg-open; without a
+// display it does not try (a terminal browser would take the terminal), and
+// without xdg-open it carries on.
+func TestConsoleOpensTheLinkWhenThereIsADesktop(t *testing.T) {
+	dir := t.TempDir()
+	opened := filepath.Join(dir, "opened")
+	script := "#!/bin/sh\necho \"$1\" >> " + opened + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "xdg-open"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	link, _ := startConsole(t, runOpts{env: map[string]string{"DISPLAY": ":0"}}, "--api-url", DefaultAPIURL)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(opened)
+		if strings.TrimSpace(string(b)) == link {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("xdg-open got %q, want the sign-in link %s", b, link)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	startConsole(t, runOpts{env: map[string]string{}}, "--api-url", DefaultAPIURL)
+	t.Setenv("PATH", t.TempDir()) // no xdg-open at all
+	startConsole(t, runOpts{env: map[string]string{"DISPLAY": ":0"}}, "--api-url", DefaultAPIURL)
+	time.Sleep(100 * time.Millisecond)
+	if b, _ := os.ReadFile(opened); strings.Count(string(b), "\n") != 1 {
+		t.Errorf("xdg-open ran %d times, want once (only with a display):\n%s", strings.Count(string(b), "\n"), b)
 	}
 }
