@@ -8,8 +8,8 @@ import (
 )
 
 // TestEveryPageFitsAPhone opens every page at a phone's width (390 CSS
-// pixels, as an iPhone 14): nothing may stick out sideways, and the keys
-// table becomes one card per key.
+// pixels, as an iPhone 14): nothing may stick out sideways, and the tables
+// of keys become one card per key.
 func TestEveryPageFitsAPhone(t *testing.T) {
 	e := start(t, 390, 844)
 	e.do("sign in", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
@@ -38,8 +38,13 @@ func TestEveryPageFitsAPhone(t *testing.T) {
 		e.checkPage(p.path)
 		e.screenshot(p.name)
 	}
-	e.do("owners", chromedp.Navigate(e.base+"/owners?owner=acme-with-a-rather-long-owner-id"), chromedp.WaitVisible(css(`table.keys`)))
-	if display := eval[string](e, `getComputedStyle(document.querySelector('table.keys td')).display`); display == "table-cell" {
-		t.Errorf("at phone width the keys table is still a table (td display %s), not cards", display)
+	for path, table := range map[string]string{
+		"/owners?owner=acme-with-a-rather-long-owner-id": "table.keys",
+		"/usage?owner=acme-with-a-rather-long-owner-id":  "table.totals",
+	} {
+		e.do(path, chromedp.Navigate(e.base+path), chromedp.WaitVisible(css(table)))
+		if display := eval[string](e, `getComputedStyle(document.querySelector('`+table+` td')).display`); display == "table-cell" {
+			t.Errorf("at phone width %s on %s is still a table (td display %s), not cards", table, path, display)
+		}
 	}
 }
