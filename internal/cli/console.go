@@ -43,7 +43,7 @@ func (a *app) console(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "keygate console for the admin API at %s\n  open %s\n  (the link signs in one browser, once; Ctrl-C stops the console)\n", target, con.LoginURL())
+	fmt.Fprintf(a.stdout, "keygate console: admin API %s\n  open %s\n  (the link signs in one browser, once; Ctrl-C stops the console)\n", target, con.LoginURL())
 	if !*noBrowser {
 		openBrowser(con.LoginURL(), a.env)
 	}

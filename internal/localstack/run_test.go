@@ -151,7 +151,7 @@ func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 	}
 }
 
-var consoleLink = regexp.MustCompile(`keygate console for the admin API at http://127\.0\.0\.1:[0-9]+ .*\n  open (http://127\.0\.0\.1:[0-9]+/login\?token=[A-Za-z0-9_-]+)`)
+var consoleLink = regexp.MustCompile(`keygate console: admin API http://127\.0\.0\.1:[0-9]+ .*\n  open (http://127\.0\.0\.1:[0-9]+/login\?token=[A-Za-z0-9_-]+)`)
 
 // waitFor waits up to 20 s for out to match re and returns its first group.
 func waitFor(t *testing.T, out *logtest.Buffer, re *regexp.Regexp) string {
