@@ -59,6 +59,15 @@
     }
   });
 
+  // A new key must not come back with the Back button: a browser may keep
+  // a page it left in memory (the back/forward cache) and show it again as
+  // it was. So the key leaves the page when the page is left.
+  window.addEventListener('pagehide', function () {
+    document.querySelectorAll('.secret-value').forEach(function (el) {
+      el.textContent = 'shown once: no longer shown';
+    });
+  });
+
   document.addEventListener('click', function (e) {
     var button = e.target.closest('[data-copy]');
     if (!button) { return; }
