@@ -66,6 +66,7 @@ type Problem struct {
 	Detail string
 }
 
+// Error is the message shown to the admin.
 func (p *Problem) Error() string { return p.Detail }
 
 // problemBody is an error body: the admin API's problem, or API Gateway's
