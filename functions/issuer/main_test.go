@@ -15,6 +15,7 @@ import (
 
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/compose"
+	"github.com/keygate/keygate/internal/compose/issuer"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"
@@ -94,7 +95,7 @@ func TestReplayEveryFixture(t *testing.T) {
 				"KEYGATE_PEPPER": "fixture-pepper", "KEYGATE_EVENT_BUS": "",
 			}
 			var logs bytes.Buffer
-			h, err := compose.Issuer(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: &logs})
+			h, err := issuer.Compose(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: &logs})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/compose"
+	"github.com/keygate/keygate/internal/compose/rotator"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"
@@ -29,7 +30,7 @@ func TestSetupServesScheduleAndRotate(t *testing.T) {
 	db, table := dynamotest.Table(t)
 	env := map[string]string{"KEYGATE_TABLE": table, "KEYGATE_DYNAMODB_ENDPOINT": endpoint, "KEYGATE_PEPPER": "fixture-pepper"}
 	var logs bytes.Buffer
-	h, err := compose.Rotator(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: &logs})
+	h, err := rotator.Compose(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: &logs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestSetupServesScheduleAndRotate(t *testing.T) {
 
 func TestSetupRefusesBadSettings(t *testing.T) {
 	env := map[string]string{"KEYGATE_DYNAMODB_ENDPOINT": "http://127.0.0.1:1", "KEYGATE_IDLE_ACTION": "delete"}
-	_, err := compose.Rotator(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: io.Discard})
+	_, err := rotator.Compose(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: io.Discard})
 	if err == nil || !strings.Contains(err.Error(), "KEYGATE_IDLE_ACTION") {
 		t.Fatalf("a bad idle action: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/compose"
+	"github.com/keygate/keygate/internal/compose/tokens"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"
@@ -82,10 +83,10 @@ func TestReplayEveryFixture(t *testing.T) {
 			db, table := dynamotest.Table(t)
 			env := map[string]string{
 				"KEYGATE_TABLE": table, "KEYGATE_DYNAMODB_ENDPOINT": dynamotest.Endpoint(t),
-				"KEYGATE_PEPPER": "fixture-pepper", token.EnvSigningDir: t.TempDir(),
+				"KEYGATE_PEPPER": "fixture-pepper", "KEYGATE_SIGNING_DIR": t.TempDir(),
 			}
 			var logs bytes.Buffer
-			h, err := compose.Tokens(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: &logs})
+			h, err := tokens.Compose(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: &logs})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +95,7 @@ func TestReplayEveryFixture(t *testing.T) {
 			plain := seed(t, s, start)
 			// The rotator published a key, which the function finds in
 			// the shared local key directory.
-			rot, err := token.NewKeyring(s, &token.LocalBackend{Dir: env[token.EnvSigningDir]}, 0).RotateSigningKeys(context.Background(), start)
+			rot, err := token.NewKeyring(s, &token.LocalBackend{Dir: env["KEYGATE_SIGNING_DIR"]}, 0).RotateSigningKeys(context.Background(), start)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -55,7 +55,7 @@ func NewApi(scope constructs.Construct, id string, props ApiProps) awsapigateway
 		removal = awscdk.RemovalPolicy_RETAIN
 	}
 	access := awslogs.NewLogGroup(scope, str(id+"AccessLogs"), &awslogs.LogGroupProps{
-		Retention:     retentionDays[s.LogRetentionDays],
+		Retention:     s.logRetention(),
 		RemovalPolicy: removal,
 	})
 	api := awsapigateway.NewRestApi(scope, str(id), &awsapigateway.RestApiProps{

@@ -3,7 +3,6 @@ package keygatecdk
 import (
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -17,7 +16,6 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/keygate/keygate/internal/apikey"
-	"github.com/keygate/keygate/internal/authorizer"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/store"
@@ -110,12 +108,6 @@ var Functions = []Function{
 	{Name: gateway.FnTokens, Description: "keygate: exchanges a key for a short-lived signed token; publishes the JWKS", MemoryMB: 256, TimeoutSeconds: 10, Table: ReadOnly, Signs: true, Ring: RingPublish},
 }
 
-// Environment variables the stack sets beyond internal/config's.
-const (
-	// EnvSigningKey is the ARN of the KMS key that signs access tokens.
-	EnvSigningKey = "KEYGATE_SIGNING_KEY"
-)
-
 // FunctionsProps configure NewFunctions.
 type FunctionsProps struct {
 	Specs     []Function
@@ -128,8 +120,7 @@ type FunctionsProps struct {
 	// Pepper is the value of KEYGATE_PEPPER: a CloudFormation dynamic
 	// reference, so the plaintext is never in the template.
 	Pepper string
-	// Settings supply the key prefix, environments, cache TTL and log
-	// retention.
+	// Settings supply the functions' variables and the log retention.
 	Settings Settings
 }
 
@@ -152,7 +143,7 @@ func newFunction(scope constructs.Construct, spec Function, props FunctionsProps
 		removal = awscdk.RemovalPolicy_RETAIN
 	}
 	logs := awslogs.NewLogGroup(scope, str(cid+"Logs"), &awslogs.LogGroupProps{
-		Retention:     retentionDays[s.LogRetentionDays],
+		Retention:     s.logRetention(),
 		RemovalPolicy: removal,
 	})
 	// An explicit role instead of the default one: the default attaches the
@@ -163,24 +154,32 @@ func newFunction(scope constructs.Construct, spec Function, props FunctionsProps
 	})
 	logs.GrantWrite(role)
 
-	env := map[string]*string{
-		config.EnvTable:        props.Table.TableName(),
-		config.EnvKeyPrefix:    str(s.KeyPrefix),
-		config.EnvPepper:       str(props.Pepper),
-		config.EnvEnvironments: str(s.Environments),
+	// The variables the stack sets from its own resources, each on the
+	// functions the registry says read it (so the pepper reaches only the
+	// functions that hash keys); then those it takes from its settings.
+	resources := map[string]*string{
+		config.Table.Setting().Env:      props.Table.TableName(),
+		config.Pepper.Setting().Env:     str(props.Pepper),
+		config.EventBus.Setting().Env:   props.Bus.EventBusName(),
+		config.SigningKey.Setting().Env: props.SigningKey.KeyArn(),
+	}
+	env := map[string]*string{}
+	for _, st := range config.All() {
+		if st.Origin == config.ByStack && st.ReadBy(spec.Name) {
+			v, ok := resources[st.Env]
+			if !ok {
+				panic("keygatecdk: the stack has no value for " + st.Env + ", which " + spec.Name + " reads")
+			}
+			env[st.Env] = v
+		}
 	}
 	for k, v := range s.functionEnv(spec.Name) {
 		env[k] = str(v)
 	}
-	if spec.Name == gateway.FnAuthorizer {
-		env[authorizer.EnvCacheTTL] = str(strconv.Itoa(s.KeyCacheTTL) + "s")
-	}
 	if spec.Events {
-		env[config.EnvEventBus] = props.Bus.EventBusName()
 		props.Bus.GrantPutEventsTo(role, nil)
 	}
 	if spec.Signs {
-		env[EnvSigningKey] = props.SigningKey.KeyArn()
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Actions:   jsii.Strings("kms:Sign", "kms:GetPublicKey"),
 			Resources: jsii.Strings(*props.SigningKey.KeyArn()),
@@ -193,7 +192,6 @@ func newFunction(scope constructs.Construct, spec Function, props FunctionsProps
 		role.AddToPolicy(stmt)
 	}
 	if spec.Ring == RingRotate {
-		env[EnvSigningKey] = props.SigningKey.KeyArn()
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Actions:   jsii.Strings("kms:GetPublicKey"),
 			Resources: jsii.Strings(*props.SigningKey.KeyArn()),

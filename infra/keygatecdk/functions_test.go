@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/keygate/keygate/internal/authorizer"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/gateway"
 )
@@ -34,7 +33,7 @@ func TestLogGroupsKeepTheConfiguredRetention(t *testing.T) {
 	for name, c := range map[string]struct {
 		tpl  assertions.Template
 		days float64
-	}{"default": {defaults(t), 30}, "keygate:logRetentionDays=7": {variant(t), 7}} {
+	}{"default": {defaults(t), 30}, "keygate:logRetention=7d": {variant(t), 7}} {
 		groups := resources(t, c.tpl, "AWS::Logs::LogGroup")
 		if len(groups) != len(Functions)+1 { // one per function, plus access logs
 			t.Errorf("%s: %d log groups, want %d", name, len(groups), len(Functions)+1)
@@ -84,13 +83,24 @@ func TestNoPolicyGrantsAWildcardAction(t *testing.T) {
 	}
 }
 
+// The pepper reaches the functions that hash keys, and only them, as a
+// dynamic reference.
 func TestPepperReachesFunctionsOnlyAsDynamicReference(t *testing.T) {
 	tpl := defaults(t)
-	for id, f := range resources(t, tpl, "AWS::Lambda::Function") {
+	fns := resources(t, tpl, "AWS::Lambda::Function")
+	name := config.Pepper.Setting().Env
+	for _, spec := range Functions {
+		f := fns[logicalID(defaultStack.Stack, defaultStack.Functions[spec.Name])]
 		env := f.Properties["Environment"].(map[string]interface{})["Variables"].(map[string]interface{})
-		pepper := jsonOf(env[config.EnvPepper])
-		if !strings.Contains(pepper, "{{resolve:secretsmanager:") || !strings.Contains(pepper, ":SecretString:") {
-			t.Errorf("%s: %s is %s, want a CloudFormation dynamic reference to the secret", id, config.EnvPepper, pepper)
+		pepper, ok := env[name]
+		if !config.Pepper.Setting().ReadBy(spec.Name) {
+			if ok {
+				t.Errorf("%s does not hash keys but gets %s", spec.Name, name)
+			}
+			continue
+		}
+		if p := jsonOf(pepper); !strings.Contains(p, "{{resolve:secretsmanager:") || !strings.Contains(p, ":SecretString:") {
+			t.Errorf("%s: %s is %s, want a CloudFormation dynamic reference to the secret", spec.Name, name, p)
 		}
 	}
 	// Resolved by CloudFormation at deploy time, so no function may read
@@ -100,6 +110,9 @@ func TestPepperReachesFunctionsOnlyAsDynamicReference(t *testing.T) {
 	}
 }
 
+// Each function gets exactly the variables the registry says it reads
+// and the stack sets (from its resources, its context keys or
+// keygate:functionEnv), with the configured values.
 func TestFunctionsGetTheirSettingsFromTheEnvironment(t *testing.T) {
 	tpl := variant(t)
 	fns := resources(t, tpl, "AWS::Lambda::Function")
@@ -111,22 +124,44 @@ func TestFunctionsGetTheirSettingsFromTheEnvironment(t *testing.T) {
 	bus := jsonOf(obj{"Ref": logicalID(variantStack.Stack, variantStack.Bus)})
 	for _, f := range Functions {
 		e := env(f.Name)
-		if e[config.EnvKeyPrefix] != "acme" || e[config.EnvEnvironments] != "live" || jsonOf(e[config.EnvTable]) != table {
-			t.Errorf("%s: environment %s lacks the configured prefix, environments or table", f.Name, jsonOf(e))
+		for name := range e {
+			s := settingOf(name)
+			if s == nil || !s.ReadBy(f.Name) {
+				t.Errorf("%s gets %s, which it does not read", f.Name, name)
+			}
 		}
-		if got := jsonOf(e[config.EnvEventBus]); f.Events != (got == bus) {
-			t.Errorf("%s: %s = %s; events enabled: %v", f.Name, config.EnvEventBus, got, f.Events)
+		if jsonOf(e["KEYGATE_TABLE"]) != table {
+			t.Errorf("%s: KEYGATE_TABLE = %s, want the table", f.Name, jsonOf(e["KEYGATE_TABLE"]))
+		}
+		if got := jsonOf(e["KEYGATE_EVENT_BUS"]); f.Events != (got == bus) {
+			t.Errorf("%s: KEYGATE_EVENT_BUS = %s; events enabled: %v", f.Name, got, f.Events)
+		}
+		if config.KeyPrefix.Setting().ReadBy(f.Name) && (e["KEYGATE_KEY_PREFIX"] != "acme" || e["KEYGATE_ENVIRONMENTS"] != "live") {
+			t.Errorf("%s: environment %s lacks the configured prefix or environments", f.Name, jsonOf(e))
 		}
 	}
-	if got := env(gateway.FnAuthorizer)[authorizer.EnvRoutes]; got != `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]}]` {
-		t.Errorf("authorizer %s = %v, want the configured route table", authorizer.EnvRoutes, got)
+	for fn, want := range map[string]map[string]string{
+		gateway.FnAuthorizer: {
+			"KEYGATE_ROUTES":    `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]}]`,
+			"KEYGATE_CACHE_TTL": "2s",
+		},
+		gateway.FnRotator: {"KEYGATE_IDLE_AFTER": "30d"}, // keygate:functionEnv
+	} {
+		for k, v := range want {
+			if got := env(fn)[k]; got != v {
+				t.Errorf("%s %s = %v, want the configured %s", fn, k, got, v)
+			}
+		}
 	}
-	if got := env(gateway.FnRotator)["KEYGATE_IDLE_DAYS"]; got != "30" {
-		t.Errorf("rotator KEYGATE_IDLE_DAYS = %v, want the configured 30 (keygate:functionEnv)", got)
+}
+
+func settingOf(env string) *config.Setting {
+	for _, s := range config.All() {
+		if s.Env == env {
+			return s
+		}
 	}
-	if got := env(gateway.FnAuthorizer)[authorizer.EnvCacheTTL]; got != "2s" {
-		t.Errorf("authorizer %s = %v, want the configured 2s", authorizer.EnvCacheTTL, got)
-	}
+	return nil
 }
 
 // TestSigningKeyAccess: the token function may write only signing key

@@ -8,75 +8,67 @@ package keygatecdk
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 
-	"github.com/keygate/keygate/internal/authorizer"
 	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/gateway"
 )
 
-// Settings are a deployment's choices. Every field has a context key
-// (`cdk.json` or `cdk deploy -c keygate:<name>=<value>`) documented in the
-// table in docs/configuration.md; the zero value of a field means its default.
+// Settings are a deployment's choices. Every field is a setting of the
+// registry (internal/config), which names its context key (`cdk.json` or
+// `cdk deploy -c keygate:<name>=<value>`), its default and its syntax, and
+// renders the table in docs/configuration.md; the zero value of a field
+// means its default.
 type Settings struct {
 	// AssetRoot is the folder holding <function>/bootstrap (default "bin",
 	// what `make build` writes). Tests point it at placeholder files.
 	AssetRoot string
 	// UpstreamURL is the API the protected proxy forwards to. Empty means no
 	// proxy routes: the stack then serves only keygate's own API.
-	UpstreamURL string // keygate:upstreamUrl
-	// ProxyBasePath is the path the proxy is mounted under (default "api").
-	ProxyBasePath string // keygate:proxyBasePath
-	// KeyPrefix names the deployment in every key (default "kg").
-	KeyPrefix string // keygate:keyPrefix
-	// Environments are the key environments accepted (default "live,test").
-	Environments string // keygate:environments
-	// GatewayCacheTTL is API Gateway's authorizer result cache in seconds.
-	// 0 (the default) makes every request reach the authorizer, which rate
-	// limits, quotas and usage counting need; see docs/verification.md.
-	GatewayCacheTTL int // keygate:gatewayCacheTtl
-	// KeyCacheTTL is the authorizer's in-process key cache in seconds
-	// (default 5, minimum 1): how long a revocation can take to bite.
-	KeyCacheTTL int // keygate:keyCacheTtl
-	// LogRetentionDays is how long function and access logs are kept
-	// (default 30; one of CloudWatch's allowed values).
-	LogRetentionDays int // keygate:logRetentionDays
+	UpstreamURL string // config.UpstreamURL
+	// ProxyBasePath is the path the proxy is mounted under.
+	ProxyBasePath string // config.ProxyBasePath
+	// GatewayCacheTTL is API Gateway's authorizer result cache. 0 (the
+	// default) makes every request reach the authorizer, which rate
+	// limits, quotas and usage counting need.
+	GatewayCacheTTL time.Duration // config.GatewayCacheTTL
+	// LogRetention is how long function and access logs are kept (one of
+	// CloudWatch's allowed values, config.LogRetentionDays).
+	LogRetention time.Duration // config.LogRetention
 	// AlarmEmail, when set, subscribes that address to the alarm topic.
-	AlarmEmail string // keygate:alarmEmail
-	// RemovalPolicy is "retain" (default: the table, its pepper and the logs
-	// outlive the stack, and the table has deletion protection) or "destroy"
-	// (for throwaway stacks).
-	RemovalPolicy string // keygate:removalPolicy
-	// StageName is the API stage (default "prod").
-	StageName string // keygate:stageName
+	AlarmEmail string // config.AlarmEmail
+	// RemovalPolicy is "retain" or "destroy".
+	RemovalPolicy string // config.RemovalPolicy
+	// StageName is the API stage.
+	StageName string // config.StageName
 	// ThrottleRateLimit and ThrottleBurstLimit are the stage's default
-	// throttling in requests per second (defaults 1000 and 2000).
-	ThrottleRateLimit  float64 // keygate:throttleRateLimit
-	ThrottleBurstLimit float64 // keygate:throttleBurstLimit
+	// throttling.
+	ThrottleRateLimit  float64 // config.ThrottleRateLimit
+	ThrottleBurstLimit float64 // config.ThrottleBurstLimit
 	// RotatorSchedule is the EventBridge schedule expression of the
-	// rotator's lifecycle run (default "rate(1 hour)").
-	RotatorSchedule string // keygate:rotatorSchedule
-	// Routes is the authorizer's route table (KEYGATE_ROUTES: JSON, method
-	// and path to required scopes and cost); empty means no scope is
-	// required and every request costs 1.
-	Routes string // keygate:routes
-	// FunctionEnv sets further KEYGATE_* variables of a function, by
-	// function name, for every setting that has no context key of its own
-	// (for example the authorizer's KEYGATE_SERVE_STALE or the rotator's
-	// KEYGATE_IDLE_DAYS). The variables the stack sets itself cannot be
-	// overridden.
-	FunctionEnv map[string]map[string]string // keygate:functionEnv
+	// rotator's lifecycle run.
+	RotatorSchedule string // config.RotatorSchedule
+	// Variables are the function variables the stack takes from its own
+	// context keys (config.Origin ByContext: KEYGATE_KEY_PREFIX from
+	// keygate:keyPrefix, KEYGATE_CACHE_TTL from keygate:keyCacheTtl, ...),
+	// by variable name; each function gets those it reads.
+	Variables map[string]string
+	// FunctionEnv sets further variables of a function, by function name:
+	// those the registry lets a deployment set (config.Origin
+	// ByFunctionEnv) and the function reads, for example the authorizer's
+	// KEYGATE_SERVE_STALE or the rotator's KEYGATE_IDLE_AFTER.
+	FunctionEnv map[string]map[string]string // config.FunctionEnv
 }
 
 // ContextPrefix starts every keygate context key.
-const ContextPrefix = "keygate:"
+const ContextPrefix = config.ContextPrefix
 
 // SettingsFromContext reads the keygate:* context of node (cdk.json and -c
 // flags) and checks it; an unknown keygate:* key is an error, so a typo
@@ -89,14 +81,11 @@ func SettingsFromContext(node constructs.Node) (Settings, error) {
 		if !ok || v == nil {
 			continue
 		}
-		if !slices.Contains(contextKeys, name) {
-			return Settings{}, fmt.Errorf("%s: unknown setting (known: %s%s)", k, ContextPrefix, strings.Join(contextKeys, ", "+ContextPrefix))
-		}
 		if s, ok := v.(string); ok {
 			raw[name] = s
 		} else {
-			// A JSON value in cdk.json (a list or an object) arrives
-			// decoded; settings read it back as JSON.
+			// A JSON value in cdk.json (a number, a list or an object)
+			// arrives decoded; settings read it back as JSON.
 			b, err := json.Marshal(v)
 			if err != nil {
 				return Settings{}, fmt.Errorf("%s: %v", k, err)
@@ -107,136 +96,148 @@ func SettingsFromContext(node constructs.Node) (Settings, error) {
 	return ParseSettings(raw)
 }
 
-var contextKeys = []string{
-	"upstreamUrl", "proxyBasePath", "keyPrefix", "environments", "gatewayCacheTtl",
-	"keyCacheTtl", "logRetentionDays", "alarmEmail", "removalPolicy", "stageName",
-	"throttleRateLimit", "throttleBurstLimit", "rotatorSchedule", "routes", "functionEnv",
+// contextKeys are the context keys of the registry, without the prefix.
+func contextKeys() []string {
+	var keys []string
+	for _, s := range config.All() {
+		if s.Context != "" {
+			keys = append(keys, s.Context)
+		}
+	}
+	return keys
 }
 
 // ParseSettings builds Settings from context values by key without the
-// "keygate:" prefix, then applies defaults and checks them.
+// "keygate:" prefix, through the registry: each value checked by its
+// setting's parser, each absent one at its default.
 func ParseSettings(raw map[string]string) (Settings, error) {
-	var s Settings
-	var err error
-	num := func(k string, dst *int) {
-		if v, ok := raw[k]; ok && err == nil {
-			n, e := strconv.Atoi(strings.TrimSpace(v))
-			if e != nil || n < 0 {
-				err = fmt.Errorf("%s%s: %q is not a whole number of seconds or days >= 0", ContextPrefix, k, v)
+	known := contextKeys()
+	for k := range raw {
+		if slices.Contains(known, k) {
+			continue
+		}
+		if n, ok := config.Renamed(k); ok {
+			return Settings{}, fmt.Errorf("%s%s: no longer read; set %s instead (durations are written like 90s, 15m, 12h or 30d)", ContextPrefix, k, n)
+		}
+		return Settings{}, fmt.Errorf("%s%s: unknown setting (known: %s%s)", ContextPrefix, k, ContextPrefix, strings.Join(known, ", "+ContextPrefix))
+	}
+	r := config.FromContext(raw)
+	s := Settings{
+		UpstreamURL:        config.UpstreamURL.From(r),
+		ProxyBasePath:      config.ProxyBasePath.From(r),
+		GatewayCacheTTL:    config.GatewayCacheTTL.From(r),
+		LogRetention:       config.LogRetention.From(r),
+		AlarmEmail:         config.AlarmEmail.From(r),
+		RemovalPolicy:      config.RemovalPolicy.From(r),
+		StageName:          config.StageName.From(r),
+		ThrottleRateLimit:  config.ThrottleRateLimit.From(r),
+		ThrottleBurstLimit: config.ThrottleBurstLimit.From(r),
+		RotatorSchedule:    config.RotatorSchedule.From(r),
+		FunctionEnv:        config.FunctionEnv.From(r),
+		Variables:          map[string]string{},
+	}
+	for _, st := range config.All() {
+		if st.Origin == config.ByContext {
+			if v := r.Text(st); v != "" {
+				s.Variables[st.Env] = v
 			}
-			*dst = n
 		}
 	}
-	rate := func(k string, dst *float64) {
-		if v, ok := raw[k]; ok && err == nil {
-			f, e := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if e != nil || f <= 0 {
-				err = fmt.Errorf("%s%s: %q is not a positive number of requests per second", ContextPrefix, k, v)
-			}
-			*dst = f
-		}
-	}
-	s.UpstreamURL = raw["upstreamUrl"]
-	s.ProxyBasePath = raw["proxyBasePath"]
-	s.KeyPrefix = raw["keyPrefix"]
-	s.Environments = raw["environments"]
-	s.AlarmEmail = raw["alarmEmail"]
-	s.RemovalPolicy = raw["removalPolicy"]
-	s.StageName = raw["stageName"]
-	s.RotatorSchedule = raw["rotatorSchedule"]
-	s.Routes = raw["routes"]
-	if v, ok := raw["functionEnv"]; ok {
-		if e := json.Unmarshal([]byte(v), &s.FunctionEnv); e != nil {
-			return Settings{}, fmt.Errorf(`%sfunctionEnv: %q is not a JSON object such as {"authorizer":{"KEYGATE_SERVE_STALE":"5m"}}`, ContextPrefix, v)
-		}
-	}
-	num("gatewayCacheTtl", &s.GatewayCacheTTL)
-	num("keyCacheTtl", &s.KeyCacheTTL)
-	num("logRetentionDays", &s.LogRetentionDays)
-	rate("throttleRateLimit", &s.ThrottleRateLimit)
-	rate("throttleBurstLimit", &s.ThrottleBurstLimit)
-	if err != nil {
+	if err := r.Err(); err != nil {
 		return Settings{}, err
-	}
-	if v, ok := raw["keyCacheTtl"]; ok && s.KeyCacheTTL == 0 {
-		return Settings{}, fmt.Errorf("%skeyCacheTtl: %q: the in-process key cache lasts at least 1 second", ContextPrefix, v)
 	}
 	return s.withDefaults()
 }
 
-// withDefaults fills in every unset field and checks the result.
+// withDefaults fills in every unset field from the registry and checks the
+// result as the functions will, so that a bad value fails `cdk synth`, not
+// a deployed function's cold start.
 func (s Settings) withDefaults() (Settings, error) {
-	def := func(p *string, v string) {
-		if *p == "" {
-			*p = v
+	if s.AssetRoot == "" {
+		s.AssetRoot = "bin"
+	}
+	orDefault(&s.ProxyBasePath, config.ProxyBasePath)
+	orDefault(&s.LogRetention, config.LogRetention)
+	orDefault(&s.RemovalPolicy, config.RemovalPolicy)
+	orDefault(&s.StageName, config.StageName)
+	orDefault(&s.ThrottleRateLimit, config.ThrottleRateLimit)
+	orDefault(&s.ThrottleBurstLimit, config.ThrottleBurstLimit)
+	orDefault(&s.RotatorSchedule, config.RotatorSchedule)
+	vars := map[string]string{}
+	for _, st := range config.All() {
+		if st.Origin != config.ByContext {
+			continue
+		}
+		v := s.Variables[st.Env]
+		if v == "" {
+			v = st.Default()
+		}
+		if v != "" {
+			vars[st.Env] = st.Canonical(v)
 		}
 	}
-	def(&s.AssetRoot, "bin")
-	def(&s.ProxyBasePath, gateway.DefaultProxyBase)
-	def(&s.KeyPrefix, "kg")
-	def(&s.Environments, "live,test")
-	def(&s.RemovalPolicy, "retain")
-	def(&s.StageName, "prod")
-	def(&s.RotatorSchedule, "rate(1 hour)")
-	if s.KeyCacheTTL == 0 {
-		s.KeyCacheTTL = 5
-	}
-	if s.LogRetentionDays == 0 {
-		s.LogRetentionDays = 30
-	}
-	if s.ThrottleRateLimit == 0 {
-		s.ThrottleRateLimit = 1000
-	}
-	if s.ThrottleBurstLimit == 0 {
-		s.ThrottleBurstLimit = 2000
-	}
-	s.ProxyBasePath = strings.Trim(s.ProxyBasePath, "/")
+	s.Variables = vars
+	s.ProxyBasePath = config.ProxyBasePath.Setting().Canonical(s.ProxyBasePath)
+	s.UpstreamURL = config.UpstreamURL.Setting().Canonical(s.UpstreamURL)
 
-	// The functions check prefix and environments the same way at cold
-	// start; checking here makes a bad value fail `cdk synth`, not the
-	// deployed functions.
-	if _, err := config.Load(func(k string) string {
-		return map[string]string{config.EnvKeyPrefix: s.KeyPrefix, config.EnvEnvironments: s.Environments}[k]
-	}); err != nil {
-		return Settings{}, fmt.Errorf("%skeyPrefix / %senvironments: %v", ContextPrefix, ContextPrefix, err)
+	checks := []struct {
+		setting *config.Setting
+		text    string
+	}{
+		{config.UpstreamURL.Setting(), s.UpstreamURL},
+		{config.ProxyBasePath.Setting(), s.ProxyBasePath},
+		{config.GatewayCacheTTL.Setting(), config.FormatDuration(s.GatewayCacheTTL)},
+		{config.LogRetention.Setting(), config.FormatDuration(s.LogRetention)},
+		{config.AlarmEmail.Setting(), s.AlarmEmail},
+		{config.RemovalPolicy.Setting(), s.RemovalPolicy},
+		{config.ThrottleRateLimit.Setting(), strconv.FormatFloat(s.ThrottleRateLimit, 'f', -1, 64)},
+		{config.ThrottleBurstLimit.Setting(), strconv.FormatFloat(s.ThrottleBurstLimit, 'f', -1, 64)},
+		{config.RotatorSchedule.Setting(), s.RotatorSchedule},
 	}
-	if s.UpstreamURL != "" {
-		u, err := url.Parse(s.UpstreamURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" {
-			return Settings{}, fmt.Errorf("%supstreamUrl: %q is not an absolute http(s) URL without a query", ContextPrefix, s.UpstreamURL)
+	for _, c := range checks {
+		if err := c.setting.Check(c.text); err != nil {
+			return Settings{}, contextError(c.setting, err)
 		}
-		s.UpstreamURL = strings.TrimRight(s.UpstreamURL, "/")
 	}
-	if s.ProxyBasePath == "" || strings.ContainsAny(s.ProxyBasePath, "/{}") || s.ProxyBasePath == "v1" || s.ProxyBasePath == ".well-known" {
-		return Settings{}, fmt.Errorf("%sproxyBasePath: %q must be one path segment other than v1 and .well-known", ContextPrefix, s.ProxyBasePath)
+	if s.FunctionEnv != nil {
+		b, _ := json.Marshal(s.FunctionEnv)
+		if err := config.FunctionEnv.Setting().Check(string(b)); err != nil {
+			return Settings{}, contextError(config.FunctionEnv.Setting(), err)
+		}
 	}
-	if s.GatewayCacheTTL > 3600 {
-		return Settings{}, fmt.Errorf("%sgatewayCacheTtl: %d is above API Gateway's maximum of 3600 seconds", ContextPrefix, s.GatewayCacheTTL)
-	}
-	if s.KeyCacheTTL > 3600 {
-		return Settings{}, fmt.Errorf("%skeyCacheTtl: %d is above the authorizer's maximum of 3600 seconds", ContextPrefix, s.KeyCacheTTL)
-	}
-	if err := s.checkFunctionEnv(); err != nil {
-		return Settings{}, err
-	}
-	if _, ok := retentionDays[s.LogRetentionDays]; !ok {
-		return Settings{}, fmt.Errorf("%slogRetentionDays: %d is not a CloudWatch Logs retention (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)", ContextPrefix, s.LogRetentionDays)
-	}
-	if s.RemovalPolicy != "retain" && s.RemovalPolicy != "destroy" {
-		return Settings{}, fmt.Errorf("%sremovalPolicy: %q must be retain or destroy", ContextPrefix, s.RemovalPolicy)
-	}
-	if !strings.HasPrefix(s.RotatorSchedule, "rate(") && !strings.HasPrefix(s.RotatorSchedule, "cron(") {
-		return Settings{}, fmt.Errorf("%srotatorSchedule: %q must be an EventBridge rate(...) or cron(...) expression", ContextPrefix, s.RotatorSchedule)
-	}
-	if s.AlarmEmail != "" && !strings.Contains(s.AlarmEmail, "@") {
-		return Settings{}, fmt.Errorf("%salarmEmail: %q is not an e-mail address", ContextPrefix, s.AlarmEmail)
+	for _, fn := range config.Functions() {
+		env := s.functionEnv(fn)
+		if err := config.Check(fn, func(k string) string { return env[k] }); err != nil {
+			return Settings{}, fmt.Errorf("the %s function's variables: %v", fn, err)
+		}
 	}
 	return s, nil
+}
+
+// orDefault sets *p to v's default when it is the zero value.
+func orDefault[T comparable](p *T, v config.Var[T]) {
+	var zero T
+	if *p == zero {
+		*p = v.Default()
+	}
+}
+
+// contextError names the context key of a stack setting whose value the
+// registry refused.
+func contextError(s *config.Setting, err error) error {
+	return fmt.Errorf("%s%s: %s", ContextPrefix, s.Context, fault.MessageOf(err))
 }
 
 // retain reports whether stateful resources outlive the stack.
 func (s Settings) retain() bool { return s.RemovalPolicy == "retain" }
 
+// logRetention is LogRetention as CloudWatch's enumeration.
+func (s Settings) logRetention() awslogs.RetentionDays {
+	return retentionDays[int(s.LogRetention/(24*time.Hour))]
+}
+
+// retentionDays maps each of config.LogRetentionDays to CloudWatch's
+// enumeration (TestEveryLogRetentionMaps holds the two together).
 var retentionDays = map[int]awslogs.RetentionDays{
 	1: awslogs.RetentionDays_ONE_DAY, 3: awslogs.RetentionDays_THREE_DAYS, 5: awslogs.RetentionDays_FIVE_DAYS,
 	7: awslogs.RetentionDays_ONE_WEEK, 14: awslogs.RetentionDays_TWO_WEEKS, 30: awslogs.RetentionDays_ONE_MONTH,
@@ -248,58 +249,28 @@ var retentionDays = map[int]awslogs.RetentionDays{
 	3653: awslogs.RetentionDays_TEN_YEARS,
 }
 
-var envName = regexp.MustCompile(`^KEYGATE_[A-Z0-9_]+$`)
-
-// stackOwned are the variables the stack sets from its own resources and
-// settings; functionEnv cannot override them.
-var stackOwned = []string{
-	config.EnvTable, config.EnvKeyPrefix, config.EnvPepper, config.EnvEnvironments,
-	config.EnvEventBus, config.EnvDynamoDBEndpoint, authorizer.EnvCacheTTL, authorizer.EnvRoutes, EnvSigningKey,
-}
-
-// functionEnv returns the variables a function gets beyond the stack's own.
+// functionEnv returns the variables of function name that the stack sets
+// from its settings: those it takes from its context keys and those of
+// keygate:functionEnv, each only if the function reads it. The variables
+// set from the stack's resources (config.Origin ByStack) are newFunction's.
 func (s Settings) functionEnv(name string) map[string]string {
 	env := map[string]string{}
-	for k, v := range s.FunctionEnv[name] {
-		env[k] = v
-	}
-	if name == gateway.FnAuthorizer && s.Routes != "" {
-		env[authorizer.EnvRoutes] = s.Routes
+	for _, st := range config.All() {
+		if !st.ReadBy(name) {
+			continue
+		}
+		if v := s.Variables[st.Env]; v != "" && st.Origin == config.ByContext {
+			env[st.Env] = v
+		}
+		if v := s.FunctionEnv[name][st.Env]; v != "" && st.Origin == config.ByFunctionEnv {
+			env[st.Env] = v
+		}
 	}
 	return env
-}
-
-// checkFunctionEnv refuses unknown functions, names outside KEYGATE_* and
-// stack-owned variables, and runs the authorizer's own settings check, so
-// that a bad route table or duration fails `cdk synth`, not the deployed
-// authorizer's cold start.
-func (s Settings) checkFunctionEnv() error {
-	for fn, vars := range s.FunctionEnv {
-		if !slices.Contains([]string{gateway.FnAuthorizer, gateway.FnIssuer, gateway.FnRotator, gateway.FnTokens}, fn) {
-			return fmt.Errorf("%sfunctionEnv: unknown function %q", ContextPrefix, fn)
-		}
-		for k := range vars {
-			if !envName.MatchString(k) || slices.Contains(stackOwned, k) {
-				return fmt.Errorf("%sfunctionEnv: %s.%s: only KEYGATE_* variables the stack does not set itself", ContextPrefix, fn, k)
-			}
-		}
-	}
-	env := s.functionEnv(gateway.FnAuthorizer)
-	env[config.EnvKeyPrefix], env[config.EnvEnvironments] = s.KeyPrefix, s.Environments
-	env[authorizer.EnvCacheTTL] = strconv.Itoa(s.KeyCacheTTL) + "s"
-	getenv := func(k string) string { return env[k] }
-	cfg, err := config.Load(getenv)
-	if err == nil {
-		_, err = authorizer.LoadSettings(cfg, getenv)
-	}
-	if err != nil {
-		return fmt.Errorf("%sroutes / %sfunctionEnv (authorizer): %v", ContextPrefix, ContextPrefix, err)
-	}
-	return nil
 }
 
 // keyQueryParam is the query parameter the authorizer reads a key from, if
 // functionEnv gives it one; the proxy integration blanks it.
 func (s Settings) keyQueryParam() string {
-	return s.functionEnv(gateway.FnAuthorizer)[authorizer.EnvKeyQueryParam]
+	return s.functionEnv(gateway.FnAuthorizer)[config.KeyQueryParam.Setting().Env]
 }

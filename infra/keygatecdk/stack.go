@@ -86,7 +86,7 @@ func NewKeygateStack(scope constructs.Construct, id string, props *KeygateStackP
 	})
 	authorizer := NewAuthorizer(stack, "KeygateAuthorizer", AuthorizerProps{
 		Function:        fns[gateway.FnAuthorizer],
-		CacheTTLSeconds: float64(s.GatewayCacheTTL),
+		CacheTTLSeconds: s.GatewayCacheTTL.Seconds(),
 	})
 	api := NewApi(stack, "Api", ApiProps{Settings: s, Functions: fns, Authorizer: authorizer})
 

@@ -1,6 +1,8 @@
 package keygatecdk
 
 import (
+	"time"
+
 	"encoding/json"
 	"fmt"
 	"os"
@@ -99,11 +101,14 @@ func variant(t *testing.T) assertions.Template {
 	t.Helper()
 	variantOnce.Do(func() {
 		variantStack, variantTemplat = synth(t, Settings{
-			RemovalPolicy: "destroy", GatewayCacheTTL: 300, KeyCacheTTL: 2, LogRetentionDays: 7,
+			RemovalPolicy: "destroy", GatewayCacheTTL: 5 * time.Minute, LogRetention: 7 * 24 * time.Hour,
 			AlarmEmail: "ops@example.com", StageName: "v", ThrottleRateLimit: 50, ThrottleBurstLimit: 80,
-			RotatorSchedule: "rate(15 minutes)", KeyPrefix: "acme", Environments: "live",
-			Routes:      `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]}]`,
-			FunctionEnv: map[string]map[string]string{"rotator": {"KEYGATE_IDLE_DAYS": "30"}},
+			RotatorSchedule: "rate(15 minutes)",
+			Variables: map[string]string{
+				"KEYGATE_KEY_PREFIX": "acme", "KEYGATE_ENVIRONMENTS": "live", "KEYGATE_CACHE_TTL": "2s",
+				"KEYGATE_ROUTES": `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]}]`,
+			},
+			FunctionEnv: map[string]map[string]string{"rotator": {"KEYGATE_IDLE_AFTER": "30d"}},
 		})
 	})
 	if variantStack == nil {

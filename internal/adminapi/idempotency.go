@@ -13,7 +13,16 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/httpedge"
 	"github.com/keygate/keygate/internal/store"
+)
+
+// The problem codes of idempotent requests, beyond internal/httpedge's.
+// Like those, they are a contract with clients: never rename one.
+const (
+	CodeIdempotencyInProgress = "idempotency_in_progress"
+	CodeIdempotencyKeyReused  = "idempotency_key_reused"
+	CodeIdempotencyUnreadable = "idempotency_unreadable"
 )
 
 // IdempotencyHeader is the request header that makes a POST safe to retry.
@@ -39,14 +48,16 @@ const (
 // digest as associated data, so a sealed response can be neither read from
 // a copy of the table nor replayed for another request.
 //
-// A creating handler (issue here, rotate in the rotator) uses it so:
+// A creating handler (issue here, rotate in the rotator) uses it so, and
+// cannot leave a key claimed on any way out:
 //
 //	claim, replay, err := idem.Begin(ctx, r, "rotate:"+id, digest) // after validating the body
-//	// err: write the problem; replay != nil: adminapi.Replay(w, replay)
-//	// build the response (with the plaintext), then
-//	done, err := claim.Done(resp) // when claim != nil: seals it
-//	// pass done to the store call whose transaction makes the change;
-//	// on any failure call claim.Release().
+//	if err != nil { return err }
+//	if replay != nil { return Replay(w, replay) }
+//	defer claim.Release() // a no-op once committed, and on a nil claim
+//	// build the response (with the plaintext), then make the change in
+//	// the store call whose transaction carries the completion:
+//	err = claim.Commit(resp, func(done *store.IdempotencyDone) error { return st.Rotate(ctx, ..., done) })
 type Idempotency struct {
 	store *store.Store
 	aead  cipher.AEAD
@@ -87,10 +98,13 @@ type Response struct {
 }
 
 // Claim is an Idempotency-Key this request holds while it makes its change.
+// A nil *Claim (a request without the header) is valid: Commit then makes
+// the change without a completion, and Release does nothing.
 type Claim struct {
 	scope, key, token string
 	digest            []byte
 	idem              *Idempotency
+	committed         bool
 }
 
 // Digest returns the digest of a request for idempotency: SHA-256 over the
@@ -114,8 +128,9 @@ func Digest(scope, caller string, req any) ([]byte, error) {
 }
 
 // Begin handles the Idempotency-Key header of r for the operation scope. It
-// returns (nil, nil, nil) when there is no header; a claim when this
-// request may go ahead; a response to replay when an earlier request with
+// returns (nil, nil, nil) when there is no header (a nil claim is valid); a
+// claim when this request may go ahead, to release with a deferred
+// Release; a response to replay when an earlier request with
 // the same key and body completed; or an error (a problem) for a reused key,
 // a key in progress, or a bad header.
 func (i *Idempotency) Begin(ctx context.Context, r *http.Request, scope string, digest []byte) (*Claim, *Response, error) {
@@ -124,7 +139,7 @@ func (i *Idempotency) Begin(ctx context.Context, r *http.Request, scope string, 
 		return nil, nil, nil
 	}
 	if !validIdemKey(key) {
-		return nil, nil, newProblem(http.StatusBadRequest, CodeInvalidRequest, IdempotencyHeader,
+		return nil, nil, httpedge.NewProblem(http.StatusBadRequest, httpedge.CodeInvalidRequest, IdempotencyHeader,
 			"must be 1 to 255 visible ASCII characters, such as a UUID")
 	}
 	var tok [16]byte
@@ -140,11 +155,11 @@ func (i *Idempotency) Begin(ctx context.Context, r *http.Request, scope string, 
 		return c, nil, nil
 	}
 	if string(old.Digest) != string(digest) {
-		return nil, nil, newProblem(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused, IdempotencyHeader,
+		return nil, nil, httpedge.NewProblem(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused, IdempotencyHeader,
 			"this Idempotency-Key was used with a different request; use a new key for a new request")
 	}
 	if !old.Done {
-		p := newProblem(http.StatusConflict, CodeIdempotencyInProgress, IdempotencyHeader,
+		p := httpedge.NewProblem(http.StatusConflict, CodeIdempotencyInProgress, IdempotencyHeader,
 			"a request with this Idempotency-Key is still in progress; retry shortly")
 		p.RetryAfterSeconds = 1
 		return nil, nil, p
@@ -156,7 +171,7 @@ func (i *Idempotency) Begin(ctx context.Context, r *http.Request, scope string, 
 		plain, err = i.aead.Open(nil, old.Sealed[:ns], old.Sealed[ns:], c.aad())
 	}
 	if err != nil {
-		return nil, nil, newProblem(http.StatusConflict, CodeIdempotencyUnreadable, IdempotencyHeader,
+		return nil, nil, httpedge.NewProblem(http.StatusConflict, CodeIdempotencyUnreadable, IdempotencyHeader,
 			"the stored response for this Idempotency-Key cannot be opened (the idempotency secret changed); use a new key")
 	}
 	var resp Response
@@ -170,9 +185,27 @@ func (c *Claim) aad() []byte {
 	return append([]byte(store.IdempotencyPK(c.scope, c.key)+"\x00"), c.digest...)
 }
 
-// Done seals the response and returns the completion that the change's own
-// transaction must carry (see store.CreateAudited).
-func (c *Claim) Done(resp Response) (*store.IdempotencyDone, error) {
+// Commit seals resp and makes the change: change must write the completion
+// it is given in its own transaction (see store.CreateAudited), so that the
+// change and the stored response are one. Without a claim the completion is
+// nil. Once change succeeds the claim is complete and Release does nothing.
+func (c *Claim) Commit(resp Response, change func(done *store.IdempotencyDone) error) error {
+	if c == nil {
+		return change(nil)
+	}
+	done, err := c.seal(resp)
+	if err != nil {
+		return err
+	}
+	if err := change(done); err != nil {
+		return err
+	}
+	c.committed = true
+	return nil
+}
+
+// seal seals the response into the completion of the claim.
+func (c *Claim) seal(resp Response) (*store.IdempotencyDone, error) {
 	b, err := json.Marshal(resp)
 	if err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "encode response")
@@ -186,20 +219,31 @@ func (c *Claim) Done(resp Response) (*store.IdempotencyDone, error) {
 }
 
 // Release gives the key up after the change failed, so that a retry runs at
-// once. It uses a fresh context: the request's may be what failed.
+// once rather than waiting out the lease: defer it right after Begin. It
+// does nothing on a nil claim or once Commit succeeded. It uses a fresh
+// context: the request's may be what failed.
 func (c *Claim) Release() {
+	if c == nil || c.committed {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = c.idem.store.ReleaseIdempotency(ctx, c.scope, c.key, c.token)
 }
 
 // Replay writes a stored response, marked as a replay.
-func Replay(w http.ResponseWriter, resp *Response) {
+func Replay(w http.ResponseWriter, resp *Response) error {
+	w.Header().Set("Idempotent-Replayed", "true")
+	return resp.Write(w)
+}
+
+// Write writes the response.
+func (resp *Response) Write(w http.ResponseWriter) error {
 	for k, v := range resp.Headers {
 		w.Header().Set(k, v)
 	}
-	w.Header().Set("Idempotent-Replayed", "true")
-	writeRaw(w, resp.Status, resp.Body)
+	httpedge.WriteRaw(w, resp.Status, resp.Body)
+	return nil
 }
 
 func validIdemKey(k string) bool {

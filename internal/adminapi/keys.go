@@ -13,6 +13,7 @@ import (
 	"github.com/keygate/keygate/internal/actor"
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/httpedge"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/store"
@@ -39,10 +40,10 @@ func onlyParams(q url.Values, allowed ...string) error {
 			ok = ok || a == name
 		}
 		if !ok {
-			return newProblem(http.StatusBadRequest, CodeInvalidRequest, name, "is not a known query parameter")
+			return httpedge.NewProblem(http.StatusBadRequest, httpedge.CodeInvalidRequest, name, "is not a known query parameter")
 		}
 		if len(q[name]) > 1 {
-			return newProblem(http.StatusBadRequest, CodeInvalidRequest, name, "must be given once")
+			return httpedge.NewProblem(http.StatusBadRequest, httpedge.CodeInvalidRequest, name, "must be given once")
 		}
 	}
 	return nil
@@ -114,84 +115,62 @@ func (a *API) newKey(req *IssueRequest, now time.Time) (*key.Key, error) {
 	return k, nil
 }
 
-func (a *API) issue(w http.ResponseWriter, r *http.Request) {
+func (a *API) issue(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if err := onlyParams(r.URL.Query()); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	b, err := readBody(w, r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var req IssueRequest
-	if err := decode(b, &req); err != nil {
-		a.fail(w, r, err)
-		return
+	if err := httpedge.DecodeBody(w, r, &req); err != nil {
+		return err
 	}
 	digest, err := Digest("issue", actor.From(ctx), &req)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	now := a.o.Now().UTC().Truncate(time.Millisecond)
 	k, err := a.newKey(&req, now)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	claim, replay, err := a.o.Idempotency.Begin(ctx, r, "issue", digest)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if replay != nil {
-		Replay(w, replay)
-		return
+		return Replay(w, replay)
 	}
+	defer claim.Release()
 	plain, err := a.o.Format.Generate(k.Type.APIKeyType(), apikey.Environment(k.Environment))
 	if err != nil {
-		if claim != nil {
-			claim.Release()
-		}
-		a.fail(w, r, fault.Wrap(fault.Internal, err, "generate key"))
-		return
+		return fault.Wrap(fault.Internal, err, "generate key")
 	}
 	k.Hash, k.Hint, k.Version = a.o.Hasher.Sum(plain.Plaintext), apikey.Hint(plain), 1
 	wire := ToWire(k, now)
 	rec := store.AuditRecord{KeyID: k.ID, At: now, Actor: actor.From(ctx), Action: ActionCreate, Changes: settingsChanges(wire)}
 	wire.Key = plain.Plaintext
-	body, err := json.Marshal(wire)
+	resp, err := created(wire)
 	if err != nil {
-		if claim != nil {
-			claim.Release()
-		}
-		a.fail(w, r, fault.Wrap(fault.Internal, err, "encode key"))
-		return
+		return err
 	}
-	resp := Response{Status: http.StatusCreated, Headers: map[string]string{"Location": "/v1/keys/" + k.ID, "ETag": etag(1)}, Body: body}
-	var done *store.IdempotencyDone
-	if claim != nil {
-		if done, err = claim.Done(resp); err != nil {
-			claim.Release()
-			a.fail(w, r, err)
-			return
-		}
-	}
-	if err := a.o.Store.CreateAudited(ctx, k, rec, done); err != nil {
-		if claim != nil {
-			claim.Release()
-		}
-		a.fail(w, r, err)
-		return
+	if err := claim.Commit(resp, func(done *store.IdempotencyDone) error {
+		return a.o.Store.CreateAudited(ctx, k, rec, done)
+	}); err != nil {
+		return err
 	}
 	a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyCreated, KeyID: k.ID, OwnerID: k.OwnerID, Time: now, Actor: rec.Actor,
 		Detail: map[string]any{"name": k.Name, "type": k.Type, "environment": k.Environment, "expiresAt": wire.ExpiresAt}})
-	for h, v := range resp.Headers {
-		w.Header().Set(h, v)
+	return resp.Write(w)
+}
+
+// created is the 201 response of a request that created key w (issue,
+// rotate): the key with its plaintext, where it lives and its ETag.
+func created(w Key) (Response, error) {
+	body, err := json.Marshal(w)
+	if err != nil {
+		return Response{}, fault.Wrap(fault.Internal, err, "encode key")
 	}
-	writeRaw(w, resp.Status, resp.Body)
+	return Response{Status: http.StatusCreated, Headers: map[string]string{"Location": "/v1/keys/" + w.ID, "ETag": etag(w.Version)}, Body: body}, nil
 }
 
 func (a *API) publish(ctx context.Context, e lifecycle.Event) {
@@ -200,18 +179,17 @@ func (a *API) publish(ctx context.Context, e lifecycle.Event) {
 	}
 }
 
-func (a *API) get(w http.ResponseWriter, r *http.Request) {
+func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 	if err := onlyParams(r.URL.Query()); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	k, err := a.o.Store.Get(r.Context(), pathID(r))
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("ETag", etag(k.Version))
-	writeJSON(w, http.StatusOK, ToWire(k, a.o.Now()))
+	httpedge.WriteJSON(w, http.StatusOK, ToWire(k, a.o.Now()))
+	return nil
 }
 
 // KeyList is the response of GET /v1/keys.
@@ -221,58 +199,54 @@ type KeyList struct {
 	NextCursor string `json:"nextCursor,omitempty"`
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request) {
+func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "ownerId", "status", "environment", "limit", "cursor"); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	opts := store.ListOptions{Cursor: q.Get("cursor")}
 	switch s := key.Status(q.Get("status")); s {
 	case "", key.Active, key.Disabled, key.Revoked, key.Expired:
 		opts.Status = s
 	default:
-		a.fail(w, r, fieldErr("status", `must be "active", "disabled", "revoked" or "expired"`))
-		return
+		return fieldErr("status", `must be "active", "disabled", "revoked" or "expired"`)
 	}
 	switch e := key.Environment(q.Get("environment")); e {
 	case "", key.Live, key.Test:
 		opts.Environment = e
 	default:
-		a.fail(w, r, fieldErr("environment", `must be "live" or "test"`))
-		return
+		return fieldErr("environment", `must be "live" or "test"`)
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > store.MaxPageSize {
-			a.fail(w, r, fault.Fieldf("limit", "must be a whole number from 1 to %d", store.MaxPageSize))
-			return
+			return fault.Fieldf("limit", "must be a whole number from 1 to %d", store.MaxPageSize)
 		}
 		opts.Limit = n
 	}
 	p, err := a.o.Store.List(r.Context(), q.Get("ownerId"), opts)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	out := KeyList{Keys: make([]Key, 0, len(p.Keys)), NextCursor: p.Next}
 	now := a.o.Now()
 	for _, k := range p.Keys {
 		out.Keys = append(out.Keys, ToWire(k, now))
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpedge.WriteJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // ifMatch reads the version from If-Match: "3", W/"3" or 3.
 func ifMatch(r *http.Request) (int64, error) {
 	v := strings.TrimSpace(r.Header.Get("If-Match"))
 	if v == "" {
-		return 0, newProblem(http.StatusPreconditionRequired, CodePreconditionRequired, "If-Match",
+		return 0, httpedge.NewProblem(http.StatusPreconditionRequired, httpedge.CodePreconditionRequired, "If-Match",
 			"send If-Match with the key's ETag (its version) to change it")
 	}
 	n, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(v, "W/"), `"`), 10, 64)
 	if err != nil || n < 1 {
-		return 0, newProblem(http.StatusBadRequest, CodeInvalidRequest, "If-Match", `must be the key's ETag, such as "3"`)
+		return 0, httpedge.NewProblem(http.StatusBadRequest, httpedge.CodeInvalidRequest, "If-Match", `must be the key's ETag, such as "3"`)
 	}
 	return n, nil
 }
@@ -357,50 +331,41 @@ func diff(before, after Key) map[string]any {
 	return out
 }
 
-func (a *API) update(w http.ResponseWriter, r *http.Request) {
+func (a *API) update(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if err := onlyParams(r.URL.Query()); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
-	b, err := readBody(w, r)
+	b, err := httpedge.ReadBody(w, r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	version, err := ifMatch(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var p UpdateRequest
-	if err := decode(b, &p); err != nil {
-		a.fail(w, r, err)
-		return
+	if err := httpedge.Decode(b, &p); err != nil {
+		return err
 	}
 	old, err := a.o.Store.Get(ctx, pathID(r))
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	now := a.o.Now().UTC().Truncate(time.Millisecond)
 	if !old.RevokedAt.IsZero() {
-		a.fail(w, r, fault.Errorf(fault.Conflict, "key is revoked and cannot be changed"))
-		return
+		return fault.Errorf(fault.Conflict, "key is revoked and cannot be changed")
 	}
 	if old.Version != version {
-		a.fail(w, r, fault.Errorf(fault.PreconditionFailed, "the key's version is %d, not %d; read it again", old.Version, version))
-		return
+		return fault.Errorf(fault.PreconditionFailed, "the key's version is %d, not %d; read it again", old.Version, version)
 	}
 	k := *old
 	set, err := a.apply(&k, &p)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if !set {
-		a.fail(w, r, newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body changes nothing; send at least one field"))
-		return
+		return httpedge.NewProblem(http.StatusBadRequest, httpedge.CodeInvalidRequest, "", "the body changes nothing; send at least one field")
 	}
 	// An expiry the patch leaves alone is not checked again: an expired key
 	// can still be renamed or disabled, and only a new expiresAt must lie in
@@ -410,8 +375,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 		validAt = k.ExpiresAt.Add(-time.Millisecond)
 	}
 	if err := k.Validate(validAt); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	// The audit record is written in the update's own transaction, so it
 	// describes the change from the settings sent (version and updatedAt,
@@ -425,8 +389,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 	rec := store.AuditRecord{At: now, Actor: actor.From(ctx), Action: ActionUpdate, Changes: changes}
 	updated, err := a.o.Store.UpdateAudited(ctx, &k, version, rec)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	after := ToWire(updated, now)
 	fields := make([]string, 0, len(changes))
@@ -436,14 +399,14 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 	a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyUpdated, KeyID: k.ID, OwnerID: k.OwnerID, Time: now, Actor: rec.Actor,
 		Detail: map[string]any{"fields": fields, "status": after.Status, "version": after.Version}})
 	w.Header().Set("ETag", etag(updated.Version))
-	writeJSON(w, http.StatusOK, after)
+	httpedge.WriteJSON(w, http.StatusOK, after)
+	return nil
 }
 
-func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
+func (a *API) revoke(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if err := onlyParams(r.URL.Query()); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	who := actor.From(ctx)
 	// The audit record is written in the revocation's own transaction.
@@ -452,15 +415,15 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 			Changes: map[string]any{"status": map[string]any{"to": key.Revoked}, "revokedAt": timeString(k.RevokedAt)}}
 	})
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if revoked {
 		a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyRevoked, KeyID: k.ID, OwnerID: k.OwnerID, Time: k.RevokedAt, Actor: who,
 			Detail: map[string]any{"revokedAt": timeString(k.RevokedAt)}})
 	}
 	w.Header().Set("ETag", etag(k.Version))
-	writeJSON(w, http.StatusOK, ToWire(k, a.o.Now()))
+	httpedge.WriteJSON(w, http.StatusOK, ToWire(k, a.o.Now()))
+	return nil
 }
 
 // Usage is the response of GET /v1/keys/{id}/usage.
@@ -481,19 +444,17 @@ type UsageDay struct {
 // MaxUsageDays is the longest range a usage request may cover.
 const MaxUsageDays = 366
 
-func (a *API) usage(w http.ResponseWriter, r *http.Request) {
+func (a *API) usage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "from", "to"); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	today := a.o.Now().UTC().Truncate(24 * time.Hour)
 	to, from := today, today.AddDate(0, 0, -29)
 	var err error
 	if v := q.Get("to"); v != "" {
 		if to, err = time.Parse(time.DateOnly, v); err != nil {
-			a.fail(w, r, fieldErr("to", "must be a date such as 2026-11-30"))
-			return
+			return fieldErr("to", "must be a date such as 2026-11-30")
 		}
 		if q.Get("from") == "" {
 			from = to.AddDate(0, 0, -29)
@@ -501,29 +462,26 @@ func (a *API) usage(w http.ResponseWriter, r *http.Request) {
 	}
 	if v := q.Get("from"); v != "" {
 		if from, err = time.Parse(time.DateOnly, v); err != nil {
-			a.fail(w, r, fieldErr("from", "must be a date such as 2026-11-01"))
-			return
+			return fieldErr("from", "must be a date such as 2026-11-01")
 		}
 	}
 	if to.Before(from) {
-		a.fail(w, r, fieldErr("to", "must not be before from"))
-		return
+		return fieldErr("to", "must not be before from")
 	}
 	if to.Sub(from) >= MaxUsageDays*24*time.Hour {
-		a.fail(w, r, fault.Fieldf("from", "the range may cover at most %d days", MaxUsageDays))
-		return
+		return fault.Fieldf("from", "the range may cover at most %d days", MaxUsageDays)
 	}
 	days, err := a.o.Store.Usage(r.Context(), pathID(r), from, to)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	out := Usage{KeyID: pathID(r), From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Days: make([]UsageDay, 0, len(days))}
 	for _, d := range days {
 		out.Days = append(out.Days, UsageDay{Date: d.Day, Count: d.Count})
 		out.Total += d.Count
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpedge.WriteJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // AuditEntry is one audit record on the wire.
@@ -542,36 +500,31 @@ type AuditList struct {
 	NextCursor string       `json:"nextCursor,omitempty"`
 }
 
-func (a *API) audit(w http.ResponseWriter, r *http.Request) {
+func (a *API) audit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "limit", "cursor"); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	id := pathID(r)
 	if !key.ValidID(id) {
-		a.fail(w, r, fault.Errorf(fault.NotFound, "key not found"))
-		return
+		return fault.Errorf(fault.NotFound, "key not found")
 	}
 	limit := 0
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > store.MaxPageSize {
-			a.fail(w, r, fault.Fieldf("limit", "must be a whole number from 1 to %d", store.MaxPageSize))
-			return
+			return fault.Fieldf("limit", "must be a whole number from 1 to %d", store.MaxPageSize)
 		}
 		limit = n
 	}
 	p, err := a.o.Store.ListAudit(r.Context(), id, limit, q.Get("cursor"))
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if len(p.Records) == 0 && q.Get("cursor") == "" {
 		// No trail at all: tell an unknown id from a key without records.
 		if _, err := a.o.Store.Get(r.Context(), id); err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 	}
 	out := AuditList{Records: make([]AuditEntry, 0, len(p.Records)), NextCursor: p.Next}
@@ -582,5 +535,6 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Records = append(out.Records, AuditEntry{KeyID: rec.KeyID, At: timeString(rec.At), Actor: rec.Actor, Action: rec.Action, Version: rec.Version, Changes: c})
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpedge.WriteJSON(w, http.StatusOK, out)
+	return nil
 }

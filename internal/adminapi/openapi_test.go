@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keygate/keygate/internal/adminapi"
+	"github.com/keygate/keygate/internal/httpedge"
 )
 
 // elsewhere lists the documented routes that other functions serve: the
@@ -96,7 +97,7 @@ func TestOpenAPIBodiesMatchTheWireTypes(t *testing.T) {
 		"KeyList":       reflect.TypeOf(adminapi.KeyList{}),
 		"Usage":         reflect.TypeOf(adminapi.Usage{}),
 		"AuditList":     reflect.TypeOf(adminapi.AuditList{}),
-		"Problem":       reflect.TypeOf(adminapi.Problem{}),
+		"Problem":       reflect.TypeOf(httpedge.Problem{}),
 	} {
 		got, want := jsonFields(typ), schemaProps(t, schema)
 		if strings.Join(got, ",") != strings.Join(want, ",") {
@@ -117,10 +118,10 @@ func TestOpenAPIBodiesMatchTheWireTypes(t *testing.T) {
 	for _, c := range enum {
 		codes[c.(string)] = true
 	}
-	for _, c := range []string{adminapi.CodeInvalidRequest, adminapi.CodeNotFound, adminapi.CodeMethodNotAllowed, adminapi.CodeConflict,
+	for _, c := range []string{httpedge.CodeInvalidRequest, httpedge.CodeNotFound, httpedge.CodeMethodNotAllowed, httpedge.CodeConflict,
 		adminapi.CodeIdempotencyInProgress, adminapi.CodeIdempotencyKeyReused, adminapi.CodeIdempotencyUnreadable,
-		adminapi.CodePreconditionFailed, adminapi.CodePreconditionRequired, adminapi.CodeBodyTooLarge,
-		adminapi.CodeUnsupportedMediaType, adminapi.CodeThrottled, adminapi.CodeUnavailable, adminapi.CodeInternal} {
+		httpedge.CodePreconditionFailed, httpedge.CodePreconditionRequired, httpedge.CodeBodyTooLarge,
+		httpedge.CodeUnsupportedMediaType, httpedge.CodeThrottled, httpedge.CodeUnavailable, httpedge.CodeInternal} {
 		if !codes[c] {
 			t.Errorf("problem code %s is not documented", c)
 		}

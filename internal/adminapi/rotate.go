@@ -1,13 +1,14 @@
 package adminapi
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/keygate/keygate/internal/actor"
 	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/httpedge"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/store"
@@ -44,22 +45,14 @@ type Rotator struct {
 }
 
 // NewRotator returns the handler the rotator function serves. maxGrace caps
-// gracePeriodSeconds (7 days when 0); the default grace is DefaultGrace, or
-// maxGrace if that is shorter.
+// gracePeriodSeconds (0: the registry's default, config.MaxGrace); the
+// default grace is DefaultGrace, or maxGrace if that is shorter.
 func NewRotator(o Options, maxGrace time.Duration) *Rotator {
 	if maxGrace == 0 {
-		maxGrace = 7 * 24 * time.Hour
+		maxGrace = config.MaxGrace.Default()
 	}
 	a := &Rotator{API: New(o), maxGrace: maxGrace} // New applies the defaults of Options
-	a.mux = http.NewServeMux()
-	a.mux.HandleFunc(RotateRoute, a.rotate)
-	a.mux.HandleFunc("/v1/keys/{id}/rotate", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", http.MethodPost)
-		writeProblem(w, newProblem(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "", "this route takes POST"))
-	})
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, newProblem(http.StatusNotFound, CodeNotFound, "", "no such route"))
-	})
+	a.mux = a.newMux(RotatorRoutes, map[string]httpedge.HandlerFunc{RotateRoute: a.rotate})
 	return a
 }
 
@@ -70,23 +63,20 @@ type rotateDigest struct {
 	Grace int64  `json:"grace"`
 }
 
-func (a *Rotator) rotate(w http.ResponseWriter, r *http.Request) {
+func (a *Rotator) rotate(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if err := onlyParams(r.URL.Query()); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var req RotateRequest
 	if r.ContentLength != 0 || r.Header.Get("Content-Type") != "" {
-		b, err := readBody(w, r)
+		b, err := httpedge.ReadBody(w, r)
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		if len(b) > 0 {
-			if err := decode(b, &req); err != nil {
-				a.fail(w, r, err)
-				return
+			if err := httpedge.Decode(b, &req); err != nil {
+				return err
 			}
 		}
 	}
@@ -94,52 +84,37 @@ func (a *Rotator) rotate(w http.ResponseWriter, r *http.Request) {
 	if req.GracePeriodSeconds != nil {
 		g := *req.GracePeriodSeconds
 		if g < 0 || g > int64(a.maxGrace/time.Second) {
-			a.fail(w, r, fault.Fieldf("gracePeriodSeconds", "must be from 0 to %d seconds", int64(a.maxGrace/time.Second)))
-			return
+			return fault.Fieldf("gracePeriodSeconds", "must be from 0 to %d seconds", int64(a.maxGrace/time.Second))
 		}
 		grace = time.Duration(g) * time.Second
 	}
 	id := pathID(r)
 	if !key.ValidID(id) {
-		a.fail(w, r, fault.Errorf(fault.NotFound, "key not found"))
-		return
+		return fault.Errorf(fault.NotFound, "key not found")
 	}
 	digest, err := Digest("rotate", actor.From(ctx), rotateDigest{ID: id, Grace: int64(grace / time.Second)})
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	claim, replay, err := a.o.Idempotency.Begin(ctx, r, "rotate:"+id, digest)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if replay != nil {
-		Replay(w, replay)
-		return
+		return Replay(w, replay)
 	}
-	release := func() {
-		if claim != nil {
-			claim.Release()
-		}
-	}
+	defer claim.Release()
 	old, err := a.o.Store.Get(ctx, id)
 	if err != nil {
-		release()
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	now := a.o.Now().UTC().Truncate(time.Millisecond)
 	if err := rotatable(old, now); err != nil {
-		release()
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	plain, err := a.o.Format.Generate(old.Type.APIKeyType(), apikey.Environment(old.Environment))
 	if err != nil {
-		release()
-		a.fail(w, r, fault.Wrap(fault.Internal, err, "generate key"))
-		return
+		return fault.Wrap(fault.Internal, err, "generate key")
 	}
 	nk := old.Successor(key.NewID(), now)
 	nk.Hash, nk.Hint = a.o.Hasher.Sum(plain.Plaintext), apikey.Hint(plain)
@@ -149,44 +124,31 @@ func (a *Rotator) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 	wire := ToWire(nk, now)
 	who := actor.From(ctx)
-	created := settingsChanges(wire)
-	created["previousKeyId"] = old.ID
+	changes := settingsChanges(wire)
+	changes["previousKeyId"] = old.ID
 	recs := []store.AuditRecord{
-		{KeyID: nk.ID, At: now, Actor: who, Action: ActionCreate, Version: 1, Changes: created},
+		{KeyID: nk.ID, At: now, Actor: who, Action: ActionCreate, Version: 1, Changes: changes},
 		{KeyID: old.ID, At: now, Actor: who, Action: ActionRotate, Version: old.Version + 1, Changes: map[string]any{
 			"nextKeyId": map[string]any{"from": nil, "to": nk.ID},
 			"expiresAt": map[string]any{"from": optTime(old.ExpiresAt), "to": timeString(oldExpires)},
 		}},
 	}
 	wire.Key = plain.Plaintext
-	body, err := json.Marshal(wire)
+	resp, err := created(wire)
 	if err != nil {
-		release()
-		a.fail(w, r, fault.Wrap(fault.Internal, err, "encode key"))
-		return
+		return err
 	}
-	resp := Response{Status: http.StatusCreated, Headers: map[string]string{"Location": "/v1/keys/" + nk.ID, "ETag": etag(1)}, Body: body}
-	var done *store.IdempotencyDone
-	if claim != nil {
-		if done, err = claim.Done(resp); err != nil {
-			release()
-			a.fail(w, r, err)
-			return
-		}
-	}
-	after, err := a.o.Store.Rotate(ctx, store.Rotation{Old: old, New: nk, Grace: grace, At: now, Audit: recs, Done: done})
-	if err != nil {
-		release()
-		a.fail(w, r, err)
-		return
+	var after *key.Key
+	if err := claim.Commit(resp, func(done *store.IdempotencyDone) error {
+		after, err = a.o.Store.Rotate(ctx, store.Rotation{Old: old, New: nk, Grace: grace, At: now, Audit: recs, Done: done})
+		return err
+	}); err != nil {
+		return err
 	}
 	a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyRotated, KeyID: old.ID, OwnerID: old.OwnerID, Time: now, Actor: who,
 		Detail: map[string]any{"newKeyId": nk.ID, "previousKeyId": old.ID, "name": nk.Name, "environment": nk.Environment,
 			"previousKeyExpiresAt": timeString(after.ExpiresAt), "gracePeriodSeconds": int64(grace / time.Second)}})
-	for h, v := range resp.Headers {
-		w.Header().Set(h, v)
-	}
-	writeRaw(w, resp.Status, resp.Body)
+	return resp.Write(w)
 }
 
 // rotatable refuses, before a secret is generated, a key that cannot be

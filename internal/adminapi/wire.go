@@ -3,20 +3,12 @@ package adminapi
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
-	"mime"
-	"net/http"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/key"
 )
-
-// MaxBodyBytes is the largest request body the admin API reads.
-const MaxBodyBytes = 64 << 10
 
 // Key is a key as every response shows it. Key (the plaintext) is set only
 // in the response that issues the key.
@@ -93,6 +85,10 @@ func ToWire(k *key.Key, now time.Time) Key {
 // naming its field.
 type timestamp struct{ time.Time }
 
+// JSONType names what a timestamp field takes, for the problem of a body
+// that sends something else (see httpedge.Decode).
+func (*timestamp) JSONType() string { return "an RFC 3339 time such as 2027-01-31T00:00:00Z" }
+
 // UnmarshalJSON reads an RFC 3339 string; anything else is a type error, so
 // the decoder names the field.
 func (t *timestamp) UnmarshalJSON(b []byte) error {
@@ -159,84 +155,6 @@ type UpdateRequest struct {
 	AllowedCidrs   optional[[]string]        `json:"allowedCidrs"`
 	Stages         optional[[]string]        `json:"stages"`
 	Metadata       optional[map[string]any]  `json:"metadata"`
-}
-
-// readBody enforces the media type and the size limit and returns the body.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return nil, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "Content-Type", "send the body as application/json")
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, newProblem(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "the body is larger than 65536 bytes")
-		}
-		return nil, newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body could not be read")
-	}
-	return b, nil
-}
-
-// decode reads one JSON object into v, refusing unknown fields, wrong types
-// and trailing data, each as a problem naming the field where it can.
-func decode(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return decodeProblem(err)
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body must hold exactly one JSON object")
-	}
-	return nil
-}
-
-func decodeProblem(err error) *Problem {
-	var (
-		te  *json.UnmarshalTypeError
-		se  *json.SyntaxError
-		mbe *http.MaxBytesError
-	)
-	switch {
-	case errors.As(err, &te):
-		return newProblem(http.StatusBadRequest, CodeInvalidRequest, te.Field, "must be "+jsonType(te.Type))
-	case errors.As(err, &se):
-		return newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body is not valid JSON")
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body is empty or cut short; send a JSON object")
-	case errors.As(err, &mbe):
-		return newProblem(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "the body is larger than 65536 bytes")
-	}
-	const unknown = "json: unknown field "
-	if msg := err.Error(); strings.HasPrefix(msg, unknown) {
-		name := strings.Trim(strings.TrimPrefix(msg, unknown), `"`)
-		return newProblem(http.StatusBadRequest, CodeInvalidRequest, name, "is not a known field")
-	}
-	return newProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body is not a valid request")
-}
-
-// jsonType names the JSON type a Go type is decoded from.
-func jsonType(t reflect.Type) string {
-	if t == reflect.TypeOf(&timestamp{}) || t == reflect.TypeOf(timestamp{}) {
-		return "an RFC 3339 time such as 2027-01-31T00:00:00Z"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct, reflect.Pointer:
-		return "an object"
-	}
-	return "of another type"
 }
 
 // fieldErr is a shorthand for an invalid field, as a fault (mapped at the edge).

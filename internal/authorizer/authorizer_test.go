@@ -22,7 +22,7 @@ import (
 
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/authorizer"
-	"github.com/keygate/keygate/internal/config"
+	settings "github.com/keygate/keygate/internal/compose/authorizer"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/logtest"
@@ -41,13 +41,13 @@ var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 // env is the configuration the fixtures are replayed under, read the way
 // main reads it.
 var env = map[string]string{
-	config.EnvPepper:            "fixture-pepper",
-	config.EnvEnvironments:      "live",
-	authorizer.EnvKeyQueryParam: "api_key",
+	"KEYGATE_PEPPER":          "fixture-pepper",
+	"KEYGATE_ENVIRONMENTS":    "live",
+	"KEYGATE_KEY_QUERY_PARAM": "api_key",
 	// Long enough for a loaded machine: the fixtures hold decisions, not
 	// latency, and a dead DynamoDB is refused at once.
-	authorizer.EnvStoreTimeout: "5s",
-	authorizer.EnvRoutes:       `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]},{"method":"POST","path":"/users","scopes":["write:users"]}]`,
+	"KEYGATE_STORE_TIMEOUT": "5s",
+	"KEYGATE_ROUTES":        `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]},{"method":"POST","path":"/users","scopes":["write:users"]}]`,
 }
 
 // seed is a key the fixtures use: its plaintext (which appears in the
@@ -124,12 +124,7 @@ func seedTable(t *testing.T, db *dynamodb.Client, table string, hasher *apikey.H
 // client, with the clock at t0 and logs and metrics into w.
 func newHandler(t *testing.T, db *dynamodb.Client, table string, w *logtest.Buffer) (*authorizer.Handler, *apikey.Hasher) {
 	t.Helper()
-	getenv := func(k string) string { return env[k] }
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := authorizer.LoadSettings(cfg, getenv)
+	s, err := settings.LoadSettings(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +134,7 @@ func newHandler(t *testing.T, db *dynamodb.Client, table string, w *logtest.Buff
 		QueryParam: s.QueryParam,
 		Logger:     slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:    metrics.New(w),
-	}), cfg.Hasher()
+	}), s.Verify.Hasher
 }
 
 // outcome is what a *.want.json holds: the response, or the error.

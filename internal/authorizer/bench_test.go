@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keygate/keygate/internal/authorizer"
-	"github.com/keygate/keygate/internal/config"
+	settings "github.com/keygate/keygate/internal/compose/authorizer"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/metrics"
 	"github.com/keygate/keygate/internal/store"
@@ -45,9 +45,7 @@ func BenchmarkHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	getenv := func(k string) string { return env[k] }
-	cfg, _ := config.Load(getenv)
-	s, err := authorizer.LoadSettings(cfg, getenv)
+	s, err := settings.LoadSettings(func(k string) string { return env[k] })
 	if err != nil {
 		b.Fatal(err)
 	}

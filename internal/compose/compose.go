@@ -1,42 +1,33 @@
-// Package compose builds each keygate function's handler from its
-// environment. It is the one composition of every function: the Lambda
-// entry points (functions/<name>/main.go) run it at cold start, and the
-// local stack runs the same code for `make dev`, so a setting read or a
-// client wired in one place is wired in both.
+// Package compose holds what every function's composition shares: the
+// environment a composition reads (Env), the Lambda entry point (Main), and
+// the clients every function needs (the AWS configuration, DynamoDB, the
+// store). Each function's own composition is a package below this one
+// (compose/authorizer, compose/issuer, compose/rotator, compose/tokens),
+// so that a function binary links only the packages it runs: the
+// authorizer links neither the admin API nor EventBridge nor KMS, and does
+// not pay for their package initialisation on every cold start. The
+// functions' main.go and the local stack run the same compositions.
 //
-// Clients are built once per composition, from the environment alone:
-// DynamoDB Local when KEYGATE_DYNAMODB_ENDPOINT is set, AWS otherwise;
-// EventBridge when KEYGATE_EVENT_BUS is set, the log otherwise; KMS when
-// KEYGATE_SIGNING_KEY names keys, a local key folder otherwise. Loading the
-// AWS configuration makes no network call (credentials resolve on the first
-// request), so no composition touches the network.
+// Clients are built once per composition, from the environment alone, and
+// no composition touches the network: DynamoDB Local when
+// KEYGATE_DYNAMODB_ENDPOINT is set; otherwise AWS, with the configuration
+// built from the variables Lambda reserves (see AWS).
 package compose
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 
-	"github.com/keygate/keygate/internal/adminapi"
-	"github.com/keygate/keygate/internal/authorizer"
 	"github.com/keygate/keygate/internal/config"
-	"github.com/keygate/keygate/internal/gateway"
-	"github.com/keygate/keygate/internal/lambdahttp"
-	"github.com/keygate/keygate/internal/lifecycle"
-	"github.com/keygate/keygate/internal/metrics"
-	"github.com/keygate/keygate/internal/rotator"
 	"github.com/keygate/keygate/internal/store"
-	"github.com/keygate/keygate/internal/token"
-	"github.com/keygate/keygate/internal/tokenapi"
-	"github.com/keygate/keygate/internal/verify"
 )
 
 // Env is what a composition reads.
@@ -49,22 +40,11 @@ type Env struct {
 	// Name, when set, tags every log line with the function's name, for
 	// the local stack, whose functions share one log.
 	Name string
-	// KMS, when set, replaces the KMS client built from the AWS
-	// configuration (tests pass a fake one).
-	KMS token.KMSClient
 }
 
-// Func composes one function.
+// Func composes one function: its handler, with its clients, built once
+// per Lambda environment.
 type Func func(ctx context.Context, e Env) (lambda.Handler, error)
-
-// Functions maps each function's name (as the route table and the stack
-// name them) to its composition.
-var Functions = map[string]Func{
-	gateway.FnAuthorizer: Authorizer,
-	gateway.FnIssuer:     Issuer,
-	gateway.FnRotator:    Rotator,
-	gateway.FnTokens:     Tokens,
-}
 
 // Main runs a function in Lambda: it composes the handler from the process
 // environment and starts the Lambda runtime, or logs why it cannot start
@@ -78,7 +58,8 @@ func Main(name string, compose Func) {
 	lambda.Start(h)
 }
 
-func (e Env) logger(level slog.Leveler) *slog.Logger {
+// Logger returns the function's JSON logger at level (nil: info).
+func (e Env) Logger(level slog.Leveler) *slog.Logger {
 	l := slog.New(slog.NewJSONHandler(e.Stdout, &slog.HandlerOptions{Level: level}))
 	if e.Name != "" {
 		l = l.With("function", e.Name)
@@ -86,207 +67,69 @@ func (e Env) logger(level slog.Leveler) *slog.Logger {
 	return l
 }
 
-// clients builds a composition's AWS clients, loading the AWS configuration
-// only if one of them needs it.
-type clients struct {
-	cfg config.Config
-	env Env
-	aws *aws.Config
+// The variables Lambda sets in every function's environment: the region,
+// and the execution role's temporary credentials.
+const (
+	envRegion       = "AWS_REGION"
+	envAccessKeyID  = "AWS_ACCESS_KEY_ID"
+	envSecretKey    = "AWS_SECRET_ACCESS_KEY"
+	envSessionToken = "AWS_SESSION_TOKEN"
+	// envEndpointURL, when set, sends every AWS call to one endpoint (the
+	// SDK's AWS_ENDPOINT_URL; the cold-start tests point it at a listener
+	// that counts connections).
+	envEndpointURL = "AWS_ENDPOINT_URL"
+)
+
+// AWS returns the AWS configuration of a function running in Lambda, built
+// from the reserved variables Lambda sets (AWS_REGION and the execution
+// role's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN).
+// That is where the SDK's default chain finds them in Lambda too, as
+// static credentials; building the configuration by hand instead of with
+// config.LoadDefaultConfig keeps the shared-config, SSO, STS and sign-in
+// code (and their package initialisation) out of every function binary.
+func (e Env) AWS() (aws.Config, error) {
+	region, id, secret := e.Getenv(envRegion), e.Getenv(envAccessKeyID), e.Getenv(envSecretKey)
+	if region == "" || id == "" || secret == "" {
+		return aws.Config{}, errors.New("the AWS configuration needs AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, which Lambda sets for every function")
+	}
+	cfg := aws.Config{
+		Region:      region,
+		Credentials: credentials.NewStaticCredentialsProvider(id, secret, e.Getenv(envSessionToken)),
+	}
+	if ep := e.Getenv(envEndpointURL); ep != "" {
+		cfg.BaseEndpoint = aws.String(ep)
+	}
+	return cfg, nil
 }
 
-func (c *clients) awsConfig(ctx context.Context) (aws.Config, error) {
-	if c.aws == nil {
-		ac, err := awsconfig.LoadDefaultConfig(ctx)
-		if err != nil {
-			return aws.Config{}, err
-		}
-		c.aws = &ac
+// DynamoDB returns the DynamoDB client: DynamoDB Local when
+// KEYGATE_DYNAMODB_ENDPOINT is set, AWS otherwise.
+func (e Env) DynamoDB() (*dynamodb.Client, error) {
+	r := config.FromEnv(e.Getenv)
+	endpoint := config.DynamoDBEndpoint.From(r)
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
-	return *c.aws, nil
+	if endpoint != "" {
+		return store.LocalClient(endpoint), nil
+	}
+	cfg, err := e.AWS()
+	if err != nil {
+		return nil, err
+	}
+	return dynamodb.NewFromConfig(cfg), nil
 }
 
-func (c *clients) dynamoDB(ctx context.Context) (*dynamodb.Client, error) {
-	if c.cfg.DynamoDBEndpoint != "" {
-		return store.LocalClient(c.cfg.DynamoDBEndpoint), nil
+// Store opens the table (KEYGATE_TABLE) with opts.
+func (e Env) Store(opts store.Options) (*store.Store, error) {
+	r := config.FromEnv(e.Getenv)
+	table := config.Table.From(r)
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
-	ac, err := c.awsConfig(ctx)
+	db, err := e.DynamoDB()
 	if err != nil {
 		return nil, err
 	}
-	return dynamodb.NewFromConfig(ac), nil
-}
-
-// publisher is where lifecycle events go: the configured EventBridge bus, or
-// the log when there is none.
-func (c *clients) publisher(ctx context.Context, log *slog.Logger) (interface {
-	Publish(context.Context, lifecycle.Event) error
-}, error) {
-	if c.cfg.EventBus == "" {
-		return &lifecycle.Log{Logger: log}, nil
-	}
-	ac, err := c.awsConfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &lifecycle.EventBridge{Client: eventbridge.NewFromConfig(ac), Bus: c.cfg.EventBus}, nil
-}
-
-// signing is the token signing backend the settings name: KMS keys or a
-// local key folder.
-func (c *clients) signing(ctx context.Context, ts token.Settings) (token.Backend, error) {
-	kmsClient := c.env.KMS
-	if kmsClient == nil && len(ts.KMSKeys) > 0 {
-		ac, err := c.awsConfig(ctx)
-		if err != nil {
-			return nil, err
-		}
-		kmsClient = kms.NewFromConfig(ac)
-	}
-	return token.NewBackend(ts, func() token.KMSClient { return kmsClient })
-}
-
-// load reads the shared configuration of a composition.
-func load(e Env) (config.Config, *clients, error) {
-	cfg, err := config.Load(e.Getenv)
-	if err != nil {
-		return config.Config{}, nil, err
-	}
-	return cfg, &clients{cfg: cfg, env: e}, nil
-}
-
-// store opens the table.
-func (c *clients) store(ctx context.Context, opts store.Options) (*store.Store, error) {
-	db, err := c.dynamoDB(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return store.New(db, c.cfg.Table, opts), nil
-}
-
-// Authorizer composes the Lambda authorizer.
-func Authorizer(ctx context.Context, e Env) (lambda.Handler, error) {
-	cfg, c, err := load(e)
-	if err != nil {
-		return nil, err
-	}
-	settings, err := authorizer.LoadSettings(cfg, e.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	ts, err := token.SettingsFromEnv(e.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	st, err := c.store(ctx, store.Options{})
-	if err != nil {
-		return nil, err
-	}
-	settings.Verify.Tokens = token.NewVerifier(st, ts.Issuer, ts.Audience, nil)
-	return authorizer.New(verify.New(st, settings.Verify), authorizer.Options{
-		QueryParam: settings.QueryParam,
-		Logger:     e.logger(settings.LogLevel),
-		Metrics:    metrics.New(e.Stdout),
-	}), nil
-}
-
-// adminOptions are the admin API's options, shared by the issuer and the
-// rotator's rotate route.
-func adminOptions(ctx context.Context, e Env) (adminapi.Options, *clients, *store.Store, error) {
-	cfg, c, err := load(e)
-	if err != nil {
-		return adminapi.Options{}, nil, nil, err
-	}
-	settings, err := adminapi.SettingsFromEnv(e.Getenv, cfg.Pepper)
-	if err != nil {
-		return adminapi.Options{}, nil, nil, err
-	}
-	s, err := c.store(ctx, store.Options{CursorSecret: settings.CursorSecret()})
-	if err != nil {
-		return adminapi.Options{}, nil, nil, err
-	}
-	log := e.logger(nil)
-	pub, err := c.publisher(ctx, log)
-	if err != nil {
-		return adminapi.Options{}, nil, nil, err
-	}
-	idem, err := adminapi.NewIdempotency(s, settings.Secret)
-	if err != nil {
-		return adminapi.Options{}, nil, nil, err
-	}
-	return adminapi.Options{
-		Store:        s,
-		Format:       cfg.Format,
-		Hasher:       cfg.Hasher(),
-		Environments: cfg.Environments,
-		Idempotency:  idem,
-		Publisher:    pub,
-		Logger:       log,
-		Retention:    settings.Retention,
-		MaxTTL:       settings.MaxTTL,
-	}, c, s, nil
-}
-
-// Issuer composes the admin API's /v1/keys function.
-func Issuer(ctx context.Context, e Env) (lambda.Handler, error) {
-	opts, _, _, err := adminOptions(ctx, e)
-	if err != nil {
-		return nil, err
-	}
-	return lambda.NewHandler(lambdahttp.Handler(adminapi.New(opts))), nil
-}
-
-// Rotator composes the rotation route and the scheduled lifecycle run.
-// Token signing keys rotate on the same schedule when a signing key (KMS,
-// or a local folder) is configured; without one, tokens are still signed
-// (the token function publishes a first key) but never rotated, and the
-// log says so.
-func Rotator(ctx context.Context, e Env) (lambda.Handler, error) {
-	policy, err := rotator.PolicyFromEnv(e.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	ts, err := token.SettingsFromEnv(e.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	opts, c, s, err := adminOptions(ctx, e)
-	if err != nil {
-		return nil, err
-	}
-	var signing rotator.SigningKeys
-	if backend, err := c.signing(ctx, ts); err == nil {
-		signing = token.NewKeyring(s, backend, ts.Rotation)
-	} else {
-		opts.Logger.Warn("token signing keys will not rotate", "error", err.Error())
-	}
-	admin := adminapi.NewRotator(opts, policy.MaxGrace)
-	sweeper := &rotator.Sweeper{Store: s, Policy: policy, Publisher: opts.Publisher, Logger: opts.Logger, SigningKeys: signing}
-	return lambda.NewHandler(rotator.Handler(sweeper, admin, policy.MaxRun)), nil
-}
-
-// Tokens composes the access-token exchange and the JWKS.
-func Tokens(ctx context.Context, e Env) (lambda.Handler, error) {
-	ts, err := token.SettingsFromEnv(e.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	_, c, err := load(e)
-	if err != nil {
-		return nil, err
-	}
-	st, err := c.store(ctx, store.Options{})
-	if err != nil {
-		return nil, err
-	}
-	backend, err := c.signing(ctx, ts)
-	if err != nil {
-		return nil, err
-	}
-	ring := token.NewKeyring(st, backend, ts.Rotation)
-	return lambda.NewHandler(lambdahttp.Handler(tokenapi.New(tokenapi.Options{
-		Keys:   st,
-		Issuer: token.NewIssuer(ring, ts),
-		Ring:   ring,
-		Logger: e.logger(nil),
-	}))), nil
+	return store.New(db, table, opts), nil
 }

@@ -42,6 +42,7 @@ import (
 
 	"github.com/keygate/keygate/internal/actor"
 	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/httpedge"
 )
 
 // API Gateway's request limits for a REST API, which the local gateway
@@ -137,36 +138,16 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// statusWriter remembers the status for the access log.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 // ServeHTTP serves one request as API Gateway would.
 func (g *Gateway) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := g.now()
 	id := newRequestID()
-	w := &statusWriter{ResponseWriter: rw}
+	w := &httpedge.Recorder{ResponseWriter: rw}
 	w.Header()["x-amzn-RequestId"] = []string{id}
 	var outcome string
 	defer func() {
 		g.log.Info("request", "requestId", id, "method", r.Method, "path", r.URL.Path,
-			"status", w.status, "outcome", outcome, "latencyMs", g.now().Sub(start).Milliseconds())
+			"status", w.Status, "outcome", outcome, "latencyMs", g.now().Sub(start).Milliseconds())
 	}()
 	outcome = g.serve(w, r, id, start)
 }

@@ -163,7 +163,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// No credential recognised: the generic 401.
 	unauthorized, _ := gateway.ResponseFor(gateway.Unauthorized)
-	unknown, err := l.stack.Config.Format.Generate(apikey.Secret, apikey.Test)
+	unknown, err := l.stack.Format.Generate(apikey.Secret, apikey.Test)
 	if err != nil {
 		t.Fatal(err)
 	}

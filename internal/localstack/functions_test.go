@@ -5,7 +5,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/keygate/keygate/internal/compose"
 	"github.com/keygate/keygate/internal/gateway"
 )
 
@@ -24,8 +23,8 @@ func TestEveryRoutedFunctionRunsLocally(t *testing.T) {
 			continue
 		}
 		n++
-		if compose.Functions[e.Name()] == nil {
-			t.Errorf("functions/%s is routed but has no composition in compose.Functions", e.Name())
+		if Functions[e.Name()] == nil {
+			t.Errorf("functions/%s is routed but has no composition in Functions", e.Name())
 		}
 	}
 	if n == 0 {

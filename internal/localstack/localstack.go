@@ -26,13 +26,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keygate/keygate/internal/authorizer"
-	"github.com/keygate/keygate/internal/compose"
+	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/localgw"
 	"github.com/keygate/keygate/internal/store"
-	"github.com/keygate/keygate/internal/token"
 )
 
 // DemoBase is the path the protected proxy is mounted under locally: /demo
@@ -72,8 +70,8 @@ type Stack struct {
 	URL string
 	// Table is the table the functions use.
 	Table string
-	// Config is the functions' shared configuration.
-	Config config.Config
+	// Format is the format (the prefix) of the keys the functions issue.
+	Format apikey.Format
 
 	servers []*http.Server
 	stop    context.CancelFunc
@@ -88,16 +86,18 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	// the environment makes the local differences: tokens are signed with
 	// local keys (KEYGATE_SIGNING_DIR), never KMS, and lifecycle events are
 	// logged, never sent to an EventBridge bus.
-	o.Getenv = overlay(o.Getenv, map[string]string{token.EnvSigningKey: "", config.EnvEventBus: ""})
-	if o.Getenv(token.EnvSigningDir) == "" {
-		return nil, errors.New("configuration: " + token.EnvSigningDir + " is not set: the local stack keeps its token signing keys there")
-	}
-	cfg, err := config.Load(o.Getenv)
-	if err != nil {
+	o.Getenv = overlay(o.Getenv, map[string]string{config.SigningKey.Setting().Env: "", config.EventBus.Setting().Env: ""})
+	r := config.FromEnv(o.Getenv)
+	table, format, endpoint := config.Table.From(r), config.KeyPrefix.From(r), config.DynamoDBEndpoint.From(r)
+	keyParam, signingDir := config.KeyQueryParam.From(r), config.SigningDir.From(r)
+	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	if cfg.DynamoDBEndpoint == "" {
-		return nil, errors.New("configuration: " + config.EnvDynamoDBEndpoint + " is not set: the local stack runs against DynamoDB Local only")
+	if signingDir == "" {
+		return nil, errors.New("configuration: " + config.SigningDir.Setting().Env + " is not set: the local stack keeps its token signing keys there")
+	}
+	if endpoint == "" {
+		return nil, errors.New("configuration: " + config.DynamoDBEndpoint.Setting().Env + " is not set: the local stack runs against DynamoDB Local only")
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -107,10 +107,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	tctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := store.EnsureTable(tctx, store.LocalClient(cfg.DynamoDBEndpoint), cfg.Table); err != nil {
-		return nil, fmt.Errorf("create table %s in DynamoDB Local: %w", cfg.Table, err)
+	if err := store.EnsureTable(tctx, store.LocalClient(endpoint), table); err != nil {
+		return nil, fmt.Errorf("create table %s in DynamoDB Local: %w", table, err)
 	}
-	s := &Stack{Table: cfg.Table, Config: cfg}
+	s := &Stack{Table: table, Format: format}
 	upstream := o.Upstream
 	if upstream == nil {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -129,7 +129,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		Logger:    o.Log,
 		// The proxy drops the authorizer's key query parameter, as the
 		// stack's integration blanks it.
-		KeyQueryParam: o.Getenv(authorizer.EnvKeyQueryParam),
+		KeyQueryParam: keyParam,
 	})
 	if err := gw.Warm(ctx); err != nil {
 		s.Close(ctx)
@@ -155,7 +155,7 @@ func (s *Stack) schedule(gw *localgw.Gateway, every time.Duration, log *slog.Log
 		return
 	}
 	for _, name := range Scheduled {
-		if compose.Functions[name] == nil {
+		if Functions[name] == nil {
 			continue
 		}
 		s.ticks.Add(1)

@@ -20,7 +20,6 @@ import (
 
 	"github.com/keygate/keygate/internal/cli"
 	"github.com/keygate/keygate/internal/config"
-	"github.com/keygate/keygate/internal/token"
 )
 
 // The environment variables make dev reads besides the functions' KEYGATE_*.
@@ -237,12 +236,12 @@ func run(ctx context.Context, s Settings, stdout, stderr io.Writer, getenv func(
 		}
 	}()
 
-	set := map[string]string{config.EnvDynamoDBEndpoint: ddb.URL}
-	if getenv(token.EnvSigningDir) == "" {
-		set[token.EnvSigningDir] = filepath.Join(dataDir, "signing")
+	set := map[string]string{config.DynamoDBEndpoint.Setting().Env: ddb.URL}
+	if dir := config.SigningDir.Setting().Env; getenv(dir) == "" {
+		set[dir] = filepath.Join(dataDir, "signing")
 	}
-	if getenv(config.EnvPepper) == "" {
-		set[config.EnvPepper] = sec.Pepper
+	if pepper := config.Pepper.Setting().Env; getenv(pepper) == "" {
+		set[pepper] = sec.Pepper
 	}
 	stack, err := Start(ctx, Options{
 		Getenv:      overlay(getenv, set),
@@ -307,7 +306,7 @@ keygate is running locally (Ctrl-C stops it):
 Try this in another terminal:
 
 `, st.URL, upstream, ddbURL, filepath.Join(s.DataDir, "dynamodb"), filepath.Join(s.DataDir, "logs"))
-	for _, line := range strings.SplitAfter(TryCommands(st.URL, st.Config.Format.Prefix()), "\n") {
+	for _, line := range strings.SplitAfter(TryCommands(st.URL, st.Format.Prefix()), "\n") {
 		if strings.TrimSpace(line) != "" {
 			line = "  " + line
 		}

@@ -112,11 +112,7 @@ func (e *env) set(t time.Time) {
 
 // policy is the default policy with overrides for tests.
 func policy() rotator.Policy {
-	p, err := rotator.PolicyFromEnv(func(string) string { return "" })
-	if err != nil {
-		panic(err)
-	}
-	return p
+	return rotator.DefaultPolicy()
 }
 
 type response struct {

@@ -17,33 +17,22 @@
 package rotator
 
 import (
-	"strconv"
 	"time"
 
-	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/config"
 )
 
-// The rotator's environment variables (the shared ones are internal/config's).
-const (
-	EnvExpiringDays         = "KEYGATE_EXPIRING_DAYS"
-	EnvMaxKeyAgeDays        = "KEYGATE_MAX_KEY_AGE_DAYS"
-	EnvIdleDays             = "KEYGATE_IDLE_DAYS"
-	EnvIdleAction           = "KEYGATE_IDLE_ACTION"
-	EnvExpiredRetentionDays = "KEYGATE_EXPIRED_RETENTION_DAYS"
-	EnvRunSeconds           = "KEYGATE_ROTATOR_MAX_RUN_SECONDS"
-	EnvMaxGraceSeconds      = "KEYGATE_MAX_GRACE_SECONDS"
-)
-
-// The idle actions.
+// The idle actions (config.IdleAction's values).
 const (
 	IdleNotify  = "notify"
 	IdleDisable = "disable"
 )
 
-// Policy is what the scheduled run enforces.
+// Policy is what the scheduled run enforces. Its settings are read by the
+// rotator's composition (internal/compose/rotator, from internal/config).
 type Policy struct {
 	// ExpiringNotice is how long before its expiry a key gets key.expiring
-	// (default 7 days; 0 sends none).
+	// (0 sends none).
 	ExpiringNotice time.Duration
 	// MaxAge, when set, is the longest a key may live from its creation: an
 	// older key is expired (its expiresAt is set to createdAt+MaxAge), not
@@ -51,69 +40,27 @@ type Policy struct {
 	// on purpose with PATCH expiresAt. Off (0) by default.
 	MaxAge time.Duration
 	// IdleAfter is how long a key may go unused (since its last use, or its
-	// creation if never used) before key.idle (default 90 days; 0 turns
-	// idle detection off).
+	// creation if never used) before key.idle (0 turns idle detection off).
 	IdleAfter time.Duration
-	// IdleAction is IdleNotify (default) or IdleDisable.
+	// IdleAction is IdleNotify or IdleDisable.
 	IdleAction string
 	// Retention is how long an expired key is kept (for audit and for a
-	// clear "expired" denial) before DynamoDB's TTL deletes it (default 90
-	// days).
+	// clear "expired" denial) before DynamoDB's TTL deletes it.
 	Retention time.Duration
-	// MaxRun caps one run's time budget (default 4 minutes); the budget is
-	// otherwise the Lambda deadline minus a margin.
+	// MaxRun caps one run's time budget; the budget is otherwise the
+	// Lambda deadline minus a margin.
 	MaxRun time.Duration
-	// MaxGrace caps gracePeriodSeconds of a rotation (default 7 days).
+	// MaxGrace caps gracePeriodSeconds of a rotation.
 	MaxGrace time.Duration
 }
 
-// Defaults of the policy.
-const (
-	DefaultExpiringNotice = 7 * 24 * time.Hour
-	DefaultIdleAfter      = 90 * 24 * time.Hour
-	DefaultRetention      = 90 * 24 * time.Hour
-	DefaultMaxRun         = 4 * time.Minute
-	DefaultMaxGrace       = 7 * 24 * time.Hour
-)
-
-// PolicyFromEnv reads the policy through getenv (os.Getenv in main), with
-// the defaults above for unset variables; a bad value is a fault.Invalid
-// naming the variable.
-func PolicyFromEnv(getenv func(string) string) (Policy, error) {
-	p := Policy{
-		ExpiringNotice: DefaultExpiringNotice, IdleAfter: DefaultIdleAfter, IdleAction: IdleNotify,
-		Retention: DefaultRetention, MaxRun: DefaultMaxRun, MaxGrace: DefaultMaxGrace,
+// DefaultPolicy is the policy of a deployment that sets none: the
+// registry's defaults.
+func DefaultPolicy() Policy {
+	return Policy{
+		ExpiringNotice: config.ExpiringNotice.Default(), MaxAge: config.MaxKeyAge.Default(),
+		IdleAfter: config.IdleAfter.Default(), IdleAction: config.IdleAction.Default(),
+		Retention: config.ExpiredRetention.Default(), MaxRun: config.RotatorMaxRun.Default(),
+		MaxGrace: config.MaxGrace.Default(),
 	}
-	const day = 24 * time.Hour
-	for _, v := range []struct {
-		env      string
-		min, max int
-		unit     time.Duration
-		into     *time.Duration
-	}{
-		{EnvExpiringDays, 0, 365, day, &p.ExpiringNotice},
-		{EnvMaxKeyAgeDays, 0, 3650, day, &p.MaxAge},
-		{EnvIdleDays, 0, 3650, day, &p.IdleAfter},
-		{EnvExpiredRetentionDays, 1, 3650, day, &p.Retention},
-		{EnvRunSeconds, 1, 900, time.Second, &p.MaxRun},
-		{EnvMaxGraceSeconds, 0, 90 * 24 * 3600, time.Second, &p.MaxGrace},
-	} {
-		s := getenv(v.env)
-		if s == "" {
-			continue
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < v.min || n > v.max {
-			return Policy{}, fault.Fieldf(v.env, "must be a whole number from %d to %d", v.min, v.max)
-		}
-		*v.into = time.Duration(n) * v.unit
-	}
-	switch a := getenv(EnvIdleAction); a {
-	case "":
-	case IdleNotify, IdleDisable:
-		p.IdleAction = a
-	default:
-		return Policy{}, fault.Fieldf(EnvIdleAction, "must be %q or %q", IdleNotify, IdleDisable)
-	}
-	return p, nil
 }

@@ -254,29 +254,6 @@ func TestRevokedAndRotatedKeysLeaveTheSchedule(t *testing.T) {
 	}
 }
 
-func TestPolicyFromEnv(t *testing.T) {
-	p := policy()
-	if p.ExpiringNotice != 7*day || p.IdleAfter != 90*day || p.IdleAction != rotator.IdleNotify || p.MaxAge != 0 ||
-		p.MaxGrace != 7*day || p.Retention != 90*day {
-		t.Fatalf("defaults: %+v", p)
-	}
-	env := map[string]string{rotator.EnvMaxKeyAgeDays: "365", rotator.EnvIdleAction: "disable", rotator.EnvExpiringDays: "0"}
-	p, err := rotator.PolicyFromEnv(func(k string) string { return env[k] })
-	if err != nil || p.MaxAge != 365*day || p.IdleAction != rotator.IdleDisable || p.ExpiringNotice != 0 {
-		t.Fatalf("%+v %v", p, err)
-	}
-	for k, v := range map[string]string{rotator.EnvIdleDays: "-1", rotator.EnvIdleAction: "delete", rotator.EnvMaxGraceSeconds: "1h"} {
-		if _, err := rotator.PolicyFromEnv(func(x string) string {
-			if x == k {
-				return v
-			}
-			return ""
-		}); err == nil || err.Error() == "" {
-			t.Errorf("%s=%s accepted", k, v)
-		}
-	}
-}
-
 func TestBudgetKeepsAMarginBeforeTheDeadline(t *testing.T) {
 	now := time.Now()
 	ctx, cancel := context.WithDeadline(context.Background(), now.Add(time.Minute))

@@ -28,7 +28,7 @@ func (c *countingKeys) SigningKeys(ctx context.Context) (store.SigningRing, erro
 
 func benchToken(b *testing.B) (string, *countingKeys, token.Signer) {
 	s, src := fuzzSigner(b)
-	settings, _ := token.SettingsFromEnv(func(string) string { return "" })
+	settings := token.DefaultSettings()
 	k := &key.Key{ID: key.NewID(), OwnerID: "acme", Type: key.Secret, Environment: key.Live,
 		Scopes: []string{"orders:read", "orders:write"}, Enabled: true, Metadata: map[string]any{"plan": "pro"}}
 	is, err := token.NewIssuer(fixedKeys{s}, settings).Issue(context.Background(), k, token.Request{}, t0)

@@ -63,7 +63,7 @@ func FuzzVerify(f *testing.F) {
 	s, src := fuzzSigner(f)
 	now := func() time.Time { return t0.Add(time.Minute) }
 	v := token.NewVerifier(src, "keygate", "keygate", now)
-	settings, _ := token.SettingsFromEnv(func(string) string { return "" })
+	settings := token.DefaultSettings()
 	k := &key.Key{ID: "key_0000000000000000000000000a", OwnerID: "acme", Type: key.Publishable, Environment: key.Test,
 		Scopes: []string{"read"}, Enabled: true, AllowedOrigins: []string{"https://*.example.com"}}
 	good, err := token.NewIssuer(fixedKeys{s}, settings).Issue(ctx, k, token.Request{}, t0)

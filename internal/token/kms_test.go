@@ -20,6 +20,7 @@ import (
 
 	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/token"
+	"github.com/keygate/keygate/internal/token/kmssign"
 )
 
 // fakeKMS is a hand-written KMS client: function fields, with a default
@@ -80,7 +81,7 @@ func newFakeKMS(t testing.TB, ids ...string) *fakeKMS {
 func TestKMSSignedTokensVerify(t *testing.T) {
 	f := newFixture(t)
 	fk := newFakeKMS(t, "arn:aws:kms:eu-west-1:111122223333:key/a")
-	ring := token.NewKeyring(f.admin, &token.KMSBackend{Client: fk, Keys: []string{"arn:aws:kms:eu-west-1:111122223333:key/a"}}, 0)
+	ring := token.NewKeyring(f.admin, &kmssign.Backend{Client: fk, Keys: []string{"arn:aws:kms:eu-west-1:111122223333:key/a"}}, 0)
 	issuer := token.NewIssuer(ring, f.settings)
 	for i := range 50 {
 		is, err := issuer.Issue(ctx, newKey(), token.Request{}, f.clock())
@@ -114,7 +115,7 @@ func TestKMSRotationAlternatesKeysAndReplacesAMissingOne(t *testing.T) {
 	a, b := "alias-a", "alias-b"
 	fk := newFakeKMS(t, a, b, "alias-c")
 	const rotation = 48 * time.Hour
-	ring := token.NewKeyring(f.admin, &token.KMSBackend{Client: fk, Keys: []string{a, b}}, rotation)
+	ring := token.NewKeyring(f.admin, &kmssign.Backend{Client: fk, Keys: []string{a, b}}, rotation)
 	var sources []string
 	for range 3 {
 		rot, err := ring.RotateSigningKeys(ctx, f.clock())
@@ -131,7 +132,7 @@ func TestKMSRotationAlternatesKeysAndReplacesAMissingOne(t *testing.T) {
 
 	// The stack replaced the keys: the newest key's KMS key is gone, so
 	// the next run publishes a replacement ahead of its use right away.
-	moved := token.NewKeyring(f.admin, &token.KMSBackend{Client: fk, Keys: []string{"alias-c"}}, rotation)
+	moved := token.NewKeyring(f.admin, &kmssign.Backend{Client: fk, Keys: []string{"alias-c"}}, rotation)
 	now := f.clock().Add(-rotation + time.Hour) // well inside the interval
 	if _, _, err := moved.Active(ctx, now); err == nil {
 		t.Error("signed with a KMS key that is no longer configured")
@@ -148,13 +149,13 @@ func TestKMSRotationAlternatesKeysAndReplacesAMissingOne(t *testing.T) {
 func TestKMSPublicKeyMustMatchThePublishedOne(t *testing.T) {
 	f := newFixture(t)
 	fk := newFakeKMS(t, "k")
-	ring := token.NewKeyring(f.admin, &token.KMSBackend{Client: fk, Keys: []string{"k"}}, 0)
+	ring := token.NewKeyring(f.admin, &kmssign.Backend{Client: fk, Keys: []string{"k"}}, 0)
 	if _, err := ring.RotateSigningKeys(ctx, f.clock()); err != nil {
 		t.Fatal(err)
 	}
 	// Same alias, other key material (say, the alias was repointed).
 	other := newFakeKMS(t, "k")
-	ring = token.NewKeyring(f.admin, &token.KMSBackend{Client: other, Keys: []string{"k"}}, 0)
+	ring = token.NewKeyring(f.admin, &kmssign.Backend{Client: other, Keys: []string{"k"}}, 0)
 	if _, _, err := ring.Active(ctx, f.clock()); err == nil || other.signs.Load() != 0 {
 		t.Errorf("a signer whose public key is not the published one was used: %v", err)
 	}
@@ -172,7 +173,7 @@ func TestKMSKeyMustBeEd25519(t *testing.T) {
 		der, err := x509.MarshalPKIXPublicKey(&p256.PublicKey)
 		return &kms.GetPublicKeyOutput{PublicKey: der, KeyId: in.KeyId}, err
 	}
-	ring := token.NewKeyring(f.admin, &token.KMSBackend{Client: fk, Keys: []string{"k"}}, 0)
+	ring := token.NewKeyring(f.admin, &kmssign.Backend{Client: fk, Keys: []string{"k"}}, 0)
 	if _, err := ring.RotateSigningKeys(ctx, f.clock()); !fault.Is(err, fault.Invalid) {
 		t.Errorf("a P-256 KMS key: %v, want invalid", err)
 	}
@@ -181,7 +182,7 @@ func TestKMSKeyMustBeEd25519(t *testing.T) {
 	}
 
 	fk.GetPublicKeyFn = good
-	ring = token.NewKeyring(f.admin, &token.KMSBackend{Client: fk, Keys: []string{"k"}}, 0)
+	ring = token.NewKeyring(f.admin, &kmssign.Backend{Client: fk, Keys: []string{"k"}}, 0)
 	issuer := token.NewIssuer(ring, f.settings)
 	for name, sig := range map[string][]byte{"DER ECDSA": mustSignASN1(t, p256), "short": make([]byte, 63), "empty": nil} {
 		fk.SignFn = func(_ context.Context, in *kms.SignInput) (*kms.SignOutput, error) {

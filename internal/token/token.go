@@ -20,12 +20,10 @@ package token
 
 import (
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/key"
 )
 
@@ -42,7 +40,7 @@ const (
 	// MaxSize is the longest token accepted (and issued), in bytes: a
 	// bigger bearer value is refused before any parsing.
 	MaxSize = 4096
-	// MaxLifetime caps KEYGATE_TOKEN_MAX_TTL. A retired signing key stays
+	// MaxLifetime caps Settings.MaxTTL. A retired signing key stays
 	// published for MaxLifetime + Leeway + PublishSlack after it stops
 	// signing, so every token it signed expires first, whatever the
 	// configured maximum was when it was issued.
@@ -61,32 +59,8 @@ const (
 	PublishAhead = 15 * time.Minute
 )
 
-// The token function's (and the authorizer's) environment variables; the
-// table in docs/configuration.md lists them.
-const (
-	// EnvSigningKey is the KMS key (id, ARN or alias ARN) that signs
-	// tokens, or several separated by commas: rotation moves to a key no
-	// published kid uses, when there is one (see KMSBackend).
-	EnvSigningKey = "KEYGATE_SIGNING_KEY"
-	// EnvSigningDir is where the local stack keeps its signing keys (PEM,
-	// mode 0600), used when EnvSigningKey is empty.
-	EnvSigningDir = "KEYGATE_SIGNING_DIR"
-	// EnvIssuer is the tokens' iss (default "keygate").
-	EnvIssuer = "KEYGATE_TOKEN_ISSUER"
-	// EnvAudience is the tokens' aud (default "keygate").
-	EnvAudience = "KEYGATE_TOKEN_AUDIENCE"
-	// EnvTTL is the lifetime of a token when the request names none
-	// (default 15m).
-	EnvTTL = "KEYGATE_TOKEN_TTL"
-	// EnvMaxTTL is the longest lifetime a request may ask for (default 1h,
-	// at most MaxLifetime).
-	EnvMaxTTL = "KEYGATE_TOKEN_MAX_TTL"
-	// EnvRotation is how long a signing key signs before the next takes
-	// over (default 720h, 30 days; at least 1h).
-	EnvRotation = "KEYGATE_SIGNING_KEY_ROTATION"
-)
-
-// Defaults of the settings.
+// Defaults of the settings (the settings registry, internal/config,
+// declares them as the token settings' defaults).
 const (
 	DefaultIssuer   = "keygate"
 	DefaultAudience = "keygate"
@@ -95,61 +69,23 @@ const (
 	DefaultRotation = 30 * 24 * time.Hour
 )
 
-// Settings are the token settings, read once at cold start.
+// Settings are the token settings, read once at cold start (see
+// internal/config: KEYGATE_TOKEN_*, KEYGATE_SIGNING_KEY_ROTATION).
 type Settings struct {
+	// Issuer and Audience are the tokens' iss and aud.
 	Issuer   string
 	Audience string
-	TTL      time.Duration
-	MaxTTL   time.Duration
+	// TTL is a token's lifetime when the request names none; MaxTTL the
+	// longest a request may ask for (at most MaxLifetime).
+	TTL    time.Duration
+	MaxTTL time.Duration
+	// Rotation is how long a signing key signs before the next takes over.
 	Rotation time.Duration
-	// KMSKeys are the KMS keys of EnvSigningKey; Dir the local directory.
-	KMSKeys []string
-	Dir     string
 }
 
-// SettingsFromEnv reads the token settings through getenv (os.Getenv in
-// main, a map in tests) and checks them.
-func SettingsFromEnv(getenv func(string) string) (Settings, error) {
-	s := Settings{
-		Issuer: getenv(EnvIssuer), Audience: getenv(EnvAudience),
-		TTL: DefaultTTL, MaxTTL: DefaultMaxTTL, Rotation: DefaultRotation,
-		Dir: getenv(EnvSigningDir),
-	}
-	if s.Issuer == "" {
-		s.Issuer = DefaultIssuer
-	}
-	if s.Audience == "" {
-		s.Audience = DefaultAudience
-	}
-	for _, k := range strings.Split(getenv(EnvSigningKey), ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			s.KMSKeys = append(s.KMSKeys, k)
-		}
-	}
-	durations := []struct {
-		env      string
-		dst      *time.Duration
-		min, max time.Duration
-	}{
-		{EnvMaxTTL, &s.MaxTTL, time.Minute, MaxLifetime},
-		{EnvTTL, &s.TTL, time.Minute, MaxLifetime},
-		{EnvRotation, &s.Rotation, time.Hour, 366 * 24 * time.Hour},
-	}
-	for _, d := range durations {
-		v := getenv(d.env)
-		if v == "" {
-			continue
-		}
-		x, err := time.ParseDuration(v)
-		if err != nil || x < d.min || x > d.max {
-			return Settings{}, fault.Fieldf(d.env, "must be a Go duration such as 15m, from %s to %s", d.min, d.max)
-		}
-		*d.dst = x
-	}
-	if s.TTL > s.MaxTTL {
-		return Settings{}, fault.Fieldf(EnvTTL, "must not exceed %s (%s)", EnvMaxTTL, s.MaxTTL)
-	}
-	return s, nil
+// DefaultSettings returns the settings of a deployment that sets none.
+func DefaultSettings() Settings {
+	return Settings{Issuer: DefaultIssuer, Audience: DefaultAudience, TTL: DefaultTTL, MaxTTL: DefaultMaxTTL, Rotation: DefaultRotation}
 }
 
 // Claims are an access token's claims. Beyond the registered ones (sub is

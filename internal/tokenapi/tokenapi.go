@@ -3,7 +3,7 @@
 // /.well-known/jwks.json publishes the public keys that verify them. Like
 // the admin API it is an ordinary net/http handler (Lambda runs it through
 // internal/lambdahttp, the local gateway as is) and answers errors with the
-// admin API's RFC 9457 problems.
+// same RFC 9457 problems, through internal/httpedge.
 //
 // POST /v1/tokens sits behind the keygate authorizer, not IAM: the caller
 // proves itself with its key, and the handler learns which key from the
@@ -21,9 +21,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keygate/keygate/internal/adminapi"
 	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/httpedge"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/lambdahttp"
 	"github.com/keygate/keygate/internal/store"
@@ -44,9 +44,9 @@ var Codes = []string{
 	string(gateway.MissingKey), string(gateway.UnknownKey), CodeKeyRequired,
 	string(gateway.InsufficientScope), string(gateway.Disabled), string(gateway.Revoked),
 	string(gateway.Expired), string(gateway.NotYetValid),
-	adminapi.CodeInvalidRequest, adminapi.CodeBodyTooLarge, adminapi.CodeUnsupportedMediaType,
-	adminapi.CodeMethodNotAllowed, adminapi.CodeNotFound, adminapi.CodeThrottled,
-	adminapi.CodeUnavailable, adminapi.CodeInternal,
+	httpedge.CodeInvalidRequest, httpedge.CodeBodyTooLarge, httpedge.CodeUnsupportedMediaType,
+	httpedge.CodeMethodNotAllowed, httpedge.CodeNotFound, httpedge.CodeThrottled,
+	httpedge.CodeUnavailable, httpedge.CodeInternal,
 }
 
 // Routes lists the routes this handler serves (all documented in the admin
@@ -88,7 +88,7 @@ type Options struct {
 // Handler is the token function's handler.
 type Handler struct {
 	o   Options
-	mux *http.ServeMux
+	mux *httpedge.Mux
 }
 
 // New returns the handler.
@@ -99,35 +99,27 @@ func New(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &Handler{o: o, mux: http.NewServeMux()}
-	h.mux.HandleFunc("POST /v1/tokens", h.exchange)
-	h.mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
-	for _, r := range Routes {
-		method, path, _ := strings.Cut(r, " ")
-		allow := method
-		if method == http.MethodGet {
-			allow += ", HEAD"
-		}
-		h.mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Allow", allow)
-			adminapi.WriteProblem(w, adminapi.NewProblem(http.StatusMethodNotAllowed, adminapi.CodeMethodNotAllowed, "", "this route takes "+allow))
-		})
-	}
-	h.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		adminapi.WriteProblem(w, adminapi.NewProblem(http.StatusNotFound, adminapi.CodeNotFound, "", "no such route"))
-	})
+	h := &Handler{o: o}
+	h.mux = httpedge.NewMux(httpedge.MuxOptions{Name: "token API", Logger: o.Logger, OnError: h.failed},
+		httpedge.RoutesOf(Routes, map[string]httpedge.HandlerFunc{
+			"POST /v1/tokens":            h.exchange,
+			"GET /.well-known/jwks.json": h.jwks,
+		})...)
 	return h
 }
 
 // ServeHTTP serves the routes; a panic becomes a 500 problem.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	defer func() {
-		if v := recover(); v != nil {
-			h.o.Logger.ErrorContext(r.Context(), "panic in token handler", "route", r.Pattern)
-			adminapi.WriteProblem(w, errors.New("panic"))
-		}
-	}()
-	h.mux.ServeHTTP(w, r)
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// failed logs a refusal (at info) or a failure (at error) with the key it
+// was for; never the key or the token themselves.
+func (h *Handler) failed(r *http.Request, p *httpedge.Problem, err error) {
+	keyID := lambdahttp.Authorizer(r.Context(), gateway.CtxKeyID)
+	if p.Status >= 500 {
+		h.o.Logger.ErrorContext(r.Context(), "token request failed", "route", r.Pattern, "keyId", keyID, "error", err.Error())
+		return
+	}
+	h.o.Logger.InfoContext(r.Context(), "token refused", "keyId", keyID, "status", p.Status)
 }
 
 // Request is the optional body of POST /v1/tokens.
@@ -146,43 +138,33 @@ type Response struct {
 }
 
 func problem(status int, code gateway.Reason, field, detail string) error {
-	return adminapi.NewProblem(status, string(code), field, detail)
+	return httpedge.NewProblem(status, string(code), field, detail)
 }
 
-func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	now := h.o.Now()
 	keyID := lambdahttp.Authorizer(ctx, gateway.CtxKeyID)
-	tokenID := lambdahttp.Authorizer(ctx, gateway.CtxTokenID)
-	var err error
-	var is token.Issued
 	switch {
 	case keyID == "" || !key.ValidID(keyID):
-		err = problem(http.StatusUnauthorized, gateway.MissingKey, "", "no verified API key: POST /v1/tokens must be called through the keygate authorizer with x-api-key")
-	case tokenID != "":
-		err = adminapi.NewProblem(http.StatusForbidden, CodeKeyRequired, "", "exchange the API key itself: an access token cannot be exchanged for another")
-	default:
-		is, err = h.issue(w, r, keyID, now)
+		return problem(http.StatusUnauthorized, gateway.MissingKey, "", "no verified API key: POST /v1/tokens must be called through the keygate authorizer with x-api-key")
+	case lambdahttp.Authorizer(ctx, gateway.CtxTokenID) != "":
+		return httpedge.NewProblem(http.StatusForbidden, CodeKeyRequired, "", "exchange the API key itself: an access token cannot be exchanged for another")
 	}
+	is, err := h.issue(w, r, keyID, h.o.Now())
 	if err != nil {
-		if adminapi.StatusOf(err) >= 500 {
-			h.o.Logger.ErrorContext(ctx, "token exchange failed", "keyId", keyID, "error", err.Error())
-		} else {
-			h.o.Logger.InfoContext(ctx, "token refused", "keyId", keyID, "status", adminapi.StatusOf(err))
-		}
-		adminapi.WriteProblem(w, err)
-		return
+		return err
 	}
 	// The token is a bearer credential: it is in the response only, never
 	// in a log line (its id is).
 	h.o.Logger.InfoContext(ctx, "token issued", "keyId", keyID, "tokenId", is.ID, "expiresAt", is.ExpiresAt)
-	adminapi.WriteJSON(w, http.StatusOK, Response{Token: is.Token, ExpiresAt: is.ExpiresAt.UTC().Format(time.RFC3339)})
+	httpedge.WriteJSON(w, http.StatusOK, Response{Token: is.Token, ExpiresAt: is.ExpiresAt.UTC().Format(time.RFC3339)})
+	return nil
 }
 
 func (h *Handler) issue(w http.ResponseWriter, r *http.Request, keyID string, now time.Time) (token.Issued, error) {
 	var body Request
 	if r.ContentLength != 0 {
-		if err := adminapi.DecodeBody(w, r, &body); err != nil {
+		if err := httpedge.DecodeBody(w, r, &body); err != nil {
 			return token.Issued{}, err
 		}
 	}
@@ -217,12 +199,10 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, keyID string, no
 	return is, err
 }
 
-func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) error {
 	keys, err := h.o.Ring.Published(r.Context(), h.o.Now())
 	if err != nil {
-		h.o.Logger.ErrorContext(r.Context(), "JWKS unavailable", "error", err.Error())
-		adminapi.WriteProblem(w, err)
-		return
+		return err
 	}
 	doc := struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -235,8 +215,7 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
-		adminapi.WriteProblem(w, err)
-		return
+		return err
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "application/json")
@@ -244,4 +223,5 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+	return nil
 }

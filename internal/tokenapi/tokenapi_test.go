@@ -21,6 +21,7 @@ import (
 	"github.com/keygate/keygate/internal/adminapi"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/httpedge"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/lambdahttp"
 	"github.com/keygate/keygate/internal/store"
@@ -43,7 +44,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	db, table := dynamotest.Table(t)
 	st := store.New(db, table, store.Options{})
-	s, _ := token.SettingsFromEnv(func(string) string { return "" })
+	s := token.DefaultSettings()
 	ring := token.NewKeyring(st, &token.LocalBackend{}, 0)
 	logs := &bytes.Buffer{}
 	h := tokenapi.New(tokenapi.Options{Keys: st, Issuer: token.NewIssuer(ring, s), Ring: ring,
@@ -139,7 +140,7 @@ func TestBodyRules(t *testing.T) {
 		`{"ttlSeconds": 99999999999999}`: "ttlSeconds",
 	} {
 		w := e.call(t, "POST", "/v1/tokens", body, authOf(k))
-		var p adminapi.Problem
+		var p httpedge.Problem
 		_ = json.Unmarshal(w.Body.Bytes(), &p)
 		if w.Code != 400 || p.Code != "invalid_request" || p.Field != want {
 			t.Errorf("%s: %d %s, want 400 naming %q", body, w.Code, w.Body, want)

@@ -123,15 +123,16 @@ type Options struct {
 	Environments []key.Environment
 	Routes       Routes
 	// CacheTTL is how long a record read from DynamoDB is trusted to refuse
-	// a key without a call (default 5 s). Allows always go to DynamoDB.
+	// a key without a call (default DefaultCacheTTL). Allows always go to
+	// DynamoDB.
 	CacheTTL time.Duration
 	// NegativeTTL is how long an unknown key is refused without a call
-	// (default 60 s).
+	// (default DefaultNegativeTTL).
 	NegativeTTL time.Duration
-	// CacheSize bounds the entries kept (default 10000).
+	// CacheSize bounds the entries kept (default DefaultCacheSize).
 	CacheSize int
 	// StoreTimeout is the deadline for DynamoDB, well under API Gateway's
-	// 10 s authorizer limit (default 2 s).
+	// 10 s authorizer limit (default DefaultStoreTimeout).
 	StoreTimeout time.Duration
 	// ServeStale, when positive, admits a key that DynamoDB admitted within
 	// this long when DynamoDB cannot answer, from the cached record (limits
@@ -142,6 +143,15 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// The defaults of Options, which the settings registry (internal/config)
+// declares as the authorizer's defaults too.
+const (
+	DefaultCacheTTL     = 5 * time.Second
+	DefaultNegativeTTL  = time.Minute
+	DefaultCacheSize    = 10000
+	DefaultStoreTimeout = 2 * time.Second
+)
 
 // maxDenyCache caps how long a rate-limit or quota denial is served from
 // the cache, so raising a day-long limit bites within a minute.
@@ -173,16 +183,16 @@ func New(st Store, o Options) *Verifier {
 		o.Format, _ = apikey.NewFormat("")
 	}
 	if o.CacheTTL <= 0 {
-		o.CacheTTL = 5 * time.Second
+		o.CacheTTL = DefaultCacheTTL
 	}
 	if o.NegativeTTL <= 0 {
-		o.NegativeTTL = time.Minute
+		o.NegativeTTL = DefaultNegativeTTL
 	}
 	if o.CacheSize <= 0 {
-		o.CacheSize = 10000
+		o.CacheSize = DefaultCacheSize
 	}
 	if o.StoreTimeout <= 0 {
-		o.StoreTimeout = 2 * time.Second
+		o.StoreTimeout = DefaultStoreTimeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now
