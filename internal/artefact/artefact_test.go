@@ -2,6 +2,7 @@ package artefact
 
 import (
 	"context"
+	"flag"
 	"net"
 	"os"
 	"path/filepath"
@@ -138,15 +139,29 @@ func TestAuthorizerInitMakesNoNetworkCall(t *testing.T) {
 	}
 }
 
+// compare names more bootstrap binaries for BenchmarkColdStart, built as
+// Build builds them for this machine (for example the authorizer of an
+// earlier commit): -compare before=/tmp/before/bootstrap,other=...
+var compare = flag.String("compare", "", "name=path,...: more bootstrap binaries for BenchmarkColdStart to run side by side")
+
 // BenchmarkColdStart reports the cold start of the authorizer and of a
 // hello-world aws-lambda-go function built the same way, side by side in one
-// run: cold-ms is the first invoke's wall time under the RIE (see Result),
-// rie-init-ms what the RIE prints. Compare with benchstat.
+// run (and of the binaries -compare names): cold-ms is the first invoke's
+// wall time under the RIE (see Result), rie-init-ms what the RIE prints.
+// Compare with benchstat.
 func BenchmarkColdStart(b *testing.B) {
-	for _, name := range []string{"hello", "authorizer"} {
+	bins := map[string]string{"hello": native["hello"], "authorizer": native["authorizer"]}
+	names := []string{"hello", "authorizer"}
+	for _, c := range strings.Split(*compare, ",") {
+		if name, path, ok := strings.Cut(c, "="); ok {
+			bins[name] = path
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
 		b.Run(name, func(b *testing.B) {
-			bin, ok := native[name]
-			if !ok {
+			bin, ok := bins[name]
+			if !ok || bin == "" {
 				b.Fatalf("%s was not built", name)
 			}
 			l, err := net.Listen("tcp", "127.0.0.1:0")
