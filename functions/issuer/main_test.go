@@ -1,24 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/keygate/keygate/internal/apikey"
-	"github.com/keygate/keygate/internal/compose"
 	"github.com/keygate/keygate/internal/compose/issuer"
 	"github.com/keygate/keygate/internal/dynamotest"
-	"github.com/keygate/keygate/internal/key"
-	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/lambdatest"
 )
 
 func TestMain(m *testing.M) { dynamotest.Main(m) }
@@ -34,13 +23,15 @@ var actors = map[string]string{
 	"v2": "arn:aws:iam::123456789012:role/keygate-admin",
 }
 
-// expect is what each fixture must produce, for both API versions. A
-// fixture without an entry fails the test, so no file goes unreplayed.
-var expect = map[string]struct {
+// expectation is what a fixture must produce.
+type expectation struct {
 	status int
 	code   string // the problem code, for errors
 	audit  string // the audit action the request must write, if any
-}{
+}
+
+// expect is what each fixture must produce, for both API versions.
+var expect = map[string]expectation{
 	"issue":                     {201, "", "key.create"},
 	"issue-base64":              {201, "", "key.create"},
 	"get":                       {200, "", ""},
@@ -61,113 +52,46 @@ var expect = map[string]struct {
 }
 
 // TestReplayEveryFixture replays every file under events/issuer through the
-// Lambda handler built by setup (the composition root), against DynamoDB
-// Local, each on a fresh table with the fixture key seeded.
+// Lambda handler built by the composition root, against DynamoDB Local,
+// each on a fresh table with the fixture key seeded.
 func TestReplayEveryFixture(t *testing.T) {
-	files, err := filepath.Glob("../../events/issuer/*/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures under events/issuer: %v", err)
-	}
-	sort.Strings(files)
-	seen := map[string]int{}
-	for _, f := range files {
-		version := filepath.Base(filepath.Dir(f))
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
-		want, ok := expect[name]
-		if !ok {
-			t.Errorf("%s has no expectation in this test", f)
-			continue
-		}
+	lambdatest.Replay(t, "issuer", expect, func(t *testing.T, name string, event []byte, want expectation) {
+		version, _, _ := strings.Cut(name, "/")
 		if actors[version] == "" {
-			t.Errorf("%s: unknown payload version folder %q", f, version)
-			continue
+			t.Fatalf("unknown payload version folder %q", version)
 		}
-		seen[name]++
-		t.Run(version+"/"+name, func(t *testing.T) {
-			payload, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			endpoint := dynamotest.Endpoint(t)
-			db, table := dynamotest.Table(t)
-			env := map[string]string{
-				"KEYGATE_TABLE": table, "KEYGATE_DYNAMODB_ENDPOINT": endpoint,
-				"KEYGATE_PEPPER": "fixture-pepper", "KEYGATE_EVENT_BUS": "",
-			}
-			var logs bytes.Buffer
-			h, err := issuer.Compose(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: &logs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := store.New(db, table, store.Options{})
-			plain := seed(t, s)
-
-			out, err := lambda.NewHandler(h).Invoke(context.Background(), payload)
-			if err != nil {
-				t.Fatalf("invoke: %v", err)
-			}
-			var resp struct {
-				StatusCode        int                 `json:"statusCode"`
-				MultiValueHeaders map[string][]string `json:"multiValueHeaders"`
-				Body              string              `json:"body"`
-				IsBase64Encoded   bool                `json:"isBase64Encoded"`
-			}
-			if err := json.Unmarshal(out, &resp); err != nil {
-				t.Fatalf("response is not a proxy response: %v\n%s", err, out)
-			}
-			var body map[string]any
-			_ = json.Unmarshal([]byte(resp.Body), &body)
-			if resp.StatusCode != want.status || (want.code != "" && body["code"] != want.code) {
-				t.Fatalf("got %d %s, want %d %s", resp.StatusCode, resp.Body, want.status, want.code)
-			}
-			ct := resp.MultiValueHeaders["Content-Type"]
-			if len(ct) != 1 || (want.code != "" && ct[0] != "application/problem+json") || (want.code == "" && ct[0] != "application/json") {
-				t.Fatalf("Content-Type %v", ct)
-			}
-			if strings.Contains(string(out), plain) || strings.Contains(logs.String(), plain) {
-				t.Fatal("the seeded key's plaintext leaked")
-			}
-			if want.audit != "" {
-				id := fixtureID
-				if want.status == 201 {
-					id, _ = body["id"].(string)
-					if k, _ := body["key"].(string); !strings.HasPrefix(k, "kg_") || strings.Contains(logs.String(), k) {
-						t.Fatalf("issued key missing from the response or present in the logs")
-					}
-				}
-				p, err := s.ListAudit(context.Background(), id, 0, "")
-				if err != nil || len(p.Records) == 0 {
-					t.Fatalf("no audit record: %v", err)
-				}
-				last := p.Records[len(p.Records)-1]
-				if last.Action != want.audit || last.Actor != actors[version] {
-					t.Fatalf("audit record %+v, want action %s by %s", last, want.audit, actors[version])
-				}
-			}
-		})
-	}
-	for name := range expect {
-		if seen[name] == 0 {
-			t.Errorf("expectation %q has no fixture", name)
+		f := lambdatest.Compose(t, issuer.Compose, nil)
+		plain := f.Key(t, fixtureID, nil)
+		out := f.Invoke(t, event)
+		resp := lambdatest.DecodeResponse(t, out)
+		body := resp.JSON()
+		if resp.StatusCode != want.status || (want.code != "" && body["code"] != want.code) {
+			t.Fatalf("got %d %s, want %d %s", resp.StatusCode, resp.Body, want.status, want.code)
 		}
-	}
-}
-
-// seed stores the fixture key (version 1, owner acme, live) with an audit
-// record, and returns its plaintext.
-func seed(t *testing.T, s *store.Store) string {
-	t.Helper()
-	f, _ := apikey.NewFormat("")
-	p, err := f.Generate(apikey.Secret, apikey.Live)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	k := &key.Key{ID: fixtureID, Name: "fixture", OwnerID: "acme", Type: key.Secret, Environment: key.Live,
-		Hash: apikey.NewHasher([]byte("fixture-pepper")).Sum(p.Plaintext), Hint: apikey.Hint(p), Enabled: true,
-		CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateAudited(context.Background(), k, store.AuditRecord{KeyID: k.ID, At: now, Actor: "seed", Action: "key.create"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	return p.Plaintext
+		ct := resp.Header("Content-Type")
+		if (want.code != "" && ct != "application/problem+json") || (want.code == "" && ct != "application/json") {
+			t.Fatalf("Content-Type %q", ct)
+		}
+		if strings.Contains(string(out), plain) || strings.Contains(f.Logs.String(), plain) {
+			t.Fatal("the seeded key's plaintext leaked")
+		}
+		if want.audit == "" {
+			return
+		}
+		id := fixtureID
+		if want.status == 201 {
+			id, _ = body["id"].(string)
+			if k, _ := body["key"].(string); !strings.HasPrefix(k, "kg_") || strings.Contains(f.Logs.String(), k) {
+				t.Fatalf("issued key missing from the response or present in the logs")
+			}
+		}
+		p, err := f.Store.ListAudit(context.Background(), id, 0, "")
+		if err != nil || len(p.Records) == 0 {
+			t.Fatalf("no audit record: %v", err)
+		}
+		last := p.Records[len(p.Records)-1]
+		if last.Action != want.audit || last.Actor != actors[version] {
+			t.Fatalf("audit record %+v, want action %s by %s", last, want.audit, actors[version])
+		}
+	})
 }

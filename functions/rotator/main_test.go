@@ -1,23 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/compose"
 	"github.com/keygate/keygate/internal/compose/rotator"
 	"github.com/keygate/keygate/internal/dynamotest"
-	"github.com/keygate/keygate/internal/key"
-	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/lambdatest"
 )
 
 func TestMain(m *testing.M) { dynamotest.Main(m) }
@@ -26,51 +19,18 @@ func TestMain(m *testing.M) { dynamotest.Main(m) }
 // rotator receives, against DynamoDB Local; the fixtures' full replay is in
 // internal/rotator.
 func TestSetupServesScheduleAndRotate(t *testing.T) {
-	endpoint := dynamotest.Endpoint(t)
-	db, table := dynamotest.Table(t)
-	env := map[string]string{"KEYGATE_TABLE": table, "KEYGATE_DYNAMODB_ENDPOINT": endpoint, "KEYGATE_PEPPER": "fixture-pepper"}
-	var logs bytes.Buffer
-	h, err := rotator.Compose(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: &logs})
-	if err != nil {
-		t.Fatal(err)
+	f := lambdatest.Compose(t, rotator.Compose, nil)
+	plain := f.Key(t, "key_0000000000000000000000rest", nil)
+	events := lambdatest.Events(t, "rotator")
+	var rep struct{ Complete bool }
+	if out := f.Invoke(t, events["scheduled-eventbridge"]); json.Unmarshal(out, &rep) != nil || !rep.Complete {
+		t.Fatalf("scheduled run: %s", out)
 	}
-	s := store.New(db, table, store.Options{})
-	format, _ := apikey.NewFormat("")
-	pk, _ := format.Generate(apikey.Secret, apikey.Live)
-	now := time.Now().UTC()
-	if err := s.Create(context.Background(), &key.Key{ID: "key_0000000000000000000000rest", Name: "fixture", OwnerID: "acme",
-		Type: key.Secret, Environment: key.Live, Hash: apikey.NewHasher([]byte("fixture-pepper")).Sum(pk.Plaintext),
-		Hint: apikey.Hint(pk), Enabled: true, CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
+	resp := lambdatest.DecodeResponse(t, f.Invoke(t, events["rest-rotate"]))
+	if resp.StatusCode != 201 || !strings.Contains(resp.Body, `"previousKeyId":"key_0000000000000000000000rest"`) {
+		t.Fatalf("rotate: %d %s", resp.StatusCode, resp.Body)
 	}
-	for name, check := range map[string]func(out []byte){
-		"scheduled-eventbridge": func(out []byte) {
-			var rep struct{ Complete bool }
-			if err := json.Unmarshal(out, &rep); err != nil || !rep.Complete {
-				t.Fatalf("scheduled run: %s", out)
-			}
-		},
-		"rest-rotate": func(out []byte) {
-			var resp struct {
-				StatusCode int    `json:"statusCode"`
-				Body       string `json:"body"`
-			}
-			if err := json.Unmarshal(out, &resp); err != nil || resp.StatusCode != 201 || !strings.Contains(resp.Body, `"previousKeyId":"key_0000000000000000000000rest"`) {
-				t.Fatalf("rotate: %s", out)
-			}
-		},
-	} {
-		payload, err := os.ReadFile("../../events/rotator/" + name + ".json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := lambda.NewHandler(h).Invoke(context.Background(), payload)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		check(out)
-	}
-	if strings.Contains(logs.String(), pk.Plaintext) {
+	if strings.Contains(f.Logs.String(), plain) {
 		t.Fatal("the logs hold a plaintext key")
 	}
 }

@@ -1,24 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/keygate/keygate/internal/apikey"
-	"github.com/keygate/keygate/internal/compose"
 	"github.com/keygate/keygate/internal/compose/tokens"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/lambdatest"
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/token"
 	"github.com/keygate/keygate/internal/tokenapi"
@@ -32,14 +25,16 @@ const fixtureID = "key_00000000000000000000000001"
 
 const keyLife = 30 * time.Minute
 
-// expect is what each fixture must produce, for both API versions. A
-// fixture without an entry fails the test, so no file goes unreplayed.
-var expect = map[string]struct {
+// expectation is what a fixture must produce.
+type expectation struct {
 	status int
 	code   string
 	ttl    time.Duration // the token's lifetime, for exchanges
 	scopes []string
-}{
+}
+
+// expect is what each fixture must produce, for both API versions.
+var expect = map[string]expectation{
 	"exchange":             {200, "", 5 * time.Minute, []string{"orders:read"}},
 	"exchange-default":     {200, "", token.DefaultTTL, []string{"orders:read", "orders:write"}},
 	"exchange-capped":      {200, "", keyLife, []string{"orders:read", "orders:write"}},
@@ -53,91 +48,41 @@ var expect = map[string]struct {
 }
 
 // TestReplayEveryFixture replays every file under events/tokens through the
-// Lambda handler built by setup (the composition root), against DynamoDB
-// Local with local signing keys, and verifies every issued token offline.
+// Lambda handler built by the composition root, against DynamoDB Local
+// with local signing keys, and verifies every issued token offline.
 func TestReplayEveryFixture(t *testing.T) {
-	files, err := filepath.Glob("../../events/tokens/*/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures under events/tokens: %v", err)
-	}
-	sort.Strings(files)
-	seen := map[string]int{}
-	for _, f := range files {
-		version := filepath.Base(filepath.Dir(f))
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
-		want, ok := expect[name]
-		if !ok {
-			t.Errorf("%s has no expectation in this test", f)
-			continue
-		}
-		if version != "v1" && version != "v2" {
-			t.Errorf("%s: unknown payload version folder %q", f, version)
-			continue
-		}
-		seen[name]++
-		t.Run(version+"/"+name, func(t *testing.T) {
-			payload, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db, table := dynamotest.Table(t)
-			env := map[string]string{
-				"KEYGATE_TABLE": table, "KEYGATE_DYNAMODB_ENDPOINT": dynamotest.Endpoint(t),
-				"KEYGATE_PEPPER": "fixture-pepper", "KEYGATE_SIGNING_DIR": t.TempDir(),
-			}
-			var logs bytes.Buffer
-			h, err := tokens.Compose(context.Background(), compose.Env{Getenv: func(k string) string { return env[k] }, Stdout: &logs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := store.New(db, table, store.Options{})
-			start := time.Now()
-			plain := seed(t, s, start)
-			// The rotator published a key, which the function finds in
-			// the shared local key directory.
-			rot, err := token.NewKeyring(s, &token.LocalBackend{Dir: env["KEYGATE_SIGNING_DIR"]}, 0).RotateSigningKeys(context.Background(), start)
-			if err != nil {
-				t.Fatal(err)
-			}
-
-			out, err := lambda.NewHandler(h).Invoke(context.Background(), payload)
-			if err != nil {
-				t.Fatalf("invoke: %v", err)
-			}
-			var resp struct {
-				StatusCode        int                 `json:"statusCode"`
-				MultiValueHeaders map[string][]string `json:"multiValueHeaders"`
-				Body              string              `json:"body"`
-			}
-			if err := json.Unmarshal(out, &resp); err != nil {
-				t.Fatalf("response is not a proxy response: %v\n%s", err, out)
-			}
-			var body map[string]any
-			_ = json.Unmarshal([]byte(resp.Body), &body)
-			if resp.StatusCode != want.status || (want.code != "" && body["code"] != want.code) {
-				t.Fatalf("got %d %s, want %d %s", resp.StatusCode, resp.Body, want.status, want.code)
-			}
-			if strings.Contains(string(out), plain) || strings.Contains(logs.String(), plain) {
-				t.Fatal("the seeded key's plaintext leaked")
-			}
-			hdr := func(k string) string { return strings.Join(resp.MultiValueHeaders[k], ",") }
-			switch {
-			case want.code != "":
-				if hdr("Content-Type") != "application/problem+json" {
-					t.Fatalf("problem Content-Type %q", hdr("Content-Type"))
-				}
-			case name == "jwks":
-				checkJWKS(t, resp.Body, hdr("Cache-Control"), rot.Published)
-			default:
-				checkToken(t, s, body, logs.String(), start, want.ttl, want.scopes)
-			}
+	lambdatest.Replay(t, "tokens", expect, func(t *testing.T, name string, event []byte, want expectation) {
+		f := lambdatest.Compose(t, tokens.Compose, map[string]string{"KEYGATE_SIGNING_DIR": t.TempDir()})
+		start := time.Now()
+		plain := f.Key(t, fixtureID, func(k *key.Key) {
+			k.Scopes, k.ExpiresAt = []string{"orders:read", "orders:write"}, k.CreatedAt.Add(keyLife)
 		})
-	}
-	for name := range expect {
-		if seen[name] == 0 {
-			t.Errorf("expectation %q has no fixture", name)
+		// The rotator published a key, which the function finds in the
+		// shared local key directory.
+		rot, err := token.NewKeyring(f.Store, &token.LocalBackend{Dir: f.Env["KEYGATE_SIGNING_DIR"]}, 0).RotateSigningKeys(context.Background(), start)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		out := f.Invoke(t, event)
+		resp := lambdatest.DecodeResponse(t, out)
+		body := resp.JSON()
+		if resp.StatusCode != want.status || (want.code != "" && body["code"] != want.code) {
+			t.Fatalf("got %d %s, want %d %s", resp.StatusCode, resp.Body, want.status, want.code)
+		}
+		if strings.Contains(string(out), plain) || strings.Contains(f.Logs.String(), plain) {
+			t.Fatal("the seeded key's plaintext leaked")
+		}
+		switch {
+		case want.code != "":
+			if resp.Header("Content-Type") != "application/problem+json" {
+				t.Fatalf("problem Content-Type %q", resp.Header("Content-Type"))
+			}
+		case strings.HasSuffix(name, "/jwks"):
+			checkJWKS(t, resp.Body, resp.Header("Cache-Control"), rot.Published)
+		default:
+			checkToken(t, f.Store, body, f.Logs.String(), start, want.ttl, want.scopes)
+		}
+	})
 }
 
 // checkToken verifies an exchange's token offline and holds its claims and
@@ -183,22 +128,4 @@ func checkJWKS(t *testing.T, body, cacheControl, kid string) {
 	if _, private := k["d"]; private || k["kty"] != "OKP" || k["crv"] != "Ed25519" || k["alg"] != "EdDSA" || k["use"] != "sig" || k["kid"] != kid {
 		t.Errorf("JWKS key %v, want the public Ed25519 key %s", k, kid)
 	}
-}
-
-// seed stores the fixture key and returns its plaintext.
-func seed(t *testing.T, s *store.Store, now time.Time) string {
-	t.Helper()
-	f, _ := apikey.NewFormat("")
-	p, err := f.Generate(apikey.Secret, apikey.Live)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now = now.UTC().Truncate(time.Millisecond)
-	k := &key.Key{ID: fixtureID, Name: "fixture", OwnerID: "acme", Type: key.Secret, Environment: key.Live,
-		Hash: apikey.NewHasher([]byte("fixture-pepper")).Sum(p.Plaintext), Hint: apikey.Hint(p), Enabled: true,
-		Scopes: []string{"orders:read", "orders:write"}, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(keyLife)}
-	if err := s.Create(context.Background(), k); err != nil {
-		t.Fatal(err)
-	}
-	return p.Plaintext
 }

@@ -32,15 +32,6 @@ const alice = "arn:aws:iam::123456789012:user/alice"
 
 var format, _ = apikey.NewFormat("")
 
-// fakePublisher records events through a function field.
-type fakePublisher struct {
-	publish func(ctx context.Context, e lifecycle.Event) error
-}
-
-func (f *fakePublisher) Publish(ctx context.Context, e lifecycle.Event) error {
-	return f.publish(ctx, e)
-}
-
 // env is an admin API over a fresh DynamoDB Local table, with a settable
 // clock, captured logs and captured events.
 type env struct {
@@ -73,12 +64,12 @@ func newEnvWith(t *testing.T, pub adminapi.Publisher) *env {
 		t.Fatal(err)
 	}
 	if pub == nil {
-		pub = &fakePublisher{publish: func(_ context.Context, ev lifecycle.Event) error {
+		pub = lifecycle.PublisherFunc(func(_ context.Context, ev lifecycle.Event) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.events = append(e.events, ev)
 			return nil
-		}}
+		})
 	}
 	e.api = adminapi.New(adminapi.Options{
 		Store: e.store, Format: format, Hasher: e.hasher,

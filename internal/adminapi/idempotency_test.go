@@ -20,7 +20,6 @@ import (
 	"github.com/keygate/keygate/internal/adminapi"
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/key"
-	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -95,7 +94,7 @@ func TestIdempotencyRecordHoldsNoPlaintext(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := adminapi.New(adminapi.Options{Store: e.store, Format: format, Hasher: e.hasher, Idempotency: other, Now: e.clock,
-		Publisher: &fakePublisher{publish: func(context.Context, lifecycle.Event) error { return nil }}, Logger: discard()})
+		Logger: discard()})
 	rec := serve(api, http.MethodPost, "/v1/keys", idemBody, "Idempotency-Key", "sealed")
 	if rec.Code != 409 || !strings.Contains(rec.Body.String(), "idempotency_unreadable") || strings.Contains(rec.Body.String(), r.str("key")) {
 		t.Fatalf("another secret: %d %s", rec.Code, rec.Body)

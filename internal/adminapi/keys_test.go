@@ -243,9 +243,9 @@ func aws(s string) *string                  { return &s }
 func n(v string) *ddb.AttributeValueMemberN { return &ddb.AttributeValueMemberN{Value: v} }
 
 func TestEventPublishFailureDoesNotFailTheChange(t *testing.T) {
-	failing := &fakePublisher{publish: func(context.Context, lifecycle.Event) error {
+	failing := lifecycle.PublisherFunc(func(context.Context, lifecycle.Event) error {
 		return fmt.Errorf("bus down")
-	}}
+	})
 	e2 := newEnvWith(t, failing)
 	r := e2.issue(`{"name":"k","ownerId":"acme","environment":"live"}`)
 	if g := e2.do(http.MethodGet, "/v1/keys/"+r.str("id"), ""); g.Code != 200 {

@@ -1,19 +1,14 @@
 package adminapi_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/smithy-go/middleware"
-
 	"github.com/keygate/keygate/internal/adminapi"
-	"github.com/keygate/keygate/internal/lifecycle"
+	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -29,27 +24,23 @@ type faultAfterClaim struct {
 	ops     []string
 }
 
-func (f *faultAfterClaim) HandleInitialize(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-	op := awsmiddleware.GetOperationName(ctx)
+// see is the dynamotest.Watched hook.
+func (f *faultAfterClaim) see(op string) error {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.ops = append(f.ops, op)
-	fail := false
 	switch {
 	case op == "PutItem" && !f.claimed:
 		f.claimed = true
 	case f.claimed && op != "DeleteItem":
 		f.after++
-		fail = f.after == f.n
-		f.failed = f.failed || fail
+		if f.after == f.n {
+			f.failed = true
+			return errors.New("injected DynamoDB failure")
+		}
 	}
-	f.mu.Unlock()
-	if fail {
-		return middleware.InitializeOutput{}, middleware.Metadata{}, errors.New("injected DynamoDB failure")
-	}
-	return next.HandleInitialize(ctx, in)
+	return nil
 }
-
-func (f *faultAfterClaim) ID() string { return "faultAfterClaim" }
 
 func (f *faultAfterClaim) released() bool {
 	f.mu.Lock()
@@ -131,16 +122,12 @@ func TestRefusedRotationReleasesItsKey(t *testing.T) {
 // e's table through a DynamoDB client with f in its middleware.
 func (e *env) apiOver(f *faultAfterClaim, rotate bool) http.Handler {
 	e.t.Helper()
-	db := dynamodb.New(e.db.Options(), func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error { return s.Initialize.Add(f, middleware.Before) })
-	})
-	st := store.New(db, e.table, store.Options{Now: e.clock})
+	st := store.New(dynamotest.Watched(e.db, f.see), e.table, store.Options{Now: e.clock})
 	idem, err := adminapi.NewIdempotency(st, []byte("idempotency-secret"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	o := adminapi.Options{Store: st, Format: format, Hasher: e.hasher, Idempotency: idem, Now: e.clock, Logger: discard(),
-		Publisher: &fakePublisher{publish: func(context.Context, lifecycle.Event) error { return nil }}}
+	o := adminapi.Options{Store: st, Format: format, Hasher: e.hasher, Idempotency: idem, Now: e.clock, Logger: discard()}
 	if rotate {
 		return adminapi.NewRotator(o, 0)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/keygate/keygate/internal/actor"
 	"github.com/keygate/keygate/internal/adminapi"
-	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -22,8 +21,7 @@ func (e *env) rotator() *adminapi.Rotator {
 		e.t.Fatal(err)
 	}
 	return adminapi.NewRotator(adminapi.Options{Store: e.store, Format: format, Hasher: e.hasher, Idempotency: idem,
-		Publisher: &fakePublisher{publish: func(context.Context, lifecycle.Event) error { return nil }},
-		Logger:    discard(), Now: e.clock}, 0)
+		Logger: discard(), Now: e.clock}, 0)
 }
 
 // rotate sends a request to the rotator and holds the response against the

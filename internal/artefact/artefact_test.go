@@ -5,7 +5,9 @@ import (
 	"flag"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -181,5 +183,41 @@ func BenchmarkColdStart(b *testing.B) {
 			b.ReportMetric(float64(first.Microseconds())/1000/float64(b.N), "cold-ms")
 			b.ReportMetric(float64(reported.Microseconds())/1000/float64(b.N), "rie-init-ms")
 		})
+	}
+}
+
+// Each function links only what it runs: the authorizer, which every
+// request waits for, links neither the admin API, the rotator, the token
+// routes, EventBridge nor KMS (whose package initialisation would run on
+// each of its cold starts), and no binary links a test package.
+func TestBinariesLinkOnlyWhatTheyRun(t *testing.T) {
+	deps := func(pkg string) []string {
+		cmd := exec.Command("go", "list", "-deps", pkg)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		return strings.Fields(string(out))
+	}
+	forbidden := map[string][]string{
+		"./functions/authorizer": {
+			"github.com/keygate/keygate/internal/adminapi", "github.com/keygate/keygate/internal/rotator",
+			"github.com/keygate/keygate/internal/tokenapi", "github.com/keygate/keygate/internal/lifecycle",
+			"github.com/aws/aws-sdk-go-v2/service/eventbridge", "github.com/aws/aws-sdk-go-v2/service/kms",
+			"github.com/aws/aws-sdk-go-v2/config", "github.com/aws/aws-sdk-go-v2/service/sts",
+		},
+		"./functions/tokens":  {"github.com/keygate/keygate/internal/adminapi", "github.com/aws/aws-sdk-go-v2/service/eventbridge"},
+		"./functions/issuer":  {"github.com/keygate/keygate/internal/tokenapi", "github.com/aws/aws-sdk-go-v2/service/kms"},
+		"./cmd/keygate-dev":   {},
+		"./functions/rotator": {"github.com/keygate/keygate/internal/tokenapi"},
+	}
+	for pkg, not := range forbidden {
+		got := deps(pkg)
+		for _, p := range append(not, "testing") {
+			if slices.Contains(got, p) {
+				t.Errorf("%s links %s", pkg, p)
+			}
+		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -23,8 +22,10 @@ import (
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/authorizer"
 	settings "github.com/keygate/keygate/internal/compose/authorizer"
+	"github.com/keygate/keygate/internal/dynamolocal"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/lambdatest"
 	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/internal/metrics"
 	"github.com/keygate/keygate/internal/store"
@@ -150,27 +151,17 @@ type outcome struct {
 // event without one fails. Logs and metrics of all of them must not hold
 // any plaintext key.
 func TestReplayEveryEvent(t *testing.T) {
-	root := filepath.Join("..", "..", "events", "authorizer")
-	var files []string
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".json") && !strings.HasSuffix(p, ".want.json") {
-			files = append(files, p)
-		}
-		return err
-	})
-	if err != nil || len(files) < 30 {
-		t.Fatalf("found %d events under %s (%v)", len(files), root, err)
+	evs := lambdatest.Events(t, "authorizer")
+	if len(evs) < 30 {
+		t.Fatalf("found %d events under events/authorizer", len(evs))
 	}
 	logs := &logtest.Buffer{}
-	port, _ := dynamotest.FreePort()
+	port, _ := dynamolocal.FreePort()
 	dead := store.LocalClient(fmt.Sprintf("http://127.0.0.1:%d", port))
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(strings.TrimPrefix(file, root+"/"), ".json"), func(t *testing.T) {
+	for name, event := range evs {
+		file := lambdatest.EventFile(t, "authorizer", name)
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			event, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
 			db, table := dynamotest.Table(t)
 			client := db
 			if strings.Contains(file, "/unavailable/") {

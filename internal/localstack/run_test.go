@@ -3,7 +3,6 @@ package localstack
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -19,7 +18,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/cli"
-	"github.com/keygate/keygate/internal/dynamotest"
+	"github.com/keygate/keygate/internal/dynamolocal"
 	"github.com/keygate/keygate/internal/logtest"
 )
 
@@ -86,11 +85,11 @@ func (r *devRun) shutdown(t *testing.T) {
 
 func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 	data := t.TempDir()
-	port, err := dynamotest.FreePort()
+	port, err := dynamolocal.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ddbPort, err := dynamotest.FreePort()
+	ddbPort, err := dynamolocal.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +125,13 @@ func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 		t.Fatalf("%d DynamoDB Local processes on port %d while make dev runs, want 1", n, ddbPort)
 	}
 	first.shutdown(t)
-	if !portFree(ddbPort) || !portFree(port) {
-		t.Errorf("after Ctrl-C something still listens: DynamoDB Local port free %v, gateway port free %v", portFree(ddbPort), portFree(port))
+	if !dynamolocal.PortFree(ddbPort) || !dynamolocal.PortFree(port) {
+		t.Errorf("after Ctrl-C something still listens: DynamoDB Local port free %v, gateway port free %v", dynamolocal.PortFree(ddbPort), dynamolocal.PortFree(port))
 	}
 	if n := javaOn(ddbPort); n != 0 {
 		t.Errorf("%d java processes for DynamoDB Local on port %d survived make dev", n, ddbPort)
 	}
-	if u, _ := url.Parse(link); !portFree(atoi(u.Port())) {
+	if u, _ := url.Parse(link); !dynamolocal.PortFree(atoi(u.Port())) {
 		t.Errorf("after Ctrl-C the console still listens on %s", u.Host)
 	}
 
@@ -197,7 +196,7 @@ func TestMakeDevSaysWhenDynamoDBPortIsTaken(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	_, err = StartDynamoDB(context.Background(), port, t.TempDir(), 3000, io.Discard)
+	_, err = dynamolocal.Start(context.Background(), dynamolocal.Options{Port: port, Dir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "DYNAMODB_PORT") {
 		t.Errorf("got %v, want an error that says to set DYNAMODB_PORT", err)
 	}
@@ -213,8 +212,8 @@ func TestMakeDevBinaryLeavesNoJavaBehind(t *testing.T) {
 	}
 	data := t.TempDir()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		port, _ := dynamotest.FreePort()
-		ddbPort, _ := dynamotest.FreePort()
+		port, _ := dynamolocal.FreePort()
+		ddbPort, _ := dynamolocal.FreePort()
 		cmd := exec.Command(bin, "-data", data, "-port", strconv.Itoa(port), "-dynamodb-port", strconv.Itoa(ddbPort), "-console-port", "0")
 		out := &logtest.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
@@ -225,7 +224,7 @@ func TestMakeDevBinaryLeavesNoJavaBehind(t *testing.T) {
 		go func() { done <- cmd.Wait() }()
 		t.Cleanup(func() { _ = cmd.Process.Kill() })
 		url := "http://127.0.0.1:" + strconv.Itoa(port) + "/v1/openapi.json"
-		if err := dynamotest.WaitReady(url, 90*time.Second); err != nil {
+		if err := dynamolocal.WaitReady(url, 90*time.Second); err != nil {
 			t.Fatalf("%v\n%s", err, out.String())
 		}
 		if n := javaOn(ddbPort); n != 1 {

@@ -38,15 +38,6 @@ const alice = "arn:aws:iam::123456789012:user/alice"
 // day) would vanish under a test.
 var t0 = time.Now().UTC().Truncate(time.Second)
 
-// fakePublisher records events through a function field.
-type fakePublisher struct {
-	publish func(ctx context.Context, e lifecycle.Event) error
-}
-
-func (f *fakePublisher) Publish(ctx context.Context, e lifecycle.Event) error {
-	return f.publish(ctx, e)
-}
-
 // env is the rotator over a fresh DynamoDB Local table: the issuer's admin
 // API to issue keys, the rotate route, and the scheduled run, sharing one
 // settable clock, captured events and captured logs.
@@ -79,12 +70,12 @@ func newEnv(t *testing.T, policy rotator.Policy) *env {
 	}
 	format, _ := apikey.NewFormat("")
 	log := slog.New(slog.NewJSONHandler(e.logs, nil))
-	pub := &fakePublisher{publish: func(_ context.Context, ev lifecycle.Event) error {
+	pub := lifecycle.PublisherFunc(func(_ context.Context, ev lifecycle.Event) error {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.events = append(e.events, ev)
 		return nil
-	}}
+	})
 	o := adminapi.Options{
 		Store: e.store, Format: format, Hasher: e.hasher, Idempotency: idem,
 		Publisher: pub, Logger: log, Now: e.clock, MaxTTL: time.Hour,

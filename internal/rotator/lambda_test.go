@@ -3,17 +3,15 @@ package rotator_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/lambdatest"
 	"github.com/keygate/keygate/internal/rotator"
 )
 
@@ -47,61 +45,43 @@ func TestLambdaReplaysEveryFixture(t *testing.T) {
 		code   string // problem code, or "" for success
 	}
 	wants := map[string]want{
-		"rest-rotate.json":             {status: 201},
-		"http-rotate.json":             {status: 201},
-		"rest-rotate-unknown-key.json": {status: 404, code: "not_found"},
-		"rest-rotate-bad-grace.json":   {status: 400, code: "invalid_request"},
-		"scheduled-eventbridge.json":   {},
-		"scheduled-scheduler.json":     {},
+		"rest-rotate":             {status: 201},
+		"http-rotate":             {status: 201},
+		"rest-rotate-unknown-key": {status: 404, code: "not_found"},
+		"rest-rotate-bad-grace":   {status: 400, code: "invalid_request"},
+		"scheduled-eventbridge":   {},
+		"scheduled-scheduler":     {},
 	}
 	published := "" // token signing keys the scheduled runs published
-	files, err := filepath.Glob("../../events/rotator/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
-	}
-	for _, f := range files {
-		name := filepath.Base(f)
-		w, ok := wants[name]
-		if !ok {
-			t.Errorf("fixture %s has no expected outcome in this test", name)
-			continue
-		}
-		payload, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	lambdatest.Replay(t, "rotator", wants, func(t *testing.T, name string, event []byte, w want) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		out, err := h.Invoke(ctx, payload)
+		out, err := h.Invoke(ctx, event)
 		cancel()
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatal(err)
 		}
 		if strings.HasPrefix(name, "scheduled-") {
 			var rep rotator.Report
 			if err := json.Unmarshal(out, &rep); err != nil || !rep.Complete || rep.SigningKeyFailed {
-				t.Fatalf("%s: report %s (%v)", name, out, err)
+				t.Fatalf("report %s (%v)", out, err)
 			}
 			published += rep.SigningKeyPublished
-			continue
+			return
 		}
-		var resp events.APIGatewayProxyResponse // v1 and v2 responses share these fields
-		if err := json.Unmarshal(out, &resp); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		var body map[string]any
-		_ = json.Unmarshal([]byte(resp.Body), &body)
+		resp := lambdatest.DecodeResponse(t, out)
+		body := resp.JSON()
 		if resp.StatusCode != w.status || (w.code != "" && body["code"] != w.code) {
-			t.Errorf("%s: %d %s, want %d %s", name, resp.StatusCode, resp.Body, w.status, w.code)
+			t.Errorf("%d %s, want %d %s", resp.StatusCode, resp.Body, w.status, w.code)
 		}
 		if w.status == 201 {
 			if k, _ := body["key"].(string); k != "" {
 				e.plains = append(e.plains, k)
 			}
-			if !strings.HasPrefix(body["key"].(string), "kg_sk_live_") || body["previousKeyId"] == nil {
-				t.Errorf("%s: rotate response %s", name, resp.Body)
+			if k, _ := body["key"].(string); !strings.HasPrefix(k, "kg_sk_live_") || body["previousKeyId"] == nil {
+				t.Errorf("rotate response %s", resp.Body)
 			}
 		}
-	}
+	})
 	// The first scheduled run published the first token signing key; the
 	// next found nothing due.
 	ring, err := e.store.SigningKeys(context.Background())

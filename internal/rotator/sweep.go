@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/token"
@@ -104,7 +102,7 @@ func (s *Sweeper) Run(ctx context.Context, budget time.Duration) (Report, error)
 		}
 	}
 	var (
-		next [store.DueShards]map[string]ddb.AttributeValue
+		next [store.DueShards]string
 		done [store.DueShards]bool
 	)
 	// Each run starts at a random shard, so a run that the budget stops
@@ -130,7 +128,7 @@ func (s *Sweeper) Run(ctx context.Context, budget time.Duration) (Report, error)
 				s.one(ctx, d, at, &rep, log)
 			}
 			next[shard] = page.Next
-			if page.Next == nil {
+			if page.Next == "" {
 				done[shard] = true
 				open--
 			}

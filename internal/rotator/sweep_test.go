@@ -8,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/smithy-go/middleware"
-
+	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/rotator"
@@ -242,7 +239,7 @@ func TestRevokedAndRotatedKeysLeaveTheSchedule(t *testing.T) {
 		t.Fatalf("events: %v", c)
 	}
 	for _, id := range []string{revoked, rotated} {
-		page, err := e.store.Due(context.Background(), store.DueShard(id), t0.Add(1000*day), 100, nil)
+		page, err := e.store.Due(context.Background(), store.DueShard(id), t0.Add(1000*day), 100, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,22 +317,6 @@ func TestAChangedPolicyReachesEveryLiveKey(t *testing.T) {
 	}
 }
 
-// opCounter counts DynamoDB calls by operation, through the SDK's
-// middleware stack.
-type opCounter struct {
-	mu  sync.Mutex
-	ops map[string]int
-}
-
-func (c *opCounter) ID() string { return "keygateOpCounter" }
-
-func (c *opCounter) HandleInitialize(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-	c.mu.Lock()
-	c.ops[awsmiddleware.GetOperationName(ctx)]++
-	c.mu.Unlock()
-	return next.HandleInitialize(ctx, in)
-}
-
 func TestScheduledRunNeverScans(t *testing.T) {
 	e := newEnv(t, policy())
 	e.set(t0.Add(-30 * day))
@@ -343,10 +324,7 @@ func TestScheduledRunNeverScans(t *testing.T) {
 		e.issue(fmt.Sprintf(`{"name":"k%d","ownerId":"acme","environment":"live","expiresAt":%q}`, i, t0.Add(3*day).Format(time.RFC3339)))
 	}
 	e.set(t0)
-	count := &opCounter{ops: map[string]int{}}
-	db := dynamodb.New(e.db.Options(), func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error { return s.Initialize.Add(count, middleware.After) })
-	})
+	db, calls := dynamotest.Counted(e.db)
 	e.sweeper.Store = store.New(db, e.table, store.Options{Now: e.clock})
 	e.sweeper.PageSize = 10
 	rep, err := e.sweeper.Run(context.Background(), time.Hour)
@@ -355,9 +333,10 @@ func TestScheduledRunNeverScans(t *testing.T) {
 	}
 	// One Query per shard page, one BatchGetItem per non-empty page, one
 	// transaction per key: no Scan, and the reads do not grow with the table.
-	if count.ops["Scan"] != 0 || count.ops["TransactWriteItems"] != 30 || count.ops["Query"] > store.DueShards+3*2 ||
-		count.ops["BatchGetItem"] > count.ops["Query"] || len(count.ops) != 3 {
-		t.Fatalf("DynamoDB calls of one run over 30 due keys: %v", count.ops)
+	ops := calls.Ops()
+	if ops["Scan"] != 0 || ops["TransactWriteItems"] != 30 || ops["Query"] > store.DueShards+3*2 ||
+		ops["BatchGetItem"] > ops["Query"] || len(ops) != 3 {
+		t.Fatalf("DynamoDB calls of one run over 30 due keys: %v", ops)
 	}
-	t.Logf("DynamoDB calls of one run over 30 due keys: %v", count.ops)
+	t.Logf("DynamoDB calls of one run over 30 due keys: %v", ops)
 }

@@ -112,19 +112,28 @@ type DueKey struct {
 // DuePage is one page of due keys of one shard.
 type DuePage struct {
 	Keys []DueKey
-	// Next continues the shard within this run; nil when the shard holds no
-	// more keys due.
-	Next map[string]ddb.AttributeValue
+	// Next is the opaque cursor that continues the shard within this run
+	// (signed like list cursors, and bound to the shard); empty when the
+	// shard holds no more keys due.
+	Next string
 }
 
 // Due returns up to limit (1 to 100) keys of shard that are due at or before
-// now, earliest first, continuing after next (nil to start). The index is
+// now, earliest first, continuing from cursor (a Next of the same shard; ""
+// to start). The index is
 // eventually consistent, so it only nominates keys: each is then read with a
 // strongly consistent BatchGetItem, and a key whose current due time is
 // after now (rescheduled meanwhile) or that is gone is left out.
-func (s *Store) Due(ctx context.Context, shard int, now time.Time, limit int, next map[string]ddb.AttributeValue) (DuePage, error) {
+func (s *Store) Due(ctx context.Context, shard int, now time.Time, limit int, cursor string) (DuePage, error) {
 	if shard < 0 || shard >= DueShards || limit < 1 || limit > 100 {
 		return DuePage{}, fault.Errorf(fault.Internal, "due: shard %d or limit %d out of range", shard, limit)
+	}
+	var next map[string]ddb.AttributeValue
+	if cursor != "" {
+		var err error
+		if next, err = s.cursor.open(cursor, shardPK(shard)); err != nil {
+			return DuePage{}, err
+		}
 	}
 	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 &s.table,
@@ -139,9 +148,11 @@ func (s *Store) Due(ctx context.Context, shard int, now time.Time, limit int, ne
 	if err != nil {
 		return DuePage{}, mapErr(err, "query due keys")
 	}
-	page := DuePage{Next: out.LastEvaluatedKey}
-	if len(out.LastEvaluatedKey) == 0 {
-		page.Next = nil
+	var page DuePage
+	if len(out.LastEvaluatedKey) > 0 {
+		if page.Next, err = s.cursor.seal(out.LastEvaluatedKey, shardPK(shard)); err != nil {
+			return DuePage{}, err
+		}
 	}
 	if len(out.Items) == 0 {
 		return page, nil

@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -22,7 +24,7 @@ func (f *fixture) dueOf(t *testing.T, id string, now time.Time) (store.DueKey, b
 				return d, true
 			}
 		}
-		if p.Next == nil {
+		if p.Next == "" {
 			return store.DueKey{}, false
 		}
 		next = p.Next
@@ -68,5 +70,41 @@ func TestScheduleIsAdvancedAtMostOncePerDueTime(t *testing.T) {
 	}
 	if _, ok := f.dueOf(t, k.ID, f.now.AddDate(10, 0, 0)); ok {
 		t.Fatal("an unscheduled key is still due")
+	}
+}
+
+// A due-keys cursor is opaque and bound to its shard: a client of the
+// store cannot forge one, nor continue another shard with it.
+func TestDueCursorsAreOpaqueAndBoundToTheirShard(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	// New keys are due at once; by the pigeonhole, DueShards+1 of them put
+	// two in one shard.
+	per := map[int]int{}
+	shard := -1
+	for shard < 0 {
+		k, _ := f.newKey(t, "acme")
+		if per[store.DueShard(k.ID)]++; per[store.DueShard(k.ID)] == 2 {
+			shard = store.DueShard(k.ID)
+		}
+	}
+	p, err := f.s.Due(ctx, shard, f.now, 1, "")
+	if err != nil || p.Next == "" || len(p.Keys) != 1 {
+		t.Fatalf("first page of a shard with two due keys: %+v, %v", p, err)
+	}
+	if strings.Contains(p.Next, "DUE") || strings.Contains(p.Next, "KEY#") {
+		t.Errorf("the cursor shows the table's keys: %s", p.Next)
+	}
+	rest, err := f.s.Due(ctx, shard, f.now, 1, p.Next)
+	if err != nil || len(rest.Keys) != 1 || rest.Keys[0].Key.ID == p.Keys[0].Key.ID {
+		t.Errorf("the cursor continues its shard: %+v, %v", rest, err)
+	}
+	for _, bad := range []string{p.Next[:len(p.Next)-2] + "AA", "not-a-cursor"} {
+		if _, err := f.s.Due(ctx, shard, f.now, 1, bad); !fault.Is(err, fault.Invalid) {
+			t.Errorf("a forged cursor: %v", err)
+		}
+	}
+	if _, err := f.s.Due(ctx, (shard+1)%store.DueShards, f.now, 1, p.Next); !fault.Is(err, fault.Invalid) {
+		t.Errorf("another shard's cursor: %v", err)
 	}
 }

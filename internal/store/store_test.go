@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/dynamolocal"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/key"
@@ -341,7 +342,7 @@ func TestStoreErrorsAreTyped(t *testing.T) {
 	if _, err := s.GetByHash(context.Background(), hasher.Sum("x")); !fault.Is(err, fault.Unavailable) {
 		t.Fatalf("missing table: err = %v, want unavailable", err)
 	}
-	port, _ := dynamotest.FreePort()
+	port, _ := dynamolocal.FreePort()
 	dead := store.New(store.LocalClient(fmt.Sprintf("http://127.0.0.1:%d", port)), "keygate", store.Options{})
 	if _, err := dead.GetByHash(context.Background(), hasher.Sum("x")); !fault.Is(err, fault.Unavailable) {
 		t.Fatalf("DynamoDB down: err = %v, want unavailable", err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/smithy-go/middleware"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/keygate/keygate/internal/dynamotest"
@@ -37,7 +36,7 @@ type fixture struct {
 	table    string
 	admin    *store.Store // uncounted: the keyring's
 	counted  *store.Store // the verifier's
-	calls    atomic.Int64
+	calls    *dynamotest.Calls
 	now      atomic.Int64
 	backend  *token.LocalBackend
 	ring     *token.Keyring
@@ -51,15 +50,8 @@ func newFixture(t testing.TB) *fixture {
 	db, table := dynamotest.Table(t)
 	f := &fixture{db: db, table: table}
 	f.now.Store(t0.UnixNano())
-	counted := dynamodb.New(db.Options(), func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
-			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("count",
-				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-					f.calls.Add(1)
-					return next.HandleInitialize(ctx, in)
-				}), middleware.Before)
-		})
-	})
+	counted, calls := dynamotest.Counted(db)
+	f.calls = calls
 	f.admin = store.New(db, table, store.Options{Now: f.clock})
 	f.counted = store.New(counted, table, store.Options{Now: f.clock})
 	f.backend = &token.LocalBackend{}

@@ -52,11 +52,11 @@ func (a *authz) call(t *testing.T, method, cred string) (bool, map[string]any, i
 		"headers":{"authorization":"Bearer %[2]s"},
 		"requestContext":{"accountId":"123456789012","apiId":"abc","http":{"method":"%[1]s","path":"/orders","sourceIp":"203.0.113.7"},
 		"requestId":"r","routeKey":"%[1]s /orders","stage":"$default"}}`, method, cred)
-	before := a.f.calls.Load()
+	before := a.f.calls.Total()
 	out, err := a.h.Invoke(ctx, []byte(ev))
 	if err != nil && err.Error() == "Unauthorized" {
 		// API Gateway's 401: no credential recognised, no context.
-		return false, map[string]any{gateway.CtxCode: "unauthorized"}, a.f.calls.Load() - before
+		return false, map[string]any{gateway.CtxCode: "unauthorized"}, a.f.calls.Total() - before
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func (a *authz) call(t *testing.T, method, cred string) (bool, map[string]any, i
 	if err := json.Unmarshal(out, &resp); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	return resp.IsAuthorized, resp.Context, a.f.calls.Load() - before
+	return resp.IsAuthorized, resp.Context, a.f.calls.Total() - before
 }
 
 // storedKey creates a key in the table and returns it with its plaintext.

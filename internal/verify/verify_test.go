@@ -13,9 +13,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/dynamolocal"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
@@ -46,7 +46,7 @@ type fixture struct {
 	db    *dynamodb.Client
 	table string
 	now   atomic.Int64 // Unix ns
-	calls atomic.Int64
+	calls *dynamotest.Calls
 	fail  atomic.Bool
 	// throttle makes every DynamoDB call fail as throttled.
 	throttle atomic.Bool
@@ -57,20 +57,16 @@ func newFixture(t *testing.T) *fixture {
 	db, table := dynamotest.Table(t)
 	f := &fixture{db: db, table: table}
 	f.now.Store(t0.UnixNano())
-	counted := dynamodb.New(db.Options(), func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
-			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("count",
-				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-					f.calls.Add(1)
-					if f.fail.Load() {
-						return middleware.InitializeOutput{}, middleware.Metadata{}, errors.New("injected DynamoDB outage")
-					}
-					if f.throttle.Load() {
-						return middleware.InitializeOutput{}, middleware.Metadata{}, &ddbtypes.ProvisionedThroughputExceededException{Message: &throttled}
-					}
-					return next.HandleInitialize(ctx, in)
-				}), middleware.Before)
-		})
+	f.calls = &dynamotest.Calls{}
+	counted := dynamotest.Watched(db, func(op string) error {
+		_ = f.calls.See(op)
+		if f.fail.Load() {
+			return errors.New("injected DynamoDB outage")
+		}
+		if f.throttle.Load() {
+			return &ddbtypes.ProvisionedThroughputExceededException{Message: &throttled}
+		}
+		return nil
 	})
 	f.st = store.New(counted, table, store.Options{Now: f.clock})
 	f.admin = store.New(db, table, store.Options{Now: f.clock})
@@ -209,9 +205,9 @@ func TestAllowCarriesIdentityAndRemainingLimits(t *testing.T) {
 
 // countCalls returns the DynamoDB requests one verification makes.
 func (f *fixture) countCalls(v *verify.Verifier, req *verify.Request) (int64, verify.Decision) {
-	before := f.calls.Load()
+	before := f.calls.Total()
 	d := v.Verify(context.Background(), req)
-	return f.calls.Load() - before, d
+	return f.calls.Total() - before, d
 }
 
 func TestDynamoDBCallsPerVerification(t *testing.T) {
@@ -385,7 +381,7 @@ func TestStoreFaultsFailClosed(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	port, _ := dynamotest.FreePort()
+	port, _ := dynamolocal.FreePort()
 	for name, endpoint := range map[string]string{
 		"stalling": "http://" + stall.Addr().String(),
 		"down":     fmt.Sprintf("http://127.0.0.1:%d", port),
