@@ -8,7 +8,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -50,14 +49,7 @@ type ApiProps struct {
 // responses, stage throttling, JSON access logs and execution error logs.
 func NewApi(scope constructs.Construct, id string, props ApiProps) awsapigateway.RestApi {
 	s := props.Settings
-	removal := awscdk.RemovalPolicy_DESTROY
-	if s.retain() {
-		removal = awscdk.RemovalPolicy_RETAIN
-	}
-	access := awslogs.NewLogGroup(scope, str(id+"AccessLogs"), &awslogs.LogGroupProps{
-		Retention:     s.logRetention(),
-		RemovalPolicy: removal,
-	})
+	access := s.newLogGroup(scope, id+"AccessLogs")
 	api := awsapigateway.NewRestApi(scope, str(id), &awsapigateway.RestApiProps{
 		Description: str("keygate: admin API (IAM), token exchange and the protected proxy"),
 		// API Gateway writes logs through one role per account and region;

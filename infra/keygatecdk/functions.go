@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -138,14 +137,7 @@ func NewFunctions(scope constructs.Construct, id string, props FunctionsProps) m
 func newFunction(scope constructs.Construct, spec Function, props FunctionsProps) awslambda.Function {
 	s := props.Settings
 	cid := exportName(spec.Name)
-	removal := awscdk.RemovalPolicy_DESTROY
-	if s.retain() {
-		removal = awscdk.RemovalPolicy_RETAIN
-	}
-	logs := awslogs.NewLogGroup(scope, str(cid+"Logs"), &awslogs.LogGroupProps{
-		Retention:     s.logRetention(),
-		RemovalPolicy: removal,
-	})
+	logs := s.newLogGroup(scope, cid+"Logs")
 	// An explicit role instead of the default one: the default attaches the
 	// managed AWSLambdaBasicExecutionRole, which may write to any log group.
 	role := awsiam.NewRole(scope, str(cid+"Role"), &awsiam.RoleProps{

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 
@@ -231,9 +232,21 @@ func contextError(s *config.Setting, err error) error {
 // retain reports whether stateful resources outlive the stack.
 func (s Settings) retain() bool { return s.RemovalPolicy == "retain" }
 
-// logRetention is LogRetention as CloudWatch's enumeration.
-func (s Settings) logRetention() awslogs.RetentionDays {
-	return retentionDays[int(s.LogRetention/(24*time.Hour))]
+// removal is the removal policy of the stateful resources.
+func (s Settings) removal() awscdk.RemovalPolicy {
+	if s.retain() {
+		return awscdk.RemovalPolicy_RETAIN
+	}
+	return awscdk.RemovalPolicy_DESTROY
+}
+
+// newLogGroup creates a log group with the deployment's retention and
+// removal policy.
+func (s Settings) newLogGroup(scope constructs.Construct, id string) awslogs.LogGroup {
+	return awslogs.NewLogGroup(scope, str(id), &awslogs.LogGroupProps{
+		Retention:     retentionDays[int(s.LogRetention/(24*time.Hour))],
+		RemovalPolicy: s.removal(),
+	})
 }
 
 // retentionDays maps each of config.LogRetentionDays to CloudWatch's

@@ -59,10 +59,7 @@ func NewKeygateStack(scope constructs.Construct, id string, props *KeygateStackP
 		sp.Description = str("keygate: API-key verification for API Gateway")
 	}
 	stack := awscdk.NewStack(scope, str(id), &sp)
-	removal := awscdk.RemovalPolicy_DESTROY
-	if s.retain() {
-		removal = awscdk.RemovalPolicy_RETAIN
-	}
+	removal := s.removal()
 
 	table := NewTable(stack, "Table", TableProps{Retain: s.retain()})
 	pepper := NewPepper(stack, "Pepper", removal)

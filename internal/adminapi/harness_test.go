@@ -2,9 +2,7 @@ package adminapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -16,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/keygate/keygate/internal/actor"
 	"github.com/keygate/keygate/internal/adminapi"
+	"github.com/keygate/keygate/internal/admintest"
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
@@ -33,72 +31,40 @@ const alice = "arn:aws:iam::123456789012:user/alice"
 var format, _ = apikey.NewFormat("")
 
 // env is an admin API over a fresh DynamoDB Local table, with a settable
-// clock, captured logs and captured events.
+// clock, captured logs and captured events (admintest.Env).
 type env struct {
+	*admintest.Env
 	t      *testing.T
 	db     *dynamodb.Client
 	table  string
 	store  *store.Store
 	api    *adminapi.API
 	hasher *apikey.Hasher
+	logs   *logtest.Buffer
 
 	mu        sync.Mutex
-	now       time.Time
-	events    []lifecycle.Event
 	responses []string // every response body except issuing ones
-	logs      *logtest.Buffer
 }
 
 func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
 
-// newEnvWith uses pub as the publisher; nil records events in env.events.
+// newEnvWith uses pub as the publisher; nil records events (eventsCopy).
 func newEnvWith(t *testing.T, pub adminapi.Publisher) *env {
 	t.Helper()
-	db, table := dynamotest.Table(t)
-	e := &env{t: t, db: db, table: table, now: realNow(), logs: &logtest.Buffer{},
-		hasher: apikey.NewHasher([]byte("test-pepper"))}
-	clock := func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now }
-	e.store = store.New(db, table, store.Options{CursorSecret: []byte("cursor"), Now: clock})
-	idem, err := adminapi.NewIdempotency(e.store, []byte("idempotency-secret"))
-	if err != nil {
-		t.Fatal(err)
+	a := admintest.New(t, realNow(), "test-pepper")
+	e := &env{Env: a, t: t, db: a.DB, table: a.Table, store: a.Store, hasher: a.Hasher, logs: a.Logs}
+	o := a.Options
+	o.Environments = []key.Environment{key.Live, key.Test}
+	if pub != nil {
+		o.Publisher = pub
 	}
-	if pub == nil {
-		pub = lifecycle.PublisherFunc(func(_ context.Context, ev lifecycle.Event) error {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			e.events = append(e.events, ev)
-			return nil
-		})
-	}
-	e.api = adminapi.New(adminapi.Options{
-		Store: e.store, Format: format, Hasher: e.hasher,
-		Environments: []key.Environment{key.Live, key.Test},
-		Idempotency:  idem,
-		Publisher:    pub,
-		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:          clock,
-	})
+	e.api = adminapi.New(o)
 	return e
 }
 
-func (e *env) advance(d time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.now = e.now.Add(d)
-}
-
-func (e *env) clock() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *env) eventsCopy() []lifecycle.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]lifecycle.Event(nil), e.events...)
-}
+func (e *env) advance(d time.Duration)       { e.Advance(d) }
+func (e *env) clock() time.Time              { return e.Clock() }
+func (e *env) eventsCopy() []lifecycle.Event { return e.Events() }
 
 // resp is a response with its body decoded.
 type resp struct {
@@ -118,19 +84,10 @@ func (e *env) do(method, path, body string, headers ...string) resp {
 // doAs is do as another IAM principal.
 func (e *env) doAs(who, method, path, body string, headers ...string) resp {
 	e.t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	req = req.WithContext(actor.With(req.Context(), who))
-	rec := httptest.NewRecorder()
-	e.api.ServeHTTP(rec, req)
+	rec := admintest.Serve(e.api, who, method, path, body, headers...)
 	r := resp{ResponseRecorder: rec}
 	_ = json.Unmarshal(rec.Body.Bytes(), &r.json)
-	checkDocumented(e.t, method, req.URL.Path, rec)
+	checkDocumented(e.t, method, strings.SplitN(path, "?", 2)[0], rec)
 	if !(method == http.MethodPost && path == "/v1/keys" && rec.Code == http.StatusCreated) {
 		e.mu.Lock()
 		e.responses = append(e.responses, rec.Body.String())

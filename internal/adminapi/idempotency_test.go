@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/keygate/keygate/internal/actor"
 	"github.com/keygate/keygate/internal/adminapi"
+	"github.com/keygate/keygate/internal/admintest"
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"
@@ -191,15 +191,7 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 
 // serve sends a request as alice straight to h.
 func serve(h http.Handler, method, path, body string, headers ...string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	req = req.WithContext(actor.With(req.Context(), alice))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec
+	return admintest.Serve(h, alice, method, path, body, headers...)
 }
 
 // An Idempotency-Key belongs to the principal that used it first: another

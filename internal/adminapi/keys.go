@@ -253,23 +253,17 @@ func ifMatch(r *http.Request) (int64, error) {
 
 // apply applies a patch to a copy of k; it reports whether anything was set.
 func (a *API) apply(k *key.Key, p *UpdateRequest) (bool, error) {
-	set := false
-	if p.Name.Set {
-		set = true
-		if p.Name.Null {
-			return true, fieldErr("name", "cannot be null")
-		}
-		k.Name = p.Name.V
+	nameSet, err := p.Name.required("name", &k.Name)
+	if err != nil {
+		return true, err
 	}
+	enabledSet, err := p.Enabled.required("enabled", &k.Enabled)
+	if err != nil {
+		return true, err
+	}
+	set := nameSet || enabledSet
 	if p.Scopes.Set {
 		set, k.Scopes = true, p.Scopes.V
-	}
-	if p.Enabled.Set {
-		set = true
-		if p.Enabled.Null {
-			return true, fieldErr("enabled", "cannot be null")
-		}
-		k.Enabled = p.Enabled.V
 	}
 	if p.ExpiresAt.Set {
 		set, k.ExpiresAt = true, p.ExpiresAt.V.Time.UTC()

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keygate/keygate/internal/actor"
 	"github.com/keygate/keygate/internal/adminapi"
+	"github.com/keygate/keygate/internal/admintest"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -28,16 +28,8 @@ func (e *env) rotator() *adminapi.Rotator {
 // OpenAPI document.
 func (e *env) rotate(h http.Handler, method, path, body string, headers ...string) *httptest.ResponseRecorder {
 	e.t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req.WithContext(actor.With(req.Context(), alice)))
-	checkDocumented(e.t, method, req.URL.Path, rec)
+	rec := admintest.Serve(h, alice, method, path, body, headers...)
+	checkDocumented(e.t, method, strings.SplitN(path, "?", 2)[0], rec)
 	return rec
 }
 

@@ -123,6 +123,19 @@ func (o *optional[T]) UnmarshalJSON(b []byte) error {
 	return d.Decode(&o.V)
 }
 
+// required sets *dst to the field's value when it was sent, and refuses
+// null for a field that cannot be cleared; it reports whether it was sent.
+func (o optional[T]) required(field string, dst *T) (bool, error) {
+	if !o.Set {
+		return false, nil
+	}
+	if o.Null {
+		return true, fieldErr(field, "cannot be null")
+	}
+	*dst = o.V
+	return true, nil
+}
+
 // IssueRequest is the body of POST /v1/keys.
 type IssueRequest struct {
 	Name           string          `json:"name"`

@@ -92,19 +92,14 @@ func params(m map[string]string) map[string]string {
 }
 
 // authorizerEvent is the REST API REQUEST authorizer event API Gateway sends
-// for this request.
+// for this request: the same request fields as the proxy event's, a method
+// ARN, and a request context of its own.
 func (q *request) authorizerEvent() events.APIGatewayCustomAuthorizerRequestTypeRequest {
+	p := q.proxyEvent(nil).APIGatewayProxyRequest
 	return events.APIGatewayCustomAuthorizerRequestTypeRequest{
-		Type:                            "REQUEST",
-		MethodArn:                       q.methodArn(),
-		Resource:                        q.match.route.Path,
-		Path:                            q.path,
-		HTTPMethod:                      q.method,
-		Headers:                         singleHeaders(q.header),
-		MultiValueHeaders:               multi(q.header),
-		QueryStringParameters:           single(q.query),
-		MultiValueQueryStringParameters: multi(q.query),
-		PathParameters:                  params(q.match.params),
+		Type: "REQUEST", MethodArn: q.methodArn(), Resource: p.Resource, Path: p.Path, HTTPMethod: p.HTTPMethod,
+		Headers: p.Headers, MultiValueHeaders: p.MultiValueHeaders, PathParameters: p.PathParameters,
+		QueryStringParameters: p.QueryStringParameters, MultiValueQueryStringParameters: p.MultiValueQueryStringParameters,
 		RequestContext: events.APIGatewayCustomAuthorizerRequestTypeRequestContext{
 			Path:         "/" + q.stage + q.path,
 			AccountID:    account,

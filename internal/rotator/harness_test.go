@@ -3,9 +3,7 @@ package rotator_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,12 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/keygate/keygate/internal/actor"
 	"github.com/keygate/keygate/internal/adminapi"
+	"github.com/keygate/keygate/internal/admintest"
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
-	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/logtest"
 	"github.com/keygate/keygate/internal/rotator"
 	"github.com/keygate/keygate/internal/store"
@@ -40,8 +37,9 @@ var t0 = time.Now().UTC().Truncate(time.Second)
 
 // env is the rotator over a fresh DynamoDB Local table: the issuer's admin
 // API to issue keys, the rotate route, and the scheduled run, sharing one
-// settable clock, captured events and captured logs.
+// settable clock, captured events and captured logs (admintest.Env).
 type env struct {
+	*admintest.Env
 	t       *testing.T
 	db      *dynamodb.Client
 	table   string
@@ -51,55 +49,29 @@ type env struct {
 	sweeper *rotator.Sweeper
 	handler func(context.Context, json.RawMessage) (any, error)
 	hasher  *apikey.Hasher
+	logs    *logtest.Buffer
 
 	mu     sync.Mutex
-	now    time.Time
-	events []lifecycle.Event
-	logs   *logtest.Buffer
 	plains []string // every plaintext key handed out
 }
 
 func newEnv(t *testing.T, policy rotator.Policy) *env {
 	t.Helper()
-	db, table := dynamotest.Table(t)
-	e := &env{t: t, db: db, table: table, now: t0, logs: &logtest.Buffer{}, hasher: apikey.NewHasher([]byte("pepper"))}
-	e.store = store.New(db, table, store.Options{CursorSecret: []byte("cursor"), Now: e.clock})
-	idem, err := adminapi.NewIdempotency(e.store, []byte("idempotency secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	format, _ := apikey.NewFormat("")
-	log := slog.New(slog.NewJSONHandler(e.logs, nil))
-	pub := lifecycle.PublisherFunc(func(_ context.Context, ev lifecycle.Event) error {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		e.events = append(e.events, ev)
-		return nil
-	})
-	o := adminapi.Options{
-		Store: e.store, Format: format, Hasher: e.hasher, Idempotency: idem,
-		Publisher: pub, Logger: log, Now: e.clock, MaxTTL: time.Hour,
-	}
+	a := admintest.New(t, t0, "pepper")
+	e := &env{Env: a, t: t, db: a.DB, table: a.Table, store: a.Store, hasher: a.Hasher, logs: a.Logs}
+	o := a.Options
+	o.MaxTTL = time.Hour
 	e.issuer = adminapi.New(o)
 	rot := adminapi.NewRotator(o, policy.MaxGrace)
 	e.rotate = rot
-	e.sweeper = &rotator.Sweeper{Store: e.store, Policy: policy, Publisher: pub, Logger: log, Now: e.clock, PageSize: 5,
+	e.sweeper = &rotator.Sweeper{Store: e.store, Policy: policy, Publisher: o.Publisher, Logger: o.Logger, Now: e.clock, PageSize: 5,
 		SigningKeys: token.NewKeyring(e.store, &token.LocalBackend{}, 0)}
 	e.handler = rotator.Handler(e.sweeper, rot, time.Minute)
 	return e
 }
 
-func (e *env) clock() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *env) set(t time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.now = t
-}
+func (e *env) clock() time.Time { return e.Clock() }
+func (e *env) set(t time.Time)  { e.Set(t) }
 
 // policy is the default policy with overrides for tests.
 func policy() rotator.Policy {
@@ -115,19 +87,7 @@ type response struct {
 
 func (e *env) do(h http.Handler, method, path, body string, hdr ...string) response {
 	e.t.Helper()
-	var r *http.Request
-	if body == "" {
-		r = httptest.NewRequest(method, path, nil)
-	} else {
-		r = httptest.NewRequest(method, path, strings.NewReader(body))
-		r.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		r.Header.Set(hdr[i], hdr[i+1])
-	}
-	r = r.WithContext(actor.With(r.Context(), alice))
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
+	w := admintest.Serve(h, alice, method, path, body, hdr...)
 	resp := response{status: w.Code, header: w.Header(), raw: w.Body.String()}
 	_ = json.Unmarshal(w.Body.Bytes(), &resp.body)
 	if k, ok := resp.body["key"].(string); ok {
@@ -194,10 +154,8 @@ func (e *env) ttlOf(pk, sk string) int64 {
 
 // counts returns the number of events per key id and type.
 func (e *env) counts() map[string]map[string]int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	c := map[string]map[string]int{}
-	for _, ev := range e.events {
+	for _, ev := range e.Events() {
 		if c[ev.KeyID] == nil {
 			c[ev.KeyID] = map[string]int{}
 		}
@@ -210,8 +168,8 @@ func (e *env) counts() map[string]map[string]int {
 // its secret, in the whole table, the events and the logs.
 func (e *env) checkNoPlaintext() {
 	e.t.Helper()
+	evs, _ := json.Marshal(e.Events())
 	e.mu.Lock()
-	evs, _ := json.Marshal(e.events)
 	plains := append([]string(nil), e.plains...)
 	e.mu.Unlock()
 	if len(plains) == 0 {
