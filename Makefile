@@ -13,7 +13,14 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 400000x
 TOKEN_FUZZ ?= 100000x
 
-.PHONY: deps deps-browser test test-browser lint fuzz bench dev build synth clean
+.PHONY: help deps deps-browser test test-browser lint fuzz bench dev build synth clean
+
+# The first target is the default: `make` alone lists the others.
+## help: this list, from each target's `## target:` comment.
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); name = $$0; sub(/:.*/, "", name); sub(/^[a-z-]+: */, ""); \
+	  printf "  %-12s %s\n", name, $$0; more = 1; next } \
+	  more && /^## / { sub(/^## /, ""); printf "  %-12s %s\n", "", $$0; next } { more = 0 }' $(firstword $(MAKEFILE_LIST))
 
 # Every folder under functions/ is one Lambda function, built as Lambda's
 # provided.al2023 runtime on arm64 runs it: a static, stripped, reproducible
@@ -42,14 +49,13 @@ deps-browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 ## test: every test but the browser tests (make test-browser), with the race
-## detector, against DynamoDB Local, then a
-## short fuzz run of the key parser and of the token verifier as a
-## regression check, then `make synth`.
-## The CDK tests (infra/) run in their own invocation without -race: the
-## aws-cdk-go bindings take about two minutes to compile on two cores, once
-## per build mode, and without -race that compile is the one `go run ./infra`
-## in `make synth` reuses. They start no goroutines of their own, and they
-## pass under -race too (`go test -race ./infra/...`).
+## detector, against DynamoDB Local; short fuzz runs of the key parser and
+## the token verifier; then `make synth`.
+# The CDK tests (infra/) run in their own invocation without -race: the
+# aws-cdk-go bindings take about two minutes to compile on two cores, once
+# per build mode, and without -race that compile is the one `go run ./infra`
+# in `make synth` reuses. They start no goroutines of their own, and they
+# pass under -race too (`go test -race ./infra/...`).
 test: deps
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v -e '/infra$$' -e '/infra/' -e '/internal/console/browser$$')
 	$(GO) test -count=1 -timeout 10m ./infra/...
@@ -58,14 +64,16 @@ test: deps
 	@$(MAKE) --no-print-directory synth
 
 ## test-browser: the console's tests in headless Chromium, against the local
-## stack (DynamoDB Local); screenshots go to build/console/. Kept out of
-## `make test` to hold that under 10 minutes; .ci/run runs both.
+## stack (DynamoDB Local); screenshots go to build/console/.
+# Kept out of `make test` to hold that under 10 minutes; .ci/run runs both.
 test-browser: deps deps-browser
 	$(GO) test -race -count=1 -timeout 10m ./internal/console/browser
 
-## lint: gofmt, go vet and staticcheck.
+## lint: gofmt, go vet, staticcheck, and go.mod and go.sum as `go mod tidy`
+## leaves them.
 lint: deps
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change go.mod or go.sum:"; $(GO) mod tidy -diff; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
@@ -86,22 +94,23 @@ build:
 	  $(GOBUILD_LAMBDA) -o bin/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
 
-## synth: the CDK app synthesized by the pinned CLI (node_modules, never a
-## download), offline: no version check, no notices, no telemetry, no
-## context lookups, no EC2 metadata probe for credentials. cdk.json's app
-## runs `make build` first, so this proves the functions build and the stack
-## synthesizes from them (into cdk.out/).
+## synth: the CDK app synthesized offline by the pinned CLI, into cdk.out/.
+# The CLI comes from node_modules, never a download, and runs with no version
+# check, no notices, no telemetry, no context lookups and no EC2 metadata
+# probe for credentials. cdk.json's app runs `make build` first, so this
+# proves the functions build and the stack synthesizes from them.
 CDK_OFFLINE = CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true AWS_EC2_METADATA_DISABLED=true
 synth: deps
 	$(CDK_OFFLINE) npx --no-install cdk synth --quiet --no-notices --no-version-reporting --no-lookups
 
 ## dev: the whole system on this machine: DynamoDB Local (data in .local/),
-## the functions and the local gateway on 127.0.0.1:$$PORT (default 3000),
-## and the console on 127.0.0.1:$$CONSOLE_PORT (default 4000).
-## Ctrl-C stops everything it started. See docs/local-stack.md.
+## the functions and the local gateway on 127.0.0.1:$PORT (default 3000),
+## and the console on 127.0.0.1:$CONSOLE_PORT (default 4000).
+# Ctrl-C stops everything it started. See docs/local-stack.md.
 dev: deps
 	$(GO) build -o bin/keygate-dev ./cmd/keygate-dev
 	exec ./bin/keygate-dev
 
+## clean: remove the build output (bin/, cdk.out/); .local/ (make dev's data) stays.
 clean:
 	rm -rf bin build cdk.out .local/tmp
