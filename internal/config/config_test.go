@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -188,6 +189,38 @@ func TestConfigurationTable(t *testing.T) {
 		return
 	}
 	t.Errorf("the settings table in %s is not the registry's; run go test ./internal/config -run TestConfigurationTable -update\n got:\n%s\nwant:\n%s", docsFile, got, want)
+}
+
+// Every variable and context key the Markdown files name is a setting of
+// the registry (or one of the CLI's own variables); the names earlier
+// versions read appear only in the configuration page, which says what
+// replaced them.
+func TestDocsNameOnlyRegisteredSettings(t *testing.T) {
+	known := map[string]bool{
+		// The CLI's own variables (docs/cli.md), and keygate:* names that
+		// are not context keys: the problem type URN and the rotator actor.
+		"KEYGATE_API_URL": true, "KEYGATE_STACK": true, "KEYGATE_API_KEY": true,
+		"keygate:problem": true, "keygate:rotator": true,
+	}
+	for _, s := range config.All() {
+		known[s.Env] = true
+		known[config.ContextPrefix+s.Context] = true
+	}
+	files, _ := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	files = append(files, filepath.Join("..", "..", "README.md"), filepath.Join("..", "..", "CONTRIBUTING.md"))
+	name := regexp.MustCompile(`KEYGATE_[A-Z0-9_]*[A-Z0-9]|keygate:[a-z][A-Za-z]*`)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range name.FindAllString(string(b), -1) {
+			_, old := config.Renamed(strings.TrimPrefix(n, config.ContextPrefix))
+			if !known[n] && !(old && filepath.Base(f) == "configuration.md") {
+				t.Errorf("%s names %s, which is not a setting", f, n)
+			}
+		}
+	}
 }
 
 func settingOf(env string) *config.Setting {

@@ -115,7 +115,7 @@ var (
 	// Routes is the authorizer's route table.
 	Routes = parsed(Setting{
 		Env: "KEYGATE_ROUTES", Context: "routes", Functions: []string{fnAuthorizer},
-		Doc:   "the route table: the scopes and the cost of each method and path (see the verification docs)",
+		Doc:   "the route table: the scopes and the cost of each method and path (see [Routes](verification.md#routes))",
 		unset: "no scopes required, cost 1",
 	}, verify.Routes(nil), "", "JSON list of `{method, path, scopes, cost}`", verify.ParseRoutes)
 
@@ -138,7 +138,7 @@ var (
 	// closed.
 	ServeStale = duration(Setting{
 		Env: "KEYGATE_SERVE_STALE", Functions: []string{fnAuthorizer},
-		Doc: "while DynamoDB is unavailable (not throttling), admit keys admitted within this long, uncounted",
+		Doc: "while DynamoDB is unavailable (not throttling), admit keys admitted within this long, uncounted (see [Serve-stale](verification.md#serve-stale))",
 	}, 0, span{min: time.Millisecond, max: 15 * time.Minute, off: true})
 
 	// LogLevel is the authorizer's lowest log level.
@@ -311,7 +311,7 @@ var (
 	GatewayCacheTTL = duration(Setting{
 		Context: "gatewayCacheTtl",
 		Doc: "API Gateway's authorizer result cache: above 0 a cached request skips the authorizer, " +
-			"so its limits, quota, usage counting and per-request checks (see the deploy docs)",
+			"so its limits, quota, usage counting and per-request checks (see [Caches](verification.md#caches-and-how-long-a-change-takes-to-bite))",
 	}, 0, span{min: time.Second, max: time.Hour, step: time.Second, off: true})
 
 	// LogRetention is how long function and access logs are kept.
