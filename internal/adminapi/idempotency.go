@@ -38,7 +38,7 @@ const (
 )
 
 // Idempotency makes POSTs that create something (issue here, rotate in the
-// rotator) safe to retry. A retried request with the same Idempotency-Key
+// rotator) safe to retry. A retried request with the same Idempotency-wire.Key
 // and the same body gets the first response again, plaintext key included,
 // and creates nothing new; the same key with another body is refused.
 //
@@ -97,7 +97,7 @@ type Response struct {
 	Body    json.RawMessage   `json:"body"`
 }
 
-// Claim is an Idempotency-Key this request holds while it makes its change.
+// Claim is an Idempotency-wire.Key this request holds while it makes its change.
 // A nil *Claim (a request without the header) is valid: Commit then makes
 // the change without a completion, and Release does nothing.
 type Claim struct {
@@ -110,7 +110,7 @@ type Claim struct {
 // Digest returns the digest of a request for idempotency: SHA-256 over the
 // operation, the calling principal and the canonical JSON of the decoded
 // request (so whitespace or field order in a retry does not matter). The
-// caller is in it so that an Idempotency-Key is bound to the principal that
+// caller is in it so that an Idempotency-wire.Key is bound to the principal that
 // used it first: another principal sending the same key and body is refused
 // as a reused key and never receives the first caller's stored response.
 func Digest(scope, caller string, req any) ([]byte, error) {
@@ -127,7 +127,7 @@ func Digest(scope, caller string, req any) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// Begin handles the Idempotency-Key header of r for the operation scope. It
+// Begin handles the Idempotency-wire.Key header of r for the operation scope. It
 // returns (nil, nil, nil) when there is no header (a nil claim is valid); a
 // claim when this request may go ahead, to release with a deferred
 // Release; a response to replay when an earlier request with
@@ -156,11 +156,11 @@ func (i *Idempotency) Begin(ctx context.Context, r *http.Request, scope string, 
 	}
 	if string(old.Digest) != string(digest) {
 		return nil, nil, httpedge.NewProblem(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused, IdempotencyHeader,
-			"this Idempotency-Key was used with a different request; use a new key for a new request")
+			"this Idempotency-wire.Key was used with a different request; use a new key for a new request")
 	}
 	if !old.Done {
 		p := httpedge.NewProblem(http.StatusConflict, CodeIdempotencyInProgress, IdempotencyHeader,
-			"a request with this Idempotency-Key is still in progress; retry shortly")
+			"a request with this Idempotency-wire.Key is still in progress; retry shortly")
 		p.RetryAfterSeconds = 1
 		return nil, nil, p
 	}
@@ -172,7 +172,7 @@ func (i *Idempotency) Begin(ctx context.Context, r *http.Request, scope string, 
 	}
 	if err != nil {
 		return nil, nil, httpedge.NewProblem(http.StatusConflict, CodeIdempotencyUnreadable, IdempotencyHeader,
-			"the stored response for this Idempotency-Key cannot be opened (the idempotency secret changed); use a new key")
+			"the stored response for this Idempotency-wire.Key cannot be opened (the idempotency secret changed); use a new key")
 	}
 	var resp Response
 	if err := json.Unmarshal(plain, &resp); err != nil {

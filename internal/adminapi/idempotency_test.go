@@ -21,6 +21,7 @@ import (
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/wire"
 )
 
 const idemBody = `{"name":"retry me","ownerId":"acme","environment":"live","scopes":["read:users"]}`
@@ -168,9 +169,9 @@ func TestAbandonedClaimIsTakenOver(t *testing.T) {
 	}
 }
 
-func mustIssueRequest(t *testing.T, body string) *adminapi.IssueRequest {
+func mustIssueRequest(t *testing.T, body string) *wire.IssueRequest {
 	t.Helper()
-	var r adminapi.IssueRequest
+	var r wire.IssueRequest
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/wire"
 )
 
 // The audit actions, as they appear in audit records.
@@ -63,7 +64,7 @@ func (a *API) accepts(e key.Environment) bool {
 
 // settingsChanges is what the audit record of a creation holds: the key's
 // settings in wire form, without the hint or anything of the secret.
-func settingsChanges(w Key) map[string]any {
+func settingsChanges(w wire.Key) map[string]any {
 	return map[string]any{
 		"name": w.Name, "ownerId": w.OwnerID, "type": w.Type, "environment": w.Environment,
 		"scopes": w.Scopes, "expiresAt": w.ExpiresAt, "notBefore": w.NotBefore,
@@ -73,7 +74,7 @@ func settingsChanges(w Key) map[string]any {
 }
 
 // newKey builds a key from an issue request and validates it.
-func (a *API) newKey(req *IssueRequest, now time.Time) (*key.Key, error) {
+func (a *API) newKey(req *wire.IssueRequest, now time.Time) (*key.Key, error) {
 	if req.Type == "" {
 		req.Type = key.Secret
 	}
@@ -84,7 +85,7 @@ func (a *API) newKey(req *IssueRequest, now time.Time) (*key.Key, error) {
 		Stages: req.Stages, Metadata: req.Metadata,
 	}
 	if req.ExpiresAt != nil && req.TTLSeconds != nil {
-		return nil, fieldErr("ttlSeconds", "give expiresAt or ttlSeconds, not both")
+		return nil, fault.Fieldf("ttlSeconds", "%s", "give expiresAt or ttlSeconds, not both")
 	}
 	if req.ExpiresAt != nil {
 		k.ExpiresAt = req.ExpiresAt.Time.UTC()
@@ -120,7 +121,7 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request) error {
 	if err := onlyParams(r.URL.Query()); err != nil {
 		return err
 	}
-	var req IssueRequest
+	var req wire.IssueRequest
 	if err := httpedge.DecodeBody(w, r, &req); err != nil {
 		return err
 	}
@@ -146,10 +147,10 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request) error {
 		return fault.Wrap(fault.Internal, err, "generate key")
 	}
 	k.Hash, k.Hint, k.Version = a.o.Hasher.Sum(plain.Plaintext), apikey.Hint(plain), 1
-	wire := ToWire(k, now)
-	rec := store.AuditRecord{KeyID: k.ID, At: now, Actor: actor.From(ctx), Action: ActionCreate, Changes: settingsChanges(wire)}
-	wire.Key = plain.Plaintext
-	resp, err := created(wire)
+	view := wire.FromKey(k, now)
+	rec := store.AuditRecord{KeyID: k.ID, At: now, Actor: actor.From(ctx), Action: ActionCreate, Changes: settingsChanges(view)}
+	view.Key = plain.Plaintext
+	resp, err := created(view)
 	if err != nil {
 		return err
 	}
@@ -159,13 +160,13 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyCreated, KeyID: k.ID, OwnerID: k.OwnerID, Time: now, Actor: rec.Actor,
-		Detail: map[string]any{"name": k.Name, "type": k.Type, "environment": k.Environment, "expiresAt": wire.ExpiresAt}})
+		Detail: map[string]any{"name": k.Name, "type": k.Type, "environment": k.Environment, "expiresAt": view.ExpiresAt}})
 	return resp.Write(w)
 }
 
 // created is the 201 response of a request that created key w (issue,
 // rotate): the key with its plaintext, where it lives and its ETag.
-func created(w Key) (Response, error) {
+func created(w wire.Key) (Response, error) {
 	body, err := json.Marshal(w)
 	if err != nil {
 		return Response{}, fault.Wrap(fault.Internal, err, "encode key")
@@ -188,15 +189,8 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("ETag", etag(k.Version))
-	httpedge.WriteJSON(w, http.StatusOK, ToWire(k, a.o.Now()))
+	httpedge.WriteJSON(w, http.StatusOK, wire.FromKey(k, a.o.Now()))
 	return nil
-}
-
-// KeyList is the response of GET /v1/keys.
-type KeyList struct {
-	Keys []Key `json:"keys"`
-	// NextCursor continues the listing; absent on the last page.
-	NextCursor string `json:"nextCursor,omitempty"`
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) error {
@@ -209,13 +203,13 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	case "", key.Active, key.Disabled, key.Revoked, key.Expired:
 		opts.Status = s
 	default:
-		return fieldErr("status", `must be "active", "disabled", "revoked" or "expired"`)
+		return fault.Fieldf("status", "%s", `must be "active", "disabled", "revoked" or "expired"`)
 	}
 	switch e := key.Environment(q.Get("environment")); e {
 	case "", key.Live, key.Test:
 		opts.Environment = e
 	default:
-		return fieldErr("environment", `must be "live" or "test"`)
+		return fault.Fieldf("environment", "%s", `must be "live" or "test"`)
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -228,10 +222,10 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := KeyList{Keys: make([]Key, 0, len(p.Keys)), NextCursor: p.Next}
+	out := wire.KeyList{Keys: make([]wire.Key, 0, len(p.Keys)), NextCursor: p.Next}
 	now := a.o.Now()
 	for _, k := range p.Keys {
-		out.Keys = append(out.Keys, ToWire(k, now))
+		out.Keys = append(out.Keys, wire.FromKey(k, now))
 	}
 	httpedge.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -252,12 +246,12 @@ func ifMatch(r *http.Request) (int64, error) {
 }
 
 // apply applies a patch to a copy of k; it reports whether anything was set.
-func (a *API) apply(k *key.Key, p *UpdateRequest) (bool, error) {
-	nameSet, err := p.Name.required("name", &k.Name)
+func (a *API) apply(k *key.Key, p *wire.UpdateRequest) (bool, error) {
+	nameSet, err := p.Name.Required("name", &k.Name)
 	if err != nil {
 		return true, err
 	}
-	enabledSet, err := p.Enabled.required("enabled", &k.Enabled)
+	enabledSet, err := p.Enabled.Required("enabled", &k.Enabled)
 	if err != nil {
 		return true, err
 	}
@@ -306,7 +300,7 @@ func (a *API) apply(k *key.Key, p *UpdateRequest) (bool, error) {
 
 // diff returns the fields that differ between two wire forms, as
 // {"field": {"from": old, "to": new}}, for the audit record.
-func diff(before, after Key) map[string]any {
+func diff(before, after wire.Key) map[string]any {
 	var bm, am map[string]any
 	bb, _ := json.Marshal(before)
 	ab, _ := json.Marshal(after)
@@ -338,7 +332,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var p UpdateRequest
+	var p wire.UpdateRequest
 	if err := httpedge.Decode(b, &p); err != nil {
 		return err
 	}
@@ -374,7 +368,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) error {
 	// The audit record is written in the update's own transaction, so it
 	// describes the change from the settings sent (version and updatedAt,
 	// which the store sets, are not part of a diff).
-	changes := diff(ToWire(old, now), ToWire(&k, now))
+	changes := diff(wire.FromKey(old, now), wire.FromKey(&k, now))
 	// The wire form shows enabled only through status, which diff leaves
 	// out (it depends on the time): record it as the change it is.
 	if old.Enabled != k.Enabled {
@@ -385,7 +379,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	after := ToWire(updated, now)
+	after := wire.FromKey(updated, now)
 	fields := make([]string, 0, len(changes))
 	for f := range changes {
 		fields = append(fields, f)
@@ -406,37 +400,19 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) error {
 	// The audit record is written in the revocation's own transaction.
 	k, revoked, err := a.o.Store.Revoke(ctx, pathID(r), a.o.Retention, func(k *key.Key) store.AuditRecord {
 		return store.AuditRecord{Actor: who, Action: ActionRevoke,
-			Changes: map[string]any{"status": map[string]any{"to": key.Revoked}, "revokedAt": timeString(k.RevokedAt)}}
+			Changes: map[string]any{"status": map[string]any{"to": key.Revoked}, "revokedAt": wire.Time(k.RevokedAt)}}
 	})
 	if err != nil {
 		return err
 	}
 	if revoked {
 		a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyRevoked, KeyID: k.ID, OwnerID: k.OwnerID, Time: k.RevokedAt, Actor: who,
-			Detail: map[string]any{"revokedAt": timeString(k.RevokedAt)}})
+			Detail: map[string]any{"revokedAt": wire.Time(k.RevokedAt)}})
 	}
 	w.Header().Set("ETag", etag(k.Version))
-	httpedge.WriteJSON(w, http.StatusOK, ToWire(k, a.o.Now()))
+	httpedge.WriteJSON(w, http.StatusOK, wire.FromKey(k, a.o.Now()))
 	return nil
 }
-
-// Usage is the response of GET /v1/keys/{id}/usage.
-type Usage struct {
-	KeyID string     `json:"keyId"`
-	From  string     `json:"from"`
-	To    string     `json:"to"`
-	Total int64      `json:"total"`
-	Days  []UsageDay `json:"days"`
-}
-
-// UsageDay is one UTC day of usage.
-type UsageDay struct {
-	Date  string `json:"date"`
-	Count int64  `json:"count"`
-}
-
-// MaxUsageDays is the longest range a usage request may cover.
-const MaxUsageDays = 366
 
 func (a *API) usage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -448,7 +424,7 @@ func (a *API) usage(w http.ResponseWriter, r *http.Request) error {
 	var err error
 	if v := q.Get("to"); v != "" {
 		if to, err = time.Parse(time.DateOnly, v); err != nil {
-			return fieldErr("to", "must be a date such as 2026-11-30")
+			return fault.Fieldf("to", "%s", "must be a date such as 2026-11-30")
 		}
 		if q.Get("from") == "" {
 			from = to.AddDate(0, 0, -29)
@@ -456,42 +432,26 @@ func (a *API) usage(w http.ResponseWriter, r *http.Request) error {
 	}
 	if v := q.Get("from"); v != "" {
 		if from, err = time.Parse(time.DateOnly, v); err != nil {
-			return fieldErr("from", "must be a date such as 2026-11-01")
+			return fault.Fieldf("from", "%s", "must be a date such as 2026-11-01")
 		}
 	}
 	if to.Before(from) {
-		return fieldErr("to", "must not be before from")
+		return fault.Fieldf("to", "%s", "must not be before from")
 	}
-	if to.Sub(from) >= MaxUsageDays*24*time.Hour {
-		return fault.Fieldf("from", "the range may cover at most %d days", MaxUsageDays)
+	if to.Sub(from) >= wire.MaxUsageDays*24*time.Hour {
+		return fault.Fieldf("from", "the range may cover at most %d days", wire.MaxUsageDays)
 	}
 	days, err := a.o.Store.Usage(r.Context(), pathID(r), from, to)
 	if err != nil {
 		return err
 	}
-	out := Usage{KeyID: pathID(r), From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Days: make([]UsageDay, 0, len(days))}
+	out := wire.Usage{KeyID: pathID(r), From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Days: make([]wire.UsageDay, 0, len(days))}
 	for _, d := range days {
-		out.Days = append(out.Days, UsageDay{Date: d.Day, Count: d.Count})
+		out.Days = append(out.Days, wire.UsageDay{Date: d.Day, Count: d.Count})
 		out.Total += d.Count
 	}
 	httpedge.WriteJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// AuditEntry is one audit record on the wire.
-type AuditEntry struct {
-	KeyID   string         `json:"keyId"`
-	At      string         `json:"at"`
-	Actor   string         `json:"actor"`
-	Action  string         `json:"action"`
-	Version int64          `json:"version"`
-	Changes map[string]any `json:"changes"`
-}
-
-// AuditList is the response of GET /v1/keys/{id}/audit, oldest first.
-type AuditList struct {
-	Records    []AuditEntry `json:"records"`
-	NextCursor string       `json:"nextCursor,omitempty"`
 }
 
 func (a *API) audit(w http.ResponseWriter, r *http.Request) error {
@@ -521,13 +481,13 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	out := AuditList{Records: make([]AuditEntry, 0, len(p.Records)), NextCursor: p.Next}
+	out := wire.AuditList{Records: make([]wire.AuditEntry, 0, len(p.Records)), NextCursor: p.Next}
 	for _, rec := range p.Records {
 		c := rec.Changes
 		if c == nil {
 			c = map[string]any{}
 		}
-		out.Records = append(out.Records, AuditEntry{KeyID: rec.KeyID, At: timeString(rec.At), Actor: rec.Actor, Action: rec.Action, Version: rec.Version, Changes: c})
+		out.Records = append(out.Records, wire.AuditEntry{KeyID: rec.KeyID, At: wire.Time(rec.At), Actor: rec.Actor, Action: rec.Action, Version: rec.Version, Changes: c})
 	}
 	httpedge.WriteJSON(w, http.StatusOK, out)
 	return nil

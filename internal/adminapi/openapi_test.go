@@ -9,6 +9,7 @@ import (
 
 	"github.com/keygate/keygate/internal/adminapi"
 	"github.com/keygate/keygate/internal/httpedge"
+	"github.com/keygate/keygate/internal/wire"
 )
 
 // elsewhere lists the documented routes that other functions serve: the
@@ -91,12 +92,12 @@ func schemaProps(t *testing.T, name string) []string {
 // against the documented schema, both ways.
 func TestOpenAPIBodiesMatchTheWireTypes(t *testing.T) {
 	for schema, typ := range map[string]reflect.Type{
-		"IssueRequest":  reflect.TypeOf(adminapi.IssueRequest{}),
-		"UpdateRequest": reflect.TypeOf(adminapi.UpdateRequest{}),
-		"Key":           reflect.TypeOf(adminapi.Key{}),
-		"KeyList":       reflect.TypeOf(adminapi.KeyList{}),
-		"Usage":         reflect.TypeOf(adminapi.Usage{}),
-		"AuditList":     reflect.TypeOf(adminapi.AuditList{}),
+		"IssueRequest":  reflect.TypeOf(wire.IssueRequest{}),
+		"UpdateRequest": reflect.TypeOf(wire.UpdateRequest{}),
+		"Key":           reflect.TypeOf(wire.Key{}),
+		"KeyList":       reflect.TypeOf(wire.KeyList{}),
+		"Usage":         reflect.TypeOf(wire.Usage{}),
+		"AuditList":     reflect.TypeOf(wire.AuditList{}),
 		"Problem":       reflect.TypeOf(httpedge.Problem{}),
 	} {
 		got, want := jsonFields(typ), schemaProps(t, schema)

@@ -12,6 +12,7 @@ import (
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/wire"
 )
 
 // ActionRotate is the audit action of a rotation, on the old key (the new
@@ -30,15 +31,9 @@ var RotatorRoutes = []string{RotateRoute}
 // surprise. gracePeriodSeconds 0 stops the old key at once.
 const DefaultGrace = 24 * time.Hour
 
-// RotateRequest is the body of POST /v1/keys/{id}/rotate; the body may be
-// absent (the defaults apply).
-type RotateRequest struct {
-	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty"`
-}
-
 // Rotator is the rotator function's part of the admin API: the rotate route,
 // served with the same conventions as the rest (problems, actor, access log,
-// audit records, events, Idempotency-Key) by the same API machinery.
+// audit records, events, Idempotency-wire.Key) by the same API machinery.
 type Rotator struct {
 	*API
 	maxGrace time.Duration
@@ -56,7 +51,7 @@ func NewRotator(o Options, maxGrace time.Duration) *Rotator {
 	return a
 }
 
-// rotateDigest is what an Idempotency-Key is bound to: the key rotated and
+// rotateDigest is what an Idempotency-wire.Key is bound to: the key rotated and
 // the grace asked for.
 type rotateDigest struct {
 	ID    string `json:"id"`
@@ -68,7 +63,7 @@ func (a *Rotator) rotate(w http.ResponseWriter, r *http.Request) error {
 	if err := onlyParams(r.URL.Query()); err != nil {
 		return err
 	}
-	var req RotateRequest
+	var req wire.RotateRequest
 	if r.ContentLength != 0 || r.Header.Get("Content-Type") != "" {
 		b, err := httpedge.ReadBody(w, r)
 		if err != nil {
@@ -122,19 +117,19 @@ func (a *Rotator) rotate(w http.ResponseWriter, r *http.Request) error {
 	if !old.ExpiresAt.IsZero() && old.ExpiresAt.Before(oldExpires) {
 		oldExpires = old.ExpiresAt
 	}
-	wire := ToWire(nk, now)
+	view := wire.FromKey(nk, now)
 	who := actor.From(ctx)
-	changes := settingsChanges(wire)
+	changes := settingsChanges(view)
 	changes["previousKeyId"] = old.ID
 	recs := []store.AuditRecord{
 		{KeyID: nk.ID, At: now, Actor: who, Action: ActionCreate, Version: 1, Changes: changes},
 		{KeyID: old.ID, At: now, Actor: who, Action: ActionRotate, Version: old.Version + 1, Changes: map[string]any{
 			"nextKeyId": map[string]any{"from": nil, "to": nk.ID},
-			"expiresAt": map[string]any{"from": optTime(old.ExpiresAt), "to": timeString(oldExpires)},
+			"expiresAt": map[string]any{"from": wire.OptTime(old.ExpiresAt), "to": wire.Time(oldExpires)},
 		}},
 	}
-	wire.Key = plain.Plaintext
-	resp, err := created(wire)
+	view.Key = plain.Plaintext
+	resp, err := created(view)
 	if err != nil {
 		return err
 	}
@@ -147,7 +142,7 @@ func (a *Rotator) rotate(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyRotated, KeyID: old.ID, OwnerID: old.OwnerID, Time: now, Actor: who,
 		Detail: map[string]any{"newKeyId": nk.ID, "previousKeyId": old.ID, "name": nk.Name, "environment": nk.Environment,
-			"previousKeyExpiresAt": timeString(after.ExpiresAt), "gracePeriodSeconds": int64(grace / time.Second)}})
+			"previousKeyExpiresAt": wire.Time(after.ExpiresAt), "gracePeriodSeconds": int64(grace / time.Second)}})
 	return resp.Write(w)
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/keygate/keygate/internal/adminapi"
 	"github.com/keygate/keygate/internal/admintest"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/wire"
 )
 
 // rotator returns the rotate route over e's table and clock.
@@ -47,7 +48,7 @@ func TestRotateRouteMatchesTheDocument(t *testing.T) {
 			t.Errorf("rotator route %s is not documented", r)
 		}
 	}
-	if got, want := strings.Join(jsonFields(reflect.TypeOf(adminapi.RotateRequest{})), ","), strings.Join(schemaProps(t, "RotateRequest"), ","); got != want {
+	if got, want := strings.Join(jsonFields(reflect.TypeOf(wire.RotateRequest{})), ","), strings.Join(schemaProps(t, "RotateRequest"), ","); got != want {
 		t.Errorf("RotateRequest: wire fields %s, documented %s", got, want)
 	}
 

@@ -11,23 +11,8 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/wire"
 )
-
-// issueBody is the body of POST /v1/keys, in the contract's wire names.
-type issueBody struct {
-	Name           string          `json:"name"`
-	OwnerID        string          `json:"ownerId"`
-	Type           string          `json:"type"`
-	Environment    string          `json:"environment"`
-	Scopes         []string        `json:"scopes,omitempty"`
-	ExpiresAt      string          `json:"expiresAt,omitempty"`
-	TTLSeconds     int64           `json:"ttlSeconds,omitempty"`
-	RateLimits     []key.RateLimit `json:"rateLimits,omitempty"`
-	Quota          *key.Quota      `json:"quota,omitempty"`
-	AllowedOrigins []string        `json:"allowedOrigins,omitempty"`
-	AllowedCIDRs   []string        `json:"allowedCidrs,omitempty"`
-	Metadata       map[string]any  `json:"metadata,omitempty"`
-}
 
 // plaintextWarning goes to stderr after a new key is printed. It does not
 // hold the key.
@@ -88,13 +73,16 @@ func (a *app) keysCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	body := issueBody{
-		Name: *name, OwnerID: *owner, Type: typ.value, Environment: envir.value,
-		Scopes: scopes, TTLSeconds: ttl.n, RateLimits: limits, Quota: quota.q,
-		AllowedOrigins: origins, AllowedCIDRs: cidrs, Metadata: metadata,
+	body := wire.IssueRequest{
+		Name: *name, OwnerID: *owner, Type: key.Type(typ.value), Environment: key.Environment(envir.value),
+		Scopes: scopes, RateLimits: limits, Quota: quota.q,
+		AllowedOrigins: origins, AllowedCidrs: cidrs, Metadata: metadata,
+	}
+	if ttl.set {
+		body.TTLSeconds = &ttl.n
 	}
 	if expires.set {
-		body.ExpiresAt = wireTime(expires.t)
+		body.ExpiresAt = &wire.Timestamp{Time: expires.t.UTC()}
 	}
 	cl, err := a.connect(ctx, true)
 	if err != nil {
@@ -107,9 +95,6 @@ func (a *app) keysCreate(ctx context.Context, args []string) error {
 	}
 	return a.writeIssued(resp.body)
 }
-
-// wireTime writes an instant as the API does: RFC 3339 in UTC.
-func wireTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // writeIssued prints a response that may hold a new plaintext key (create,
 // rotate), then the warning that it will not be shown again.
@@ -356,7 +341,7 @@ func (a *app) keysUpdate(ctx context.Context, args []string) error {
 		patch["metadata"] = metadata
 	}
 	if expires.set {
-		patch["expiresAt"] = wireTime(expires.t)
+		patch["expiresAt"] = wire.Time(expires.t)
 	}
 	if *noExpiry {
 		patch["expiresAt"] = nil

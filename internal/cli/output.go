@@ -5,56 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"unicode"
 
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/wire"
 )
-
-// keyView is a key as the admin API returns it (the wire names of the
-// design's contract), for table output. JSON output passes the API's body
-// through unchanged, so fields added later reach scripts without a new CLI.
-type keyView struct {
-	ID             string          `json:"id"`
-	Name           string          `json:"name"`
-	OwnerID        string          `json:"ownerId"`
-	Type           string          `json:"type"`
-	Environment    string          `json:"environment"`
-	Status         string          `json:"status"`
-	Hint           string          `json:"hint"`
-	Scopes         []string        `json:"scopes"`
-	CreatedAt      string          `json:"createdAt"`
-	UpdatedAt      string          `json:"updatedAt"`
-	ExpiresAt      string          `json:"expiresAt"`
-	RateLimits     []key.RateLimit `json:"rateLimits"`
-	Quota          *key.Quota      `json:"quota"`
-	AllowedOrigins []string        `json:"allowedOrigins"`
-	AllowedCIDRs   []string        `json:"allowedCidrs"`
-	Metadata       map[string]any  `json:"metadata"`
-	Version        json.RawMessage `json:"version"`
-	PreviousKeyID  string          `json:"previousKeyId"`
-	NextKeyID      string          `json:"nextKeyId"`
-	// Key is the plaintext, present only in the response that issues it.
-	Key string `json:"key"`
-}
 
 // listView is a page of keys (GET /v1/keys).
 type listView struct {
 	Keys       []json.RawMessage `json:"keys"`
 	NextCursor string            `json:"nextCursor"`
-}
-
-// usageView is a key's usage per day (GET /v1/keys/{id}/usage).
-type usageView struct {
-	KeyID string `json:"keyId"`
-	From  string `json:"from"`
-	To    string `json:"to"`
-	Total int64  `json:"total"`
-	Days  []struct {
-		Date  string `json:"date"`
-		Count int64  `json:"count"`
-	} `json:"days"`
 }
 
 var errUnexpected = &exitError{code: ExitUnavailable,
@@ -72,13 +35,15 @@ func writeJSON(w io.Writer, raw []byte) error {
 	return err
 }
 
-// writeKey writes one key: its JSON, or a two-column table. The plaintext,
+// writeKey writes one key (wire.Key, the API's answer): its JSON as the
+// API sent it (so fields added later reach scripts without a new CLI), or
+// a two-column table. The plaintext,
 // when the body holds one, is part of either, once.
 func (a *app) writeKey(raw []byte) error {
 	if a.outputFormat() == "json" {
 		return writeJSON(a.stdout, raw)
 	}
-	var k keyView
+	var k wire.Key
 	if err := json.Unmarshal(raw, &k); err != nil {
 		return errUnexpected
 	}
@@ -92,30 +57,30 @@ func (a *app) writeKey(raw []byte) error {
 	row("id", cell(k.ID))
 	row("name", cell(k.Name))
 	row("owner", cell(k.OwnerID))
-	row("type", cell(k.Type))
-	row("environment", cell(k.Environment))
-	row("status", cell(k.Status))
+	row("type", cell(string(k.Type)))
+	row("environment", cell(string(k.Environment)))
+	row("status", cell(string(k.Status)))
 	row("hint", cell(k.Hint))
 	row("scopes", cell(strings.Join(k.Scopes, " ")))
 	row("created", cell(k.CreatedAt))
 	if k.UpdatedAt != "" {
 		row("updated", cell(k.UpdatedAt))
 	}
-	row("expires", cell(k.ExpiresAt))
+	row("expires", cell(deref(k.ExpiresAt)))
 	row("rate limits", cell(rateLimitsText(k.RateLimits)))
 	row("quota", cell(quotaText(k.Quota)))
 	if len(k.AllowedOrigins) > 0 {
 		row("origins", cell(strings.Join(k.AllowedOrigins, " ")))
 	}
-	if len(k.AllowedCIDRs) > 0 {
-		row("cidrs", cell(strings.Join(k.AllowedCIDRs, " ")))
+	if len(k.AllowedCidrs) > 0 {
+		row("cidrs", cell(strings.Join(k.AllowedCidrs, " ")))
 	}
 	if len(k.Metadata) > 0 {
 		b, _ := json.Marshal(k.Metadata)
 		row("metadata", cell(string(b)))
 	}
-	if len(k.Version) > 0 {
-		row("version", cell(strings.Trim(string(k.Version), `"`)))
+	if k.Version > 0 {
+		row("version", strconv.FormatInt(k.Version, 10))
 	}
 	if k.PreviousKeyID != "" {
 		row("previous key", cell(k.PreviousKeyID))
@@ -149,14 +114,21 @@ func (a *app) writeKeyTable(items []json.RawMessage) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tENV\tSTATUS\tHINT\tCREATED\tEXPIRES")
 	for _, raw := range items {
-		var k keyView
+		var k wire.Key
 		if err := json.Unmarshal(raw, &k); err != nil {
 			return errUnexpected
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(k.ID), dash(k.Name), dash(k.Type),
-			dash(k.Environment), dash(k.Status), dash(k.Hint), dash(k.CreatedAt), dash(k.ExpiresAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(k.ID), dash(k.Name), dash(string(k.Type)),
+			dash(string(k.Environment)), dash(string(k.Status)), dash(k.Hint), dash(k.CreatedAt), dash(deref(k.ExpiresAt)))
 	}
 	return tw.Flush()
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func dash(s string) string {
@@ -168,7 +140,7 @@ func dash(s string) string {
 
 // writeUsage writes usage as a table of days and a total.
 func (a *app) writeUsage(raw []byte) error {
-	var u usageView
+	var u wire.Usage
 	if err := json.Unmarshal(raw, &u); err != nil {
 		return errUnexpected
 	}

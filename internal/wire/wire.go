@@ -1,4 +1,9 @@
-package adminapi
+// Package wire is the admin API's JSON contract: the request bodies and
+// responses in the wire names the design fixes (clients, the CLI and the
+// OpenAPI document depend on them: add fields freely, rename none). The
+// admin API (internal/adminapi) serves them and the CLI (internal/cli)
+// sends and reads them, so both speak one definition.
+package wire
 
 import (
 	"bytes"
@@ -39,13 +44,17 @@ type Key struct {
 	Key            string          `json:"key,omitempty"`
 }
 
-func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// Time writes an instant as every response does: RFC 3339 in UTC, with
+// the sub-second digits it has.
+func Time(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func optTime(t time.Time) *string {
+// OptTime is Time for an instant that may be unset: nil for the zero time
+// (JSON null).
+func OptTime(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	s := timeString(t)
+	s := Time(t)
 	return &s
 }
 
@@ -56,14 +65,14 @@ func orEmpty[T any](s []T) []T {
 	return s
 }
 
-// ToWire returns the wire form of k at now (its status depends on the
+// FromKey returns the wire form of k at now (its status depends on the
 // time). It never sets Key: only the issuing response does.
-func ToWire(k *key.Key, now time.Time) Key {
+func FromKey(k *key.Key, now time.Time) Key {
 	w := Key{
 		ID: k.ID, Name: k.Name, OwnerID: k.OwnerID, Type: k.Type, Environment: k.Environment,
 		Status: k.WireStatus(now), Hint: k.Hint, Scopes: orEmpty(k.Scopes),
-		CreatedAt: timeString(k.CreatedAt), UpdatedAt: timeString(k.UpdatedAt),
-		NotBefore: optTime(k.NotBefore), ExpiresAt: optTime(k.ExpiresAt),
+		CreatedAt: Time(k.CreatedAt), UpdatedAt: Time(k.UpdatedAt),
+		NotBefore: OptTime(k.NotBefore), ExpiresAt: OptTime(k.ExpiresAt),
 		RateLimits: orEmpty(k.RateLimits), Quota: k.Quota, Metadata: k.Metadata,
 		AllowedOrigins: orEmpty(k.AllowedOrigins), AllowedCidrs: orEmpty(key.FormatCIDRs(k.AllowedCIDRs)),
 		Stages: orEmpty(k.Stages), Version: k.Version,
@@ -73,25 +82,25 @@ func ToWire(k *key.Key, now time.Time) Key {
 		w.Metadata = map[string]any{}
 	}
 	if !k.RevokedAt.IsZero() {
-		w.RevokedAt = timeString(k.RevokedAt)
+		w.RevokedAt = Time(k.RevokedAt)
 	}
 	if !k.LastUsedAt.IsZero() {
-		w.LastUsedAt = timeString(k.LastUsedAt)
+		w.LastUsedAt = Time(k.LastUsedAt)
 	}
 	return w
 }
 
-// timestamp is an RFC 3339 time in a request body; a bad one is a type error
-// naming its field.
-type timestamp struct{ time.Time }
+// Timestamp is an RFC 3339 time in a request body; a bad one is a type
+// error naming its field.
+type Timestamp struct{ time.Time }
 
-// JSONType names what a timestamp field takes, for the problem of a body
+// JSONType names what a Timestamp field takes, for the problem of a body
 // that sends something else (see httpedge.Decode).
-func (*timestamp) JSONType() string { return "an RFC 3339 time such as 2027-01-31T00:00:00Z" }
+func (*Timestamp) JSONType() string { return "an RFC 3339 time such as 2027-01-31T00:00:00Z" }
 
 // UnmarshalJSON reads an RFC 3339 string; anything else is a type error, so
 // the decoder names the field.
-func (t *timestamp) UnmarshalJSON(b []byte) error {
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
@@ -104,15 +113,16 @@ func (t *timestamp) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// optional is a PATCH field: absent (Set false), null (clear it) or a value.
-type optional[T any] struct {
+// Optional is a PATCH field: absent (Set false), null (clear it) or a
+// value.
+type Optional[T any] struct {
 	Set, Null bool
 	V         T
 }
 
 // UnmarshalJSON records that the field was sent, and whether as null; the
 // value is decoded as strictly as the body (unknown fields refused).
-func (o *optional[T]) UnmarshalJSON(b []byte) error {
+func (o *Optional[T]) UnmarshalJSON(b []byte) error {
 	o.Set = true
 	if string(b) == "null" {
 		o.Null = true
@@ -123,14 +133,14 @@ func (o *optional[T]) UnmarshalJSON(b []byte) error {
 	return d.Decode(&o.V)
 }
 
-// required sets *dst to the field's value when it was sent, and refuses
+// Required sets *dst to the field's value when it was sent, and refuses
 // null for a field that cannot be cleared; it reports whether it was sent.
-func (o optional[T]) required(field string, dst *T) (bool, error) {
+func (o Optional[T]) Required(field string, dst *T) (bool, error) {
 	if !o.Set {
 		return false, nil
 	}
 	if o.Null {
-		return true, fieldErr(field, "cannot be null")
+		return true, fault.Fieldf(field, "cannot be null")
 	}
 	*dst = o.V
 	return true, nil
@@ -143,9 +153,9 @@ type IssueRequest struct {
 	Type           key.Type        `json:"type,omitempty"`
 	Environment    key.Environment `json:"environment"`
 	Scopes         []string        `json:"scopes,omitempty"`
-	ExpiresAt      *timestamp      `json:"expiresAt,omitempty"`
+	ExpiresAt      *Timestamp      `json:"expiresAt,omitempty"`
 	TTLSeconds     *int64          `json:"ttlSeconds,omitempty"`
-	NotBefore      *timestamp      `json:"notBefore,omitempty"`
+	NotBefore      *Timestamp      `json:"notBefore,omitempty"`
 	RateLimits     []key.RateLimit `json:"rateLimits,omitempty"`
 	Quota          *key.Quota      `json:"quota,omitempty"`
 	AllowedOrigins []string        `json:"allowedOrigins,omitempty"`
@@ -157,18 +167,62 @@ type IssueRequest struct {
 // UpdateRequest is the body of PATCH /v1/keys/{id}: every field optional;
 // null clears expiresAt, notBefore, quota and metadata.
 type UpdateRequest struct {
-	Name           optional[string]          `json:"name"`
-	Scopes         optional[[]string]        `json:"scopes"`
-	Enabled        optional[bool]            `json:"enabled"`
-	ExpiresAt      optional[timestamp]       `json:"expiresAt"`
-	NotBefore      optional[timestamp]       `json:"notBefore"`
-	RateLimits     optional[[]key.RateLimit] `json:"rateLimits"`
-	Quota          optional[key.Quota]       `json:"quota"`
-	AllowedOrigins optional[[]string]        `json:"allowedOrigins"`
-	AllowedCidrs   optional[[]string]        `json:"allowedCidrs"`
-	Stages         optional[[]string]        `json:"stages"`
-	Metadata       optional[map[string]any]  `json:"metadata"`
+	Name           Optional[string]          `json:"name"`
+	Scopes         Optional[[]string]        `json:"scopes"`
+	Enabled        Optional[bool]            `json:"enabled"`
+	ExpiresAt      Optional[Timestamp]       `json:"expiresAt"`
+	NotBefore      Optional[Timestamp]       `json:"notBefore"`
+	RateLimits     Optional[[]key.RateLimit] `json:"rateLimits"`
+	Quota          Optional[key.Quota]       `json:"quota"`
+	AllowedOrigins Optional[[]string]        `json:"allowedOrigins"`
+	AllowedCidrs   Optional[[]string]        `json:"allowedCidrs"`
+	Stages         Optional[[]string]        `json:"stages"`
+	Metadata       Optional[map[string]any]  `json:"metadata"`
 }
 
-// fieldErr is a shorthand for an invalid field, as a fault (mapped at the edge).
-func fieldErr(field, msg string) error { return fault.Fieldf(field, "%s", msg) }
+// KeyList is the response of GET /v1/keys.
+type KeyList struct {
+	Keys []Key `json:"keys"`
+	// NextCursor continues the listing; absent on the last page.
+	NextCursor string `json:"nextCursor,omitempty"`
+}
+
+// Usage is the response of GET /v1/keys/{id}/usage.
+type Usage struct {
+	KeyID string     `json:"keyId"`
+	From  string     `json:"from"`
+	To    string     `json:"to"`
+	Total int64      `json:"total"`
+	Days  []UsageDay `json:"days"`
+}
+
+// UsageDay is one UTC day of usage.
+type UsageDay struct {
+	Date  string `json:"date"`
+	Count int64  `json:"count"`
+}
+
+// MaxUsageDays is the longest range a usage request may cover.
+const MaxUsageDays = 366
+
+// AuditEntry is one audit record on the wire.
+type AuditEntry struct {
+	KeyID   string         `json:"keyId"`
+	At      string         `json:"at"`
+	Actor   string         `json:"actor"`
+	Action  string         `json:"action"`
+	Version int64          `json:"version"`
+	Changes map[string]any `json:"changes"`
+}
+
+// AuditList is the response of GET /v1/keys/{id}/audit, oldest first.
+type AuditList struct {
+	Records    []AuditEntry `json:"records"`
+	NextCursor string       `json:"nextCursor,omitempty"`
+}
+
+// RotateRequest is the body of POST /v1/keys/{id}/rotate; the body may be
+// absent (the defaults apply).
+type RotateRequest struct {
+	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty"`
+}
