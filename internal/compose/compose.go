@@ -81,12 +81,18 @@ const (
 )
 
 // AWS returns the AWS configuration of a function running in Lambda, built
-// from the reserved variables Lambda sets (AWS_REGION and the execution
-// role's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN).
+// from the reserved variables Lambda sets for every function (AWS_REGION,
+// and the execution role's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+// AWS_SESSION_TOKEN: "Defined runtime environment variables" in
+// https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
 // That is where the SDK's default chain finds them in Lambda too, as
 // static credentials; building the configuration by hand instead of with
 // config.LoadDefaultConfig keeps the shared-config, SSO, STS and sign-in
-// code (and their package initialisation) out of every function binary.
+// code (and their package initialisation) out of every function binary,
+// which BenchmarkColdStart (internal/artefact) measures. Only SnapStart
+// hands credentials over another way (a container endpoint), and it is not
+// offered for the provided.al2023 runtime the functions use; without the
+// variables a function fails at cold start, saying so.
 func (e Env) AWS() (aws.Config, error) {
 	region, id, secret := e.Getenv(envRegion), e.Getenv(envAccessKeyID), e.Getenv(envSecretKey)
 	if region == "" || id == "" || secret == "" {
