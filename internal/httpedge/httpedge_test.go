@@ -5,13 +5,12 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/httpedge"
+	"github.com/keygate/keygate/internal/wire"
 )
 
 type served struct {
@@ -141,9 +140,9 @@ func TestPanicsAreInternalProblems(t *testing.T) {
 // the field where it can.
 func TestBodiesAreReadStrictly(t *testing.T) {
 	type req struct {
-		Name  string `json:"name"`
-		Count int    `json:"count"`
-		At    *stamp `json:"at"`
+		Name  string          `json:"name"`
+		Count int             `json:"count"`
+		At    *wire.Timestamp `json:"at"`
 	}
 	m := httpedge.NewMux(httpedge.MuxOptions{}, httpedge.Route{Pattern: "POST /x", Handle: func(w http.ResponseWriter, r *http.Request) error {
 		var v req
@@ -172,23 +171,6 @@ func TestBodiesAreReadStrictly(t *testing.T) {
 	if rec.Code != 415 {
 		t.Errorf("text/plain body: %d", rec.Code)
 	}
-}
-
-type stamp struct{ time.Time }
-
-func (*stamp) JSONType() string { return "an RFC 3339 time" }
-
-func (s *stamp) UnmarshalJSON(b []byte) error {
-	var v string
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return &json.UnmarshalTypeError{Value: "string", Type: reflect.TypeOf(s)}
-	}
-	s.Time = t
-	return nil
 }
 
 func big(n int) string { return strings.Repeat("a", n) }
