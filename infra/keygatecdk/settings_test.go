@@ -99,7 +99,7 @@ func TestSettingsFromContextReadsCdkJSONTypes(t *testing.T) {
 		"keygate:upstreamUrl":       "https://api.example.com",
 		"keygate:throttleRateLimit": 60, // a JSON number in cdk.json
 		"keygate:logRetention":      "90d",
-		"keygate:routes":            []interface{}{map[string]interface{}{"method": "GET", "path": "/x", "scopes": []interface{}{"read"}}},
+		"keygate:routes":            `[{"method":"GET","path":"/x","scopes":["read"]}]`,
 		"aws:cdk:other":             true,
 	}})
 	s, err := SettingsFromContext(app.Node())
