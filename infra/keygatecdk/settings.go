@@ -8,6 +8,7 @@ package keygatecdk
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,44 +19,45 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 
 	"github.com/keygate/keygate/internal/config"
-	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/gateway"
 )
 
-// Settings are a deployment's choices. Every field is a setting of the
-// registry (internal/config), which names its context key (`cdk.json` or
-// `cdk deploy -c keygate:<name>=<value>`), its default and its syntax, and
-// renders the table in docs/configuration.md; the zero value of a field
-// means its default.
+// Settings are a deployment's choices. Every field tagged `context:"key"`
+// is the setting of the registry (internal/config) with that context key
+// (`cdk.json` or `cdk deploy -c keygate:<key>=<value>`), which holds its
+// default, its parser and its doc, and renders the table in
+// docs/configuration.md: ParseSettings fills the fields by their tags, so
+// a stack setting is its registry entry and the field the stack uses. The
+// zero value of a field means its default.
 type Settings struct {
 	// AssetRoot is the folder holding <function>/bootstrap (default "bin",
 	// what `make build` writes). Tests point it at placeholder files.
 	AssetRoot string
 	// UpstreamURL is the API the protected proxy forwards to. Empty means no
 	// proxy routes: the stack then serves only keygate's own API.
-	UpstreamURL string // config.UpstreamURL
+	UpstreamURL string `context:"upstreamUrl"`
 	// ProxyBasePath is the path the proxy is mounted under.
-	ProxyBasePath string // config.ProxyBasePath
+	ProxyBasePath string `context:"proxyBasePath"`
 	// GatewayCacheTTL is API Gateway's authorizer result cache. 0 (the
 	// default) makes every request reach the authorizer, which rate
 	// limits, quotas and usage counting need.
-	GatewayCacheTTL time.Duration // config.GatewayCacheTTL
+	GatewayCacheTTL time.Duration `context:"gatewayCacheTtl"`
 	// LogRetention is how long function and access logs are kept (one of
 	// CloudWatch's allowed values, config.LogRetentionDays).
-	LogRetention time.Duration // config.LogRetention
+	LogRetention time.Duration `context:"logRetention"`
 	// AlarmEmail, when set, subscribes that address to the alarm topic.
-	AlarmEmail string // config.AlarmEmail
+	AlarmEmail string `context:"alarmEmail"`
 	// RemovalPolicy is "retain" or "destroy".
-	RemovalPolicy string // config.RemovalPolicy
+	RemovalPolicy string `context:"removalPolicy"`
 	// StageName is the API stage.
-	StageName string // config.StageName
+	StageName string `context:"stageName"`
 	// ThrottleRateLimit and ThrottleBurstLimit are the stage's default
 	// throttling.
-	ThrottleRateLimit  float64 // config.ThrottleRateLimit
-	ThrottleBurstLimit float64 // config.ThrottleBurstLimit
+	ThrottleRateLimit  float64 `context:"throttleRateLimit"`
+	ThrottleBurstLimit float64 `context:"throttleBurstLimit"`
 	// RotatorSchedule is the EventBridge schedule expression of the
 	// rotator's lifecycle run.
-	RotatorSchedule string // config.RotatorSchedule
+	RotatorSchedule string `context:"rotatorSchedule"`
 	// Variables are the function variables the stack takes from its own
 	// context keys (config.Origin ByContext: KEYGATE_KEY_PREFIX from
 	// keygate:keyPrefix, KEYGATE_CACHE_TTL from keygate:keyCacheTtl, ...),
@@ -65,7 +67,7 @@ type Settings struct {
 	// those the registry lets a deployment set (config.Origin
 	// ByFunctionEnv) and the function reads, for example the authorizer's
 	// KEYGATE_SERVE_STALE or the rotator's KEYGATE_IDLE_AFTER.
-	FunctionEnv map[string]map[string]string // config.FunctionEnv
+	FunctionEnv map[string]map[string]string `context:"functionEnv"`
 }
 
 // ContextPrefix starts every keygate context key.
@@ -123,89 +125,26 @@ func ParseSettings(raw map[string]string) (Settings, error) {
 		return Settings{}, fmt.Errorf("%s%s: unknown setting (known: %s%s)", ContextPrefix, k, ContextPrefix, strings.Join(known, ", "+ContextPrefix))
 	}
 	r := config.FromContext(raw)
-	s := Settings{
-		UpstreamURL:        config.UpstreamURL.From(r),
-		ProxyBasePath:      config.ProxyBasePath.From(r),
-		GatewayCacheTTL:    config.GatewayCacheTTL.From(r),
-		LogRetention:       config.LogRetention.From(r),
-		AlarmEmail:         config.AlarmEmail.From(r),
-		RemovalPolicy:      config.RemovalPolicy.From(r),
-		StageName:          config.StageName.From(r),
-		ThrottleRateLimit:  config.ThrottleRateLimit.From(r),
-		ThrottleBurstLimit: config.ThrottleBurstLimit.From(r),
-		RotatorSchedule:    config.RotatorSchedule.From(r),
-		FunctionEnv:        config.FunctionEnv.From(r),
-		Variables:          map[string]string{},
+	s := Settings{Variables: map[string]string{}}
+	fields := reflect.ValueOf(&s).Elem()
+	for i, f := range reflect.VisibleFields(fields.Type()) {
+		if key := f.Tag.Get("context"); key != "" {
+			fields.Field(i).Set(reflect.ValueOf(config.ByContextKey(key).Value(r)))
+		}
 	}
 	for _, st := range config.All() {
 		if st.Origin == config.ByContext {
 			if v := r.Text(st); v != "" {
 				s.Variables[st.Env] = v
+			} else if st.Default() != "" {
+				s.Variables[st.Env] = st.Default()
 			}
 		}
 	}
 	if err := r.Err(); err != nil {
 		return Settings{}, err
 	}
-	return s.withDefaults()
-}
-
-// withDefaults fills in every unset field from the registry and checks the
-// result as the functions will, so that a bad value fails `cdk synth`, not
-// a deployed function's cold start.
-func (s Settings) withDefaults() (Settings, error) {
-	if s.AssetRoot == "" {
-		s.AssetRoot = "bin"
-	}
-	orDefault(&s.ProxyBasePath, config.ProxyBasePath)
-	orDefault(&s.LogRetention, config.LogRetention)
-	orDefault(&s.RemovalPolicy, config.RemovalPolicy)
-	orDefault(&s.StageName, config.StageName)
-	orDefault(&s.ThrottleRateLimit, config.ThrottleRateLimit)
-	orDefault(&s.ThrottleBurstLimit, config.ThrottleBurstLimit)
-	orDefault(&s.RotatorSchedule, config.RotatorSchedule)
-	vars := map[string]string{}
-	for _, st := range config.All() {
-		if st.Origin != config.ByContext {
-			continue
-		}
-		v := s.Variables[st.Env]
-		if v == "" {
-			v = st.Default()
-		}
-		if v != "" {
-			vars[st.Env] = st.Canonical(v)
-		}
-	}
-	s.Variables = vars
-	s.ProxyBasePath = config.ProxyBasePath.Setting().Canonical(s.ProxyBasePath)
-	s.UpstreamURL = config.UpstreamURL.Setting().Canonical(s.UpstreamURL)
-
-	checks := []struct {
-		setting *config.Setting
-		text    string
-	}{
-		{config.UpstreamURL.Setting(), s.UpstreamURL},
-		{config.ProxyBasePath.Setting(), s.ProxyBasePath},
-		{config.GatewayCacheTTL.Setting(), config.FormatDuration(s.GatewayCacheTTL)},
-		{config.LogRetention.Setting(), config.FormatDuration(s.LogRetention)},
-		{config.AlarmEmail.Setting(), s.AlarmEmail},
-		{config.RemovalPolicy.Setting(), s.RemovalPolicy},
-		{config.ThrottleRateLimit.Setting(), strconv.FormatFloat(s.ThrottleRateLimit, 'f', -1, 64)},
-		{config.ThrottleBurstLimit.Setting(), strconv.FormatFloat(s.ThrottleBurstLimit, 'f', -1, 64)},
-		{config.RotatorSchedule.Setting(), s.RotatorSchedule},
-	}
-	for _, c := range checks {
-		if err := c.setting.Check(c.text); err != nil {
-			return Settings{}, contextError(c.setting, err)
-		}
-	}
-	if s.FunctionEnv != nil {
-		b, _ := json.Marshal(s.FunctionEnv)
-		if err := config.FunctionEnv.Setting().Check(string(b)); err != nil {
-			return Settings{}, contextError(config.FunctionEnv.Setting(), err)
-		}
-	}
+	s.AssetRoot = "bin"
 	for _, fn := range config.Functions() {
 		env := s.functionEnv(fn)
 		if err := config.Check(fn, func(k string) string { return env[k] }); err != nil {
@@ -215,18 +154,46 @@ func (s Settings) withDefaults() (Settings, error) {
 	return s, nil
 }
 
-// orDefault sets *p to v's default when it is the zero value.
-func orDefault[T comparable](p *T, v config.Var[T]) {
-	var zero T
-	if *p == zero {
-		*p = v.Default()
+// withDefaults fills in every unset field from the registry and checks the
+// result as the functions will, so that a bad value fails `cdk synth`, not
+// a deployed function's cold start: it writes the fields back as context
+// values and parses them again.
+func (s Settings) withDefaults() (Settings, error) {
+	out, err := ParseSettings(s.context())
+	if err == nil && s.AssetRoot != "" {
+		out.AssetRoot = s.AssetRoot
 	}
+	return out, err
 }
 
-// contextError names the context key of a stack setting whose value the
-// registry refused.
-func contextError(s *config.Setting, err error) error {
-	return fmt.Errorf("%s%s: %s", ContextPrefix, s.Context, fault.MessageOf(err))
+// context writes the settings set (non-zero) as the context values
+// ParseSettings reads, by context key.
+func (s Settings) context() map[string]string {
+	raw := map[string]string{}
+	fields := reflect.ValueOf(s)
+	for i, f := range reflect.VisibleFields(fields.Type()) {
+		key := f.Tag.Get("context")
+		if key == "" || fields.Field(i).IsZero() {
+			continue
+		}
+		switch v := fields.Field(i).Interface().(type) {
+		case string:
+			raw[key] = v
+		case time.Duration:
+			raw[key] = config.FormatDuration(v)
+		case float64:
+			raw[key] = strconv.FormatFloat(v, 'f', -1, 64)
+		default:
+			b, _ := json.Marshal(v)
+			raw[key] = string(b)
+		}
+	}
+	for _, st := range config.All() {
+		if v := s.Variables[st.Env]; v != "" && st.Origin == config.ByContext {
+			raw[st.Context] = v
+		}
+	}
+	return raw
 }
 
 // retain reports whether stateful resources outlive the stack.

@@ -158,3 +158,23 @@ func TestEveryLogRetentionMaps(t *testing.T) {
 		t.Errorf("%d CloudWatch retentions mapped, %d accepted", len(retentionDays), len(config.LogRetentionDays))
 	}
 }
+
+// Every setting of the stack alone in the registry is a field of Settings
+// (by its context tag), and every tag names one: a setting added to the
+// registry for the stack cannot go unread.
+func TestEveryStackSettingIsAField(t *testing.T) {
+	tags := map[string]bool{}
+	for _, f := range reflect.VisibleFields(reflect.TypeOf(Settings{})) {
+		if key := f.Tag.Get("context"); key != "" {
+			if s := config.ByContextKey(key); s == nil || s.Env != "" {
+				t.Errorf("field %s: %q is not a stack setting of the registry", f.Name, key)
+			}
+			tags[key] = true
+		}
+	}
+	for _, s := range config.All() {
+		if s.Env == "" && !tags[s.Context] {
+			t.Errorf("%s%s has no field in Settings", ContextPrefix, s.Context)
+		}
+	}
+}

@@ -71,6 +71,7 @@ type Setting struct {
 	// configuration table.
 	Doc string
 
+	read   func(*Reader) any   // reads the typed value, as its Var's From does
 	def    string              // the default, in the setting's syntax ("" for none)
 	unset  string              // what leaving it unset means, when there is no default
 	syntax string              // the values it takes, for the table and for errors
@@ -296,8 +297,24 @@ func add[T any](s Setting, def T, defText, syntax string, parse func(string) (T,
 	s.def, s.syntax = defText, syntax
 	s.check = func(text string) error { _, err := parse(text); return err }
 	p := &s
+	v := Var[T]{s: p, def: def, parse: parse}
+	p.read = func(r *Reader) any { return v.From(r) }
 	registry = append(registry, p)
-	return Var[T]{s: p, def: def, parse: parse}
+	return v
+}
+
+// Value reads the setting from r as its Var's From does, for code that
+// reads settings by name (the stack's, by their context keys).
+func (s *Setting) Value(r *Reader) any { return s.read(r) }
+
+// ByContextKey returns the setting with context key name, nil for none.
+func ByContextKey(name string) *Setting {
+	for _, s := range registry {
+		if s.Context != "" && s.Context == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // text is a string setting; check, when set, validates it.
