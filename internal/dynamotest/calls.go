@@ -28,16 +28,13 @@ func Watched(db *dynamodb.Client, see func(op string) error) *dynamodb.Client {
 }
 
 // Calls counts DynamoDB calls by operation; it is safe for concurrent use.
-// Its See is a Watched see that counts and fails nothing.
+// Its See is a Watched see that counts and fails nothing:
+//
+//	calls := &dynamotest.Calls{}
+//	db := dynamotest.Watched(db, calls.See)
 type Calls struct {
 	mu  sync.Mutex
 	ops map[string]int
-}
-
-// Counted returns a client of db that counts its calls, and the count.
-func Counted(db *dynamodb.Client) (*dynamodb.Client, *Calls) {
-	c := &Calls{}
-	return Watched(db, c.See), c
 }
 
 // See counts one call of op.

@@ -324,7 +324,8 @@ func TestScheduledRunNeverScans(t *testing.T) {
 		e.issue(fmt.Sprintf(`{"name":"k%d","ownerId":"acme","environment":"live","expiresAt":%q}`, i, t0.Add(3*day).Format(time.RFC3339)))
 	}
 	e.set(t0)
-	db, calls := dynamotest.Counted(e.db)
+	calls := &dynamotest.Calls{}
+	db := dynamotest.Watched(e.db, calls.See)
 	e.sweeper.Store = store.New(db, e.table, store.Options{Now: e.clock})
 	e.sweeper.PageSize = 10
 	rep, err := e.sweeper.Run(context.Background(), time.Hour)

@@ -50,8 +50,8 @@ func newFixture(t testing.TB) *fixture {
 	db, table := dynamotest.Table(t)
 	f := &fixture{db: db, table: table}
 	f.now.Store(t0.UnixNano())
-	counted, calls := dynamotest.Counted(db)
-	f.calls = calls
+	f.calls = &dynamotest.Calls{}
+	counted := dynamotest.Watched(db, f.calls.See)
 	f.admin = store.New(db, table, store.Options{Now: f.clock})
 	f.counted = store.New(counted, table, store.Options{Now: f.clock})
 	f.backend = &token.LocalBackend{}
