@@ -10,46 +10,28 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/wire"
 )
 
-// Key is a key as the admin API returns it (the design's wire names).
+// Key is a key as the admin API returns it (wire.Key: the plaintext, in
+// Key, only in the response to the create or rotate that issued it; the
+// console shows it once and keeps it nowhere), with the state the console
+// shows.
 type Key struct {
-	ID             string          `json:"id"`
-	Name           string          `json:"name"`
-	OwnerID        string          `json:"ownerId"`
-	Type           string          `json:"type"`
-	Environment    string          `json:"environment"`
-	Status         string          `json:"status"`
-	Hint           string          `json:"hint"`
-	Scopes         []string        `json:"scopes"`
-	CreatedAt      string          `json:"createdAt"`
-	UpdatedAt      string          `json:"updatedAt"`
-	NotBefore      *string         `json:"notBefore"`
-	ExpiresAt      *string         `json:"expiresAt"`
-	RateLimits     []key.RateLimit `json:"rateLimits"`
-	Quota          *key.Quota      `json:"quota"`
-	Metadata       map[string]any  `json:"metadata"`
-	AllowedOrigins []string        `json:"allowedOrigins"`
-	AllowedCidrs   []string        `json:"allowedCidrs"`
-	Stages         []string        `json:"stages"`
-	Version        int64           `json:"version"`
-	RevokedAt      string          `json:"revokedAt"`
-	LastUsedAt     string          `json:"lastUsedAt"`
-	PreviousKeyID  string          `json:"previousKeyId"`
-	NextKeyID      string          `json:"nextKeyId"`
-	// Key is the plaintext: only in the response to the create or rotate
-	// that issued it. The console shows it once and keeps it nowhere.
-	Key string `json:"key"`
-
+	apiKey
 	// State is the badge: the wire status, or "not yet valid" for an
 	// active key whose notBefore lies ahead (the wire says active).
 	State string `json:"-"`
 }
 
+// apiKey names wire.Key for embedding, so that Key.Key stays the
+// plaintext.
+type apiKey = wire.Key
+
 // stateAt sets k.State for the instant now.
 func (k *Key) stateAt(now time.Time) {
-	k.State = k.Status
-	if k.Status == string(key.Active) && k.NotBefore != nil {
+	k.State = string(k.Status)
+	if k.Status == key.Active && k.NotBefore != nil {
 		if t, err := time.Parse(time.RFC3339, *k.NotBefore); err == nil && now.Before(t) {
 			k.State = "not yet valid"
 		}

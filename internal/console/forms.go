@@ -121,7 +121,7 @@ func newKeyForm(owner string) *keyForm {
 // editForm is the edit form filled with k's settings.
 func editForm(k *Key) *keyForm {
 	f := &keyForm{
-		ID: k.ID, Version: k.Version, Name: k.Name, OwnerID: k.OwnerID, Type: k.Type, Environment: k.Environment,
+		ID: k.ID, Version: k.Version, Name: k.Name, OwnerID: k.OwnerID, Type: string(k.Type), Environment: string(k.Environment),
 		Scopes: strings.Join(k.Scopes, " "), ExpiresAt: localInput(k.ExpiresAt), NotBefore: localInput(k.NotBefore),
 		AllowedOrigins: strings.Join(k.AllowedOrigins, "\n"), AllowedCidrs: strings.Join(k.AllowedCidrs, "\n"),
 		Stages: strings.Join(k.Stages, " "),

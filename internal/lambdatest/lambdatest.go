@@ -140,7 +140,7 @@ func (r Response) JSON() map[string]any {
 // *.want.json files that hold expectations. No events fails the test.
 func Events(t testing.TB, dir string) map[string][]byte {
 	t.Helper()
-	root := filepath.Join(repoRoot(t), "events", dir)
+	root := filepath.Join(RepoRoot(t), "events", dir)
 	out := map[string][]byte{}
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json") || strings.HasSuffix(p, ".want.json") {
@@ -164,7 +164,7 @@ func Events(t testing.TB, dir string) map[string][]byte {
 // files that sit next to it (its *.want.json).
 func EventFile(t testing.TB, dir, name string) string {
 	t.Helper()
-	return filepath.Join(repoRoot(t), "events", dir, filepath.FromSlash(name)+".json")
+	return filepath.Join(RepoRoot(t), "events", dir, filepath.FromSlash(name)+".json")
 }
 
 // Replay runs run on every event under events/<dir>, each in a subtest
@@ -198,8 +198,9 @@ func Replay[W any](t *testing.T, dir string, want map[string]W, run func(t *test
 	}
 }
 
-// repoRoot is the folder holding go.mod, at or above the test's folder.
-func repoRoot(t testing.TB) string {
+// RepoRoot is the repository's root: the folder holding go.mod, at or above
+// the test's folder.
+func RepoRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keygate/keygate/internal/cli"
 	"github.com/keygate/keygate/internal/dynamotest"
+	"github.com/keygate/keygate/internal/lambdatest"
 	"github.com/keygate/keygate/internal/localstack"
 	"github.com/keygate/keygate/internal/logtest"
 )
@@ -90,7 +91,7 @@ func start(t *testing.T, width, height int) *env {
 	e.base = e.login[:strings.Index(e.login, "/login")]
 
 	e.browser = newBrowser(t, width, height)
-	e.shotsDir = filepath.Join(repoRoot(t), "build", "console")
+	e.shotsDir = filepath.Join(lambdatest.RepoRoot(t), "build", "console")
 	if err := os.MkdirAll(e.shotsDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -141,24 +142,6 @@ func newBrowser(t *testing.T, width, height int) context.Context {
 		t.Fatalf("start chromium: %v", err)
 	}
 	return ctx
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's folder")
-		}
-		dir = parent
-	}
 }
 
 // step is a browser action that returns nothing.
