@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/internal/alloctest"
 )
 
 func mustFormat(t testing.TB, prefix string) Format {
@@ -178,21 +180,22 @@ func TestHashStringRoundTrip(t *testing.T) {
 	}
 }
 
-func TestParseAndHashAllocateNothing(t *testing.T) {
+// Parsing and hashing a key, the first work of every verification,
+// allocate nothing, for a well-formed key and for garbage alike.
+func TestParseAndHashAllocatesNothing(t *testing.T) {
 	f := mustFormat(t, "")
 	k, _ := f.Generate(Secret, Live)
 	h := NewHasher([]byte("pepper"))
-	allocs := testing.AllocsPerRun(1000, func() {
+	plain := NewHasher(nil)
+	alloctest.Zero(t, "Parse and Sum", func() {
 		p, err := f.Parse(k.Plaintext)
 		if err != nil {
 			t.Fatal(err)
 		}
 		_ = h.Sum(p.Plaintext)
+		_ = plain.Sum(p.Plaintext)
 		_, _ = f.Parse("kg_sk_live_garbage")
 	})
-	if allocs != 0 {
-		t.Fatalf("parse+hash allocated %v times per run, want 0", allocs)
-	}
 }
 
 func FuzzParse(f *testing.F) {
@@ -264,5 +267,109 @@ func BenchmarkParseAndHash(b *testing.B) {
 			b.Fatal(err)
 		}
 		sinkHash = h.Sum(p.Plaintext)
+	}
+}
+
+// Every character the rules allow in a deployment prefix is accepted, at
+// the first position and after it, so no deployment's prefix is refused.
+func TestNewFormatAcceptsEveryAllowedCharacter(t *testing.T) {
+	for _, p := range []string{"a", "z", "kaz09", "z9a0z", "abcdefghij"} {
+		f, err := NewFormat(p)
+		if err != nil {
+			t.Errorf("NewFormat(%q): %v", p, err)
+			continue
+		}
+		k, _ := f.Generate(Secret, Live)
+		if _, err := f.Parse(k.Plaintext); err != nil {
+			t.Errorf("prefix %q: its own key does not parse", p)
+		}
+	}
+}
+
+// withChecksum replaces the checksum of a key-shaped string with the right
+// one for the rest of it.
+func withChecksum(s string) string {
+	head := s[:len(s)-checksumLen]
+	sum := crc32IEEEString(head)
+	return string(appendBase62([]byte(head), []byte{byte(sum >> 24), byte(sum >> 16), byte(sum >> 8), byte(sum)}, checksumLen))
+}
+
+// A key is base62 only, as Pattern says: a character outside base62 in the
+// secret is refused even when the checksum matches it (as an attacker or a
+// broken client can arrange).
+func TestParseRefusesNonBase62EvenWithAValidChecksum(t *testing.T) {
+	f := mustFormat(t, "")
+	k, _ := f.Generate(Secret, Live)
+	if _, err := f.Parse(withChecksum(k.Plaintext)); err != nil {
+		t.Fatal("withChecksum broke a valid key: the test proves nothing")
+	}
+	head := len(k.Plaintext) - bodyLen
+	for _, pos := range []int{head, head + 20, head + secretLen - 1} {
+		for _, c := range []byte("-_+/=.~ !\x00\xff") {
+			bad := withChecksum(k.Plaintext[:pos] + string(c) + k.Plaintext[pos+1:])
+			if _, err := f.Parse(bad); err != ErrMalformed {
+				t.Errorf("character %q at %d with a matching checksum: err = %v, want ErrMalformed", c, pos, err)
+			}
+		}
+	}
+}
+
+// The largest checksum a CRC32 can be (0xFFFFFFFF) is a valid key's
+// checksum too: one key in 2^32 has it, and it must parse. The key is
+// forged: CRC32 is affine over GF(2), so choosing bits 0, 1, 2 and 5 of
+// 16 secret characters (which keeps each among 'H'..'O' and 'h'..'o', all
+// base62) reaches any checksum.
+func TestParseAcceptsTheLargestChecksum(t *testing.T) {
+	f := mustFormat(t, "")
+	k, _ := f.Generate(Secret, Live)
+	head := len(k.Plaintext) - bodyLen
+	b := []byte(k.Plaintext[:len(k.Plaintext)-checksumLen])
+	const free = 16
+	bits := [4]byte{1, 2, 4, 0x20}
+	for i := range free {
+		b[head+i] = 'H'
+	}
+	base := crc32IEEEString(string(b))
+	// basis[bit] is a combination (mask of free bits) whose CRC delta has
+	// its highest set bit at bit.
+	var basis [32]struct {
+		delta uint32
+		mask  uint64
+	}
+	for j := range free * 4 {
+		b[head+j/4] ^= bits[j%4]
+		d, m := crc32IEEEString(string(b))^base, uint64(1)<<j
+		b[head+j/4] ^= bits[j%4]
+		for bit := 31; bit >= 0 && d != 0; bit-- {
+			if d&(1<<bit) == 0 {
+				continue
+			}
+			if basis[bit].delta == 0 {
+				basis[bit].delta, basis[bit].mask = d, m
+				break
+			}
+			d, m = d^basis[bit].delta, m^basis[bit].mask
+		}
+	}
+	want, mask := base^0xFFFFFFFF, uint64(0)
+	for bit := 31; bit >= 0; bit-- {
+		if want&(1<<bit) != 0 {
+			if basis[bit].delta == 0 {
+				t.Fatalf("the free bits do not span bit %d: choose other positions", bit)
+			}
+			want, mask = want^basis[bit].delta, mask^basis[bit].mask
+		}
+	}
+	for j := range free * 4 {
+		if mask&(1<<j) != 0 {
+			b[head+j/4] ^= bits[j%4]
+		}
+	}
+	if crc32IEEEString(string(b)) != 0xFFFFFFFF {
+		t.Fatal("the forged key's checksum is not 0xFFFFFFFF: the test proves nothing")
+	}
+	forged := withChecksum(string(b) + "000000")
+	if got, err := f.Parse(forged); err != nil || got.Plaintext != forged || !regexp.MustCompile(Pattern).MatchString(forged) {
+		t.Fatalf("a key whose checksum is 0xFFFFFFFF: err = %v", err)
 	}
 }

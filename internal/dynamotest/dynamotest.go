@@ -127,3 +127,4 @@ func dumpItem(it map[string]ddbtypes.AttributeValue) map[string]any {
 	}
 	return m
 }
+

@@ -1,6 +1,9 @@
 package key
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +121,108 @@ func TestIDs(t *testing.T) {
 		if ValidID(bad) {
 			t.Errorf("ValidID(%q) = true", bad)
 		}
+	}
+}
+
+// Every documented limit on a key's settings admits its maximum exactly and
+// refuses one more (and, for the lower bounds, admits 1 and refuses 0), so
+// that an admin who sets a value at the documented bound is never refused
+// and one who goes past it always is, naming the field.
+func TestValidateAcceptsEachBoundAndRefusesOnePast(t *testing.T) {
+	n := func(count int, f func(i int) string) []string {
+		out := make([]string, count)
+		for i := range out {
+			out[i] = f(i)
+		}
+		return out
+	}
+	limits := func(count int) []RateLimit {
+		out := make([]RateLimit, count)
+		for i := range out {
+			out[i] = RateLimit{Name: fmt.Sprintf("l%d", i), Limit: 1, WindowSeconds: 1}
+		}
+		return out
+	}
+	origins := func(count int) []string {
+		return n(count, func(i int) string { return fmt.Sprintf("https://o%d.example", i) })
+	}
+	longOrigin := func(size int) string { return "https://" + strings.Repeat("h", size-len("https://")) }
+	cidrs := func(count int) []netip.Prefix {
+		out := make([]netip.Prefix, count)
+		for i := range out {
+			out[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i), 0}), 24)
+		}
+		return out
+	}
+	// metadata of exactly size bytes when encoded: {"k":"xxx..."} is 8 bytes
+	// plus the value.
+	sized := func(size int) map[string]any { return map[string]any{"k": strings.Repeat("x", size-8)} }
+	nested := func(levels int) map[string]any {
+		m := map[string]any{"leaf": 1}
+		for range levels - 1 {
+			m = map[string]any{"n": m}
+		}
+		return m
+	}
+	cases := []struct {
+		field     string
+		ok, wrong func(k *Key)
+	}{
+		{"name", func(k *Key) { k.Name = strings.Repeat("é", MaxNameLen) }, func(k *Key) { k.Name = strings.Repeat("é", MaxNameLen+1) }},
+		{"ownerId", func(k *Key) { k.OwnerID = strings.Repeat("o", MaxOwnerLen) }, func(k *Key) { k.OwnerID = strings.Repeat("o", MaxOwnerLen+1) }},
+		{"scopes", func(k *Key) { k.Scopes = n(MaxScopes, func(i int) string { return fmt.Sprint("s", i) }) },
+			func(k *Key) { k.Scopes = n(MaxScopes+1, func(i int) string { return fmt.Sprint("s", i) }) }},
+		{"scopes", func(k *Key) { k.Scopes = []string{strings.Repeat("s", MaxScopeLen)} }, func(k *Key) { k.Scopes = []string{strings.Repeat("s", MaxScopeLen+1)} }},
+		{"rateLimits", func(k *Key) { k.RateLimits = limits(MaxRateLimits) }, func(k *Key) { k.RateLimits = limits(MaxRateLimits + 1) }},
+		{"rateLimits.limit", func(k *Key) { k.RateLimits[0].Limit = 1 }, func(k *Key) { k.RateLimits[0].Limit = 0 }},
+		{"rateLimits.limit", func(k *Key) { k.RateLimits[0].Limit = MaxLimit }, func(k *Key) { k.RateLimits[0].Limit = MaxLimit + 1 }},
+		{"rateLimits.windowSeconds", func(k *Key) { k.RateLimits[0].WindowSeconds = 1 }, func(k *Key) { k.RateLimits[0].WindowSeconds = 0 }},
+		{"rateLimits.windowSeconds", func(k *Key) { k.RateLimits[0].WindowSeconds = MaxWindowSeconds }, func(k *Key) { k.RateLimits[0].WindowSeconds = MaxWindowSeconds + 1 }},
+		{"quota.limit", func(k *Key) { k.Quota.Limit = 1 }, func(k *Key) { k.Quota.Limit = 0 }},
+		{"quota.limit", func(k *Key) { k.Quota.Limit = MaxQuota }, func(k *Key) { k.Quota.Limit = MaxQuota + 1 }},
+		{"allowedOrigins", func(k *Key) { k.AllowedOrigins = origins(MaxOrigins) }, func(k *Key) { k.AllowedOrigins = origins(MaxOrigins + 1) }},
+		{"allowedOrigins", func(k *Key) { k.AllowedOrigins = []string{longOrigin(maxOriginLen)} }, func(k *Key) { k.AllowedOrigins = []string{longOrigin(maxOriginLen + 1)} }},
+		{"allowedCidrs", func(k *Key) { k.AllowedCIDRs = cidrs(MaxCIDRs) }, func(k *Key) { k.AllowedCIDRs = cidrs(MaxCIDRs + 1) }},
+		{"stages", func(k *Key) { k.Stages = n(MaxStages, func(i int) string { return fmt.Sprint("v", i) }) },
+			func(k *Key) { k.Stages = n(MaxStages+1, func(i int) string { return fmt.Sprint("v", i) }) }},
+		{"metadata", func(k *Key) { k.Metadata = sized(MaxMetadataBytes) }, func(k *Key) { k.Metadata = sized(MaxMetadataBytes + 1) }},
+		{"metadata", func(k *Key) { k.Metadata = nested(MaxMetadataDepth) }, func(k *Key) { k.Metadata = nested(MaxMetadataDepth + 1) }},
+	}
+	for _, c := range cases {
+		k := valid()
+		c.ok(k)
+		if err := k.Validate(now); err != nil {
+			t.Errorf("%s at its bound: refused: %v", c.field, err)
+		}
+		k = valid()
+		c.wrong(k)
+		if err := k.Validate(now); fault.CodeOf(err) != fault.Invalid || fault.FieldOf(err) != c.field {
+			t.Errorf("%s one past its bound: got %v, want invalid %s", c.field, err, c.field)
+		}
+	}
+	if b, _ := json.Marshal(sized(MaxMetadataBytes)); len(b) != MaxMetadataBytes {
+		t.Fatalf("the metadata case is %d bytes, not the bound %d: fix the test", len(b), MaxMetadataBytes)
+	}
+}
+
+// The CIDR allowlist takes at most MaxCIDRs entries as strings too, and an
+// IPv4-mapped prefix from /96 (all of IPv4) up.
+func TestParseCIDRsBounds(t *testing.T) {
+	many := make([]string, MaxCIDRs+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("10.0.%d.0/24", i)
+	}
+	if got, err := ParseCIDRs(many[:MaxCIDRs]); err != nil || len(got) != MaxCIDRs {
+		t.Fatalf("%d entries: %v", MaxCIDRs, err)
+	}
+	if _, err := ParseCIDRs(many); fault.FieldOf(err) != "allowedCidrs" {
+		t.Fatalf("%d entries: err = %v, want invalid allowedCidrs", MaxCIDRs+1, err)
+	}
+	got, err := ParseCIDRs([]string{"::ffff:0.0.0.0/96"})
+	if err != nil || FormatCIDRs(got)[0] != "0.0.0.0/0" {
+		t.Fatalf("::ffff:0.0.0.0/96: %v %v, want 0.0.0.0/0", FormatCIDRs(got), err)
+	}
+	if _, err := ParseCIDRs([]string{"::ffff:0.0.0.0/95"}); fault.FieldOf(err) != "allowedCidrs" {
+		t.Fatalf("::ffff:0.0.0.0/95: err = %v, want invalid allowedCidrs", err)
 	}
 }

@@ -3,6 +3,8 @@ package key
 import (
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/internal/alloctest"
 )
 
 func TestWindowsAndPeriods(t *testing.T) {
@@ -31,5 +33,22 @@ func TestWindowsAndPeriods(t *testing.T) {
 	}
 	if UsageDay(now) != "2026-11-30" {
 		t.Errorf("usage day %q", UsageDay(now))
+	}
+}
+
+// Looking a window's or a period's counter up by its appended name
+// allocates nothing, as the authorizer does on every admitted request.
+func TestCounterLookupAllocatesNothing(t *testing.T) {
+	now := time.Date(2026, 11, 30, 23, 59, 59, 0, time.UTC)
+	l := RateLimit{Name: "second", Limit: 10, WindowSeconds: 1}
+	q := Quota{Limit: 10, Period: Month}
+	counters := map[string]int64{l.Counter(now): 3, q.PeriodKey(now): 4}
+	var buf [64]byte
+	var got int64
+	alloctest.Zero(t, "AppendCounter and AppendPeriodKey lookups", func() {
+		got = counters[string(l.AppendCounter(buf[:0], now))] + counters[string(q.AppendPeriodKey(buf[:0], now))]
+	})
+	if got != 7 {
+		t.Fatalf("the lookups found %d, want 3+4: the appended names differ from Counter and PeriodKey", got)
 	}
 }

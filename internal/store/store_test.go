@@ -32,6 +32,9 @@ type fixture struct {
 	table string
 	s     *store.Store
 	now   time.Time
+	// counted is s over a client that counts its DynamoDB calls in calls.
+	counted *store.Store
+	calls   *dynamotest.Calls
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -42,7 +45,10 @@ func newFixture(t *testing.T) *fixture {
 	// would turn into a test that fails on some later day; and a full hour
 	// keeps the minutes tests move the clock by within one UTC day.
 	f := &fixture{db: db, table: table, now: time.Now().UTC().Truncate(time.Hour).Add(time.Hour)}
-	f.s = store.New(db, table, store.Options{CursorSecret: []byte("cursor"), Now: func() time.Time { return f.now }})
+	opts := store.Options{CursorSecret: []byte("cursor"), Now: func() time.Time { return f.now }}
+	f.s = store.New(db, table, opts)
+	f.calls = &dynamotest.Calls{}
+	f.counted = store.New(dynamotest.Watched(db, f.calls.See), table, opts)
 	return f
 }
 
@@ -50,6 +56,23 @@ func newFixture(t *testing.T) *fixture {
 // hash and hint, and validated settings. It returns the plaintext too, so
 // tests can check it never reaches the table.
 func (f *fixture) newKey(t *testing.T, owner string) (*key.Key, string) {
+	t.Helper()
+	return f.newKeyAndPlaintext(t, owner, nil)
+}
+
+// newKeyWith is newKey with its settings changed by mod before the key is
+// validated and stored; it returns the key as the store reads it back.
+func (f *fixture) newKeyWith(t *testing.T, owner string, mod func(*key.Key)) *key.Key {
+	t.Helper()
+	k, _ := f.newKeyAndPlaintext(t, owner, mod)
+	got, err := f.s.Get(context.Background(), k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func (f *fixture) newKeyAndPlaintext(t *testing.T, owner string, mod func(*key.Key)) (*key.Key, string) {
 	t.Helper()
 	pk, err := format.Generate(apikey.Secret, apikey.Live)
 	if err != nil {
@@ -63,6 +86,9 @@ func (f *fixture) newKey(t *testing.T, owner string) (*key.Key, string) {
 		Quota:        &key.Quota{Limit: 1000, Period: key.Month},
 		AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")},
 		Metadata:     map[string]any{"plan": "pro"},
+	}
+	if mod != nil {
+		mod(k)
 	}
 	if err := k.Validate(f.now); err != nil {
 		t.Fatal(err)

@@ -254,11 +254,13 @@ func buildVerify(in VerifyInput) (verifyExpr, error) {
 		current["q:"+pk] = true
 		e.names["#q"], e.names["#qp"] = "q", pk
 		e.values[":cost"] = num(cost)
-		e.values[":qlim"] = num(quota.Limit - cost)
 		set = append(set, "#q.#qp = if_not_exists(#q.#qp, :zero) + :cost")
 		if cost > quota.Limit {
-			cond = append(cond, "attribute_not_exists(pk)") // can never be afforded
+			// Can never be afforded. (DynamoDB refuses a request whose
+			// values are not all used, so :qlim is set only below.)
+			cond = append(cond, "attribute_not_exists(pk)")
 		} else {
+			e.values[":qlim"] = num(quota.Limit - cost)
 			cond = append(cond, "(attribute_not_exists(#q.#qp) OR #q.#qp <= :qlim)")
 		}
 	}

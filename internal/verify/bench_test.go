@@ -1,11 +1,14 @@
 package verify_test
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/alloctest"
 	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/verify"
@@ -42,5 +45,50 @@ func BenchmarkCore(b *testing.B) {
 	b.Run("case=denied-this-window", func(b *testing.B) {
 		v.DenyUntil(h, rec, t0, t0.Add(time.Second))
 		run(b, true)
+	})
+}
+
+// The verification core allocates nothing (the design's target): every
+// complete verification that needs no DynamoDB call (no key, a malformed
+// key, a key known to be unknown, a key already denied this window, each
+// reached the way production reaches it, through DynamoDB Local), and for
+// a cached key everything up to the DynamoDB update, with the route
+// matched on the way.
+func TestVerificationCoreAllocatesNothing(t *testing.T) {
+	alloctest.SkipRace(t)
+	f := newFixture(t)
+	ctx := context.Background()
+	_, limited := f.issue(t, func(k *key.Key) { k.RateLimits = []key.RateLimit{{Name: "minute", Limit: 1, WindowSeconds: 60}} })
+	_, cached := f.issue(t, nil)
+	unknown, _ := format.Generate(apikey.Secret, apikey.Live)
+	v := f.verifier(nil)
+	for _, c := range []struct {
+		name string
+		req  *verify.Request
+		want gateway.Reason
+	}{
+		{"missing key", get("", "/users/1"), gateway.MissingKey},
+		{"malformed key", get(typo(limited), "/users/1"), gateway.MalformedKey},
+		{"known-unknown key", get(unknown.Plaintext, "/users/1"), gateway.UnknownKey},
+		{"denied this window", get(limited, "/users/1"), gateway.RateLimited},
+	} {
+		for range 3 { // admitted, then denied by DynamoDB, then from the cache
+			v.Verify(ctx, c.req)
+		}
+		var d verify.Decision
+		before := f.calls.Total()
+		alloctest.Zero(t, "Verify, "+c.name, func() { d = v.Verify(ctx, c.req) })
+		if d.Reason != c.want || f.calls.Total() != before {
+			t.Fatalf("%s: %q after %d DynamoDB calls, want %q after none", c.name, d.Reason, f.calls.Total()-before, c.want)
+		}
+	}
+	req := get(cached, "/users/1")
+	if d := v.Verify(ctx, req); !d.Allowed() {
+		t.Fatal(d.Reason)
+	}
+	alloctest.Zero(t, "the local part of a cached key's verification", func() {
+		if _, done := v.Local(req, f.clock()); done {
+			t.Fatal("a cached, admitted key was decided without DynamoDB")
+		}
 	})
 }

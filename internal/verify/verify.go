@@ -286,7 +286,7 @@ func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decis
 // local does everything that needs no DynamoDB: find and parse the key,
 // hash it, look it up in the cache and decide from the cached record when
 // that is enough. done reports whether d is the answer. It allocates
-// nothing; BenchmarkCore holds it to that.
+// nothing; TestVerificationCoreAllocatesNothing holds it to that.
 func (v *Verifier) local(req *Request, now time.Time) (l local, d Decision, done bool) {
 	if req.Credential == "" {
 		return l, Decision{Reason: gateway.MissingKey}, true
