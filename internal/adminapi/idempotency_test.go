@@ -195,18 +195,73 @@ func serve(h http.Handler, method, path, body string, headers ...string) *httpte
 	return admintest.Serve(h, alice, method, path, body, headers...)
 }
 
-// An Idempotency-Key belongs to the principal that used it first: another
-// principal's request with the same key and body is refused as a reused key
-// and never receives the first caller's plaintext key.
-func TestIdempotencyKeysArePerPrincipal(t *testing.T) {
+// An Idempotency-Key belongs to the principal that used it first, on every
+// write route that takes one (issue and rotate): another principal's
+// request with the same key and body is refused as a reused key, never
+// receives the first caller's plaintext key and changes nothing; the first
+// caller's own retry is still replayed.
+func TestIdempotencyKeyIsBoundToThePrincipalOnEveryWriteRoute(t *testing.T) {
+	const mallory = "arn:aws:iam::123456789012:user/mallory"
 	e := newEnv(t)
-	body := `{"name":"ci","ownerId":"acme","environment":"live"}`
-	first := e.do(http.MethodPost, "/v1/keys", body, "Idempotency-Key", "shared-key-1")
-	other := e.doAs("arn:aws:iam::123456789012:user/mallory", http.MethodPost, "/v1/keys", body, "Idempotency-Key", "shared-key-1")
-	if first.Code != http.StatusCreated {
-		t.Fatalf("issue: %d %s", first.Code, first.Body)
+	rot := e.rotator()
+	id := e.issue(`{"name":"to rotate","ownerId":"acme","environment":"live"}`).str("id")
+	issueBody := `{"name":"ci","ownerId":"acme","environment":"live"}`
+	rotatePath, rotateBody := "/v1/keys/"+id+"/rotate", `{"gracePeriodSeconds": 60}`
+	for _, route := range []struct {
+		name string
+		send func(who string) resp
+	}{
+		{"issue", func(who string) resp {
+			return e.doAs(who, http.MethodPost, "/v1/keys", issueBody, "Idempotency-Key", "shared-key-1")
+		}},
+		{"rotate", func(who string) resp {
+			rec := e.rotateAs(who, rot, http.MethodPost, rotatePath, rotateBody, "Idempotency-Key", "shared-key-1")
+			r := resp{ResponseRecorder: rec}
+			_ = json.Unmarshal(rec.Body.Bytes(), &r.json)
+			return r
+		}},
+	} {
+		keys := e.countItems("KEY#")
+		first := route.send(alice)
+		if first.Code != http.StatusCreated || first.str("key") == "" {
+			t.Fatalf("%s: %d %s", route.name, first.Code, first.Body)
+		}
+		other := route.send(mallory)
+		if other.Code != http.StatusUnprocessableEntity || other.str("code") != "idempotency_key_reused" ||
+			strings.Contains(other.Body.String(), first.str("key")) || other.str("key") != "" {
+			t.Fatalf("%s: another principal reusing the key: %d %s", route.name, other.Code, other.Body)
+		}
+		if n := e.countItems("KEY#"); n != keys+1 {
+			t.Fatalf("%s: %d key items after one request and a refused reuse, want %d", route.name, n, keys+1)
+		}
+		if again := route.send(alice); again.str("key") != first.str("key") {
+			t.Fatalf("%s: the first caller's retry was not replayed: %d %s", route.name, again.Code, again.Body)
+		}
 	}
-	if other.Code != http.StatusUnprocessableEntity || other.str("code") != "idempotency_key_reused" || other.str("key") != "" {
-		t.Fatalf("another principal reusing the key: %d %s", other.Code, other.Body)
+}
+
+// A write that fails after claiming its Idempotency-Key gives the key up,
+// so that a retry runs at once instead of waiting out the lease as
+// idempotency_in_progress.
+func TestFailedWriteReleasesItsIdempotencyKey(t *testing.T) {
+	e := newEnv(t)
+	rot := e.rotator()
+	revoked := e.issue(`{"name":"gone","ownerId":"acme","environment":"live"}`).str("id")
+	if r := e.do(http.MethodDelete, "/v1/keys/"+revoked, ""); r.Code != http.StatusOK {
+		t.Fatalf("revoke: %d %s", r.Code, r.Body)
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+	}{
+		{"/v1/keys/key_00000000000000000000000000/rotate", http.StatusNotFound}, // no such key
+		{"/v1/keys/" + revoked + "/rotate", http.StatusConflict},                // revoked: not rotatable
+	} {
+		for i := range 2 {
+			rec := e.rotate(rot, http.MethodPost, c.path, `{}`, "Idempotency-Key", "fails")
+			if rec.Code != c.status || strings.Contains(rec.Body.String(), "idempotency_in_progress") {
+				t.Fatalf("%s, attempt %d: %d %s, want %d", c.path, i+1, rec.Code, rec.Body, c.status)
+			}
+		}
 	}
 }

@@ -29,7 +29,13 @@ func (e *env) rotator() *adminapi.Rotator {
 // OpenAPI document.
 func (e *env) rotate(h http.Handler, method, path, body string, headers ...string) *httptest.ResponseRecorder {
 	e.t.Helper()
-	rec := admintest.Serve(h, alice, method, path, body, headers...)
+	return e.rotateAs(alice, h, method, path, body, headers...)
+}
+
+// rotateAs is rotate as another IAM principal.
+func (e *env) rotateAs(who string, h http.Handler, method, path, body string, headers ...string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	rec := admintest.Serve(h, who, method, path, body, headers...)
 	checkDocumented(e.t, method, strings.SplitN(path, "?", 2)[0], rec)
 	return rec
 }

@@ -518,3 +518,52 @@ func typo(k string) string {
 	}
 	return k[:len(k)-1] + string(last)
 }
+
+// A refusal that the conditional update decides costs exactly one DynamoDB
+// call, for a key this environment has never seen: DynamoDB refuses and
+// returns the item, and the verifier tells the reason from it. Were the
+// condition to admit (and count) such a request, the verifier would refuse
+// it too, but only after a second call that takes the count back.
+func TestRefusalByTheConditionCostsOneCall(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	disabled, disabledKey := f.issue(t, nil)
+	disabled.Enabled = false
+	if _, err := f.admin.Update(ctx, disabled, 1); err != nil {
+		t.Fatal(err)
+	}
+	revoked, revokedKey := f.issue(t, nil)
+	if _, _, err := f.admin.Revoke(ctx, revoked.ID, 90*24*time.Hour, store.AuditBy("test")); err != nil {
+		t.Fatal(err)
+	}
+	_, expiredKey := f.issue(t, func(k *key.Key) { k.ExpiresAt = t0.Add(-time.Minute) })
+	_, earlyKey := f.issue(t, func(k *key.Key) { k.NotBefore = t0.Add(time.Hour) })
+	_, testKey := f.issue(t, func(k *key.Key) { k.Environment = key.Test })
+	_, stagedKey := f.issue(t, func(k *key.Key) { k.Stages = []string{"v2"} })
+	_, pubKey := f.issue(t, func(k *key.Key) { k.Type = key.Publishable })
+	_, readOnly := f.issue(t, func(k *key.Key) { k.Scopes = []string{"read:users"} })
+	_, writeOnly := f.issue(t, func(k *key.Key) { k.Scopes = []string{"write:users"} })
+	post := func(cred string) *verify.Request {
+		return &verify.Request{Credential: cred, Method: "POST", Path: "/users", Stage: "prod", SourceIP: "203.0.113.7"}
+	}
+	for _, c := range []struct {
+		name string
+		req  *verify.Request
+		want gateway.Reason
+	}{
+		{"disabled", get(disabledKey, "/users/1"), gateway.Disabled},
+		{"revoked", get(revokedKey, "/users/1"), gateway.Revoked},
+		{"expired", get(expiredKey, "/users/1"), gateway.Expired},
+		{"not yet valid", get(earlyKey, "/users/1"), gateway.NotYetValid},
+		{"wrong environment", get(testKey, "/users/1"), gateway.WrongEnvironment},
+		{"stage not listed", get(stagedKey, "/users/1"), gateway.WrongEnvironment},
+		{"publishable key, POST", post(pubKey), gateway.MethodNotAllowed},
+		{"scope missing (write:users)", post(readOnly), gateway.InsufficientScope},
+		{"scope missing (read:users)", get(writeOnly, "/users/1"), gateway.InsufficientScope},
+	} {
+		calls, d := f.countCalls(f.verifier(nil), c.req)
+		if d.Reason != c.want || calls != 1 || d.Calls != 1 {
+			t.Errorf("%s: %q in %d DynamoDB calls (decision says %d), want %q in 1", c.name, d.Reason, calls, d.Calls, c.want)
+		}
+	}
+}
