@@ -13,7 +13,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 400000x
 TOKEN_FUZZ ?= 100000x
 
-.PHONY: help deps deps-browser test test-browser lint fuzz bench dev build synth clean
+.PHONY: help deps deps-browser test test-browser lint fuzz bench mutate dev build synth clean
 
 # The first target is the default: `make` alone lists the others.
 ## help: this list, from each target's `## target:` comment.
@@ -49,8 +49,10 @@ deps-browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 ## test: every test but the browser tests (make test-browser), with the race
-## detector, against DynamoDB Local; short fuzz runs of the key parser and
-## the token verifier; then `make synth`.
+## detector, against DynamoDB Local; the allocation tests again without it;
+## short fuzz runs of the key parser and the token verifier; then `make synth`.
+# The allocation tests run without -race too because the race detector
+# changes allocation counts (see internal/alloctest).
 # The CDK tests (infra/) run in their own invocation without -race: the
 # aws-cdk-go bindings take about two minutes to compile on two cores, once
 # per build mode, and without -race that compile is the one `go run ./infra`
@@ -59,6 +61,7 @@ deps-browser:
 test: deps
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v -e '/infra$$' -e '/infra/' -e '/internal/console/browser$$')
 	$(GO) test -count=1 -timeout 10m ./infra/...
+	$(GO) test -count=1 -run 'AllocatesNothing' $$(grep -rl --include='*_test.go' 'AllocatesNothing(t ' internal | xargs -n1 dirname | sort -u | sed 's|^|./|')
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/apikey
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(TOKEN_FUZZ) ./internal/token
 	@$(MAKE) --no-print-directory synth
@@ -86,6 +89,19 @@ fuzz:
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/apikey ./internal/verify ./internal/authorizer | tee bench.txt
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 -cpu 1 ./internal/token | tee -a bench.txt
+
+## mutate: mutation testing (gremlins) of MUTATE_PKGS; prints each package's
+## efficacy and fails below MUTATE_THRESHOLD (85%). See docs/testing.md.
+# Each small bug gremlins makes in a package must fail that package's
+# tests; efficacy is killed / (killed + lived). .ci/run runs the fast packages; the slow ones (DynamoDB Local
+# per mutant) are run by hand and their numbers kept in docs/testing.md.
+# GOFLAGS=-count=1 keeps go test from caching the coverage run, whose time
+# sets each mutant's timeout (times the coefficient).
+MUTATE_PKGS ?= internal/apikey internal/key internal/verify internal/store
+MUTATE_THRESHOLD ?= 85
+MUTATE_WORKERS ?= 1
+mutate: deps
+	@out=$$(mktemp -d); fail=0; 	for p in $(MUTATE_PKGS); do 	  echo "gremlins: $$p"; 	  GOFLAGS=-count=1 $(GO) tool gremlins unleash --workers $(MUTATE_WORKERS) --timeout-coefficient 10 	    --threshold-efficacy $(MUTATE_THRESHOLD) $$p > $$out/run.txt 2>&1 || fail=1; 	  grep -v -e ' KILLED ' -e 'NOT COVERED' $$out/run.txt; 	  echo "$$p: $$(grep -h 'Test efficacy' $$out/run.txt || echo 'no result (see above)')" >> $$out/summary.txt; 	done; 	echo; echo "mutation testing, threshold $(MUTATE_THRESHOLD)%:"; cat $$out/summary.txt; rm -rf $$out; 	exit $$fail
 
 ## build: bin/<function>/bootstrap for every function, for the CDK stack.
 build:

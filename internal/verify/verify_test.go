@@ -567,3 +567,56 @@ func TestRefusalByTheConditionCostsOneCall(t *testing.T) {
 		}
 	}
 }
+
+// A refusal by the limits names the limit that refused: a request refused
+// by the quota while the rate limit still has room is quota_exceeded (with
+// the period's end as its retry), one refused by the rate limit is
+// rate_limited, and a route that costs more than the whole quota is
+// quota_exceeded, never unavailable.
+func TestLimitRefusalNamesTheLimitThatRefused(t *testing.T) {
+	f := newFixture(t)
+	_, quotaFirst := f.issue(t, func(k *key.Key) {
+		k.RateLimits = []key.RateLimit{{Name: "minute", Limit: 3, WindowSeconds: 60}}
+		k.Quota = &key.Quota{Limit: 2, Period: key.Day}
+	})
+	_, rateFirst := f.issue(t, func(k *key.Key) {
+		k.RateLimits = []key.RateLimit{{Name: "minute", Limit: 2, WindowSeconds: 60}}
+		k.Quota = &key.Quota{Limit: 3, Period: key.Day}
+	})
+	_, small := f.issue(t, func(k *key.Key) { k.Quota = &key.Quota{Limit: 3, Period: key.Day} })
+	for _, c := range []struct {
+		name  string
+		req   *verify.Request
+		want  []gateway.Reason
+		retry int64
+	}{
+		{"quota before rate limit", get(quotaFirst, "/users/1"), []gateway.Reason{"", "", gateway.QuotaExceeded}, 12 * 3600},
+		{"rate limit before quota", get(rateFirst, "/users/1"), []gateway.Reason{"", "", gateway.RateLimited}, 60},
+		{"route dearer than the quota", &verify.Request{Credential: small, Method: "POST", Path: "/reports/r"}, []gateway.Reason{gateway.QuotaExceeded}, 12 * 3600},
+	} {
+		v := f.verifier(nil)
+		for i, want := range c.want {
+			d := v.Verify(context.Background(), c.req)
+			if d.Reason != want || (want != "" && d.RetryAfter != c.retry) {
+				t.Fatalf("%s, request %d: %q retry %d (err %v), want %q retry %d", c.name, i+1, d.Reason, d.RetryAfter, d.Err, want, c.retry)
+			}
+		}
+	}
+}
+
+// The in-process cache holds at most CacheSize keys: a key pushed out is
+// asked of DynamoDB again.
+func TestCacheHoldsAtMostCacheSizeKeys(t *testing.T) {
+	f := newFixture(t)
+	v := f.verifier(func(o *verify.Options) { o.CacheSize = 1 })
+	a, _ := format.Generate(apikey.Secret, apikey.Live)
+	b, _ := format.Generate(apikey.Secret, apikey.Live)
+	for i, s := range []struct {
+		cred  string
+		calls int64
+	}{{a.Plaintext, 1}, {a.Plaintext, 0}, {b.Plaintext, 1}, {a.Plaintext, 1}} {
+		if calls, d := f.countCalls(v, get(s.cred, "/users/1")); calls != s.calls || d.Reason != gateway.UnknownKey {
+			t.Fatalf("request %d: %d calls, %q; want %d calls, unknown_key", i+1, calls, d.Reason, s.calls)
+		}
+	}
+}
