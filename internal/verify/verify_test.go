@@ -113,23 +113,38 @@ func get(cred, path string) *verify.Request {
 	return &verify.Request{Credential: cred, Method: "GET", Path: path, Stage: "prod", SourceIP: "203.0.113.7"}
 }
 
-func TestEveryReasonCode(t *testing.T) {
-	f := newFixture(t)
+// refusable holds the plaintexts of keys refused for their state or
+// settings, whatever the route: disabled, revoked, expired, not yet valid,
+// of the test environment and for stage v2 only.
+type refusable struct{ disabled, revoked, expired, early, test, staged string }
+
+func (f *fixture) issueRefusable(t *testing.T) refusable {
+	t.Helper()
 	ctx := context.Background()
-	_, ok := f.issue(t, nil)
-	disabled, disabledKey := f.issue(t, nil)
+	var r refusable
+	var disabled, revoked *key.Key
+	disabled, r.disabled = f.issue(t, nil)
 	disabled.Enabled = false
 	if _, err := f.admin.Update(ctx, disabled, 1); err != nil {
 		t.Fatal(err)
 	}
-	revoked, revokedKey := f.issue(t, nil)
+	revoked, r.revoked = f.issue(t, nil)
 	if _, _, err := f.admin.Revoke(ctx, revoked.ID, 90*24*time.Hour, store.AuditBy("test")); err != nil {
 		t.Fatal(err)
 	}
-	_, expiredKey := f.issue(t, func(k *key.Key) { k.ExpiresAt = t0.Add(-time.Minute) })
-	_, earlyKey := f.issue(t, func(k *key.Key) { k.NotBefore = t0.Add(time.Hour); k.ExpiresAt = t0.Add(2 * time.Hour) })
-	_, testKey := f.issue(t, func(k *key.Key) { k.Environment = key.Test })
-	_, stagedKey := f.issue(t, func(k *key.Key) { k.Stages = []string{"v2"} })
+	_, r.expired = f.issue(t, func(k *key.Key) { k.ExpiresAt = t0.Add(-time.Minute) })
+	_, r.early = f.issue(t, func(k *key.Key) { k.NotBefore = t0.Add(time.Hour); k.ExpiresAt = t0.Add(2 * time.Hour) })
+	_, r.test = f.issue(t, func(k *key.Key) { k.Environment = key.Test })
+	_, r.staged = f.issue(t, func(k *key.Key) { k.Stages = []string{"v2"} })
+	return r
+}
+
+func TestEveryReasonCode(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, ok := f.issue(t, nil)
+	r := f.issueRefusable(t)
+	disabledKey, revokedKey, expiredKey, earlyKey, testKey, stagedKey := r.disabled, r.revoked, r.expired, r.early, r.test, r.staged
 	_, pubKey := f.issue(t, func(k *key.Key) {
 		k.Type = key.Publishable
 		k.AllowedOrigins = []string{"https://*.example.com", "https://shop.test"}
@@ -526,20 +541,7 @@ func typo(k string) string {
 // it too, but only after a second call that takes the count back.
 func TestRefusalByTheConditionCostsOneCall(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
-	disabled, disabledKey := f.issue(t, nil)
-	disabled.Enabled = false
-	if _, err := f.admin.Update(ctx, disabled, 1); err != nil {
-		t.Fatal(err)
-	}
-	revoked, revokedKey := f.issue(t, nil)
-	if _, _, err := f.admin.Revoke(ctx, revoked.ID, 90*24*time.Hour, store.AuditBy("test")); err != nil {
-		t.Fatal(err)
-	}
-	_, expiredKey := f.issue(t, func(k *key.Key) { k.ExpiresAt = t0.Add(-time.Minute) })
-	_, earlyKey := f.issue(t, func(k *key.Key) { k.NotBefore = t0.Add(time.Hour) })
-	_, testKey := f.issue(t, func(k *key.Key) { k.Environment = key.Test })
-	_, stagedKey := f.issue(t, func(k *key.Key) { k.Stages = []string{"v2"} })
+	r := f.issueRefusable(t)
 	_, pubKey := f.issue(t, func(k *key.Key) { k.Type = key.Publishable })
 	_, readOnly := f.issue(t, func(k *key.Key) { k.Scopes = []string{"read:users"} })
 	_, writeOnly := f.issue(t, func(k *key.Key) { k.Scopes = []string{"write:users"} })
@@ -551,12 +553,12 @@ func TestRefusalByTheConditionCostsOneCall(t *testing.T) {
 		req  *verify.Request
 		want gateway.Reason
 	}{
-		{"disabled", get(disabledKey, "/users/1"), gateway.Disabled},
-		{"revoked", get(revokedKey, "/users/1"), gateway.Revoked},
-		{"expired", get(expiredKey, "/users/1"), gateway.Expired},
-		{"not yet valid", get(earlyKey, "/users/1"), gateway.NotYetValid},
-		{"wrong environment", get(testKey, "/users/1"), gateway.WrongEnvironment},
-		{"stage not listed", get(stagedKey, "/users/1"), gateway.WrongEnvironment},
+		{"disabled", get(r.disabled, "/users/1"), gateway.Disabled},
+		{"revoked", get(r.revoked, "/users/1"), gateway.Revoked},
+		{"expired", get(r.expired, "/users/1"), gateway.Expired},
+		{"not yet valid", get(r.early, "/users/1"), gateway.NotYetValid},
+		{"wrong environment", get(r.test, "/users/1"), gateway.WrongEnvironment},
+		{"stage not listed", get(r.staged, "/users/1"), gateway.WrongEnvironment},
 		{"publishable key, POST", post(pubKey), gateway.MethodNotAllowed},
 		{"scope missing (write:users)", post(readOnly), gateway.InsufficientScope},
 		{"scope missing (read:users)", get(writeOnly, "/users/1"), gateway.InsufficientScope},
