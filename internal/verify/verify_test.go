@@ -77,8 +77,11 @@ func (f *fixture) clock() time.Time        { return time.Unix(0, f.now.Load()).U
 func (f *fixture) advance(d time.Duration) { f.now.Add(int64(d)) }
 
 func (f *fixture) verifier(mod func(*verify.Options)) *verify.Verifier {
+	// A store timeout far above the default: these tests hold decisions,
+	// not latency, and must not turn into unavailable on a loaded machine
+	// (the tests of timeouts set their own).
 	o := verify.Options{Format: format, Hasher: hasher, Environments: []key.Environment{key.Live},
-		Routes: routes, Now: f.clock}
+		Routes: routes, Now: f.clock, StoreTimeout: 30 * time.Second}
 	if mod != nil {
 		mod(&o)
 	}
