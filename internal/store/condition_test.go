@@ -251,3 +251,28 @@ func TestVerifyConditionHoldsTheQuotaToTheCredit(t *testing.T) {
 	f.admitsExactly(t, f.admissible(ones), bound)
 	f.refuses(t, ones, f.admissible(ones))
 }
+
+// Refund takes back exactly what an admitted Verify counted, in every rate
+// limit, the quota (the request's cost) and the day's usage: after it, the
+// key admits exactly as many requests as before the refunded one, and an
+// admin sees no use.
+func TestRefundTakesBackExactlyWhatVerifyCounted(t *testing.T) {
+	f := newFixture(t)
+	k := f.condKey(t, func(k *key.Key) {
+		k.RateLimits = []key.RateLimit{{Name: "minute", Limit: bound, WindowSeconds: 60}, {Name: "hour", Limit: bound, WindowSeconds: 3600}}
+		k.Quota = &key.Quota{Limit: 3 * bound, Period: key.Month}
+	})
+	in := f.admissible(k)
+	in.Cost = 3 // the quota binds at bound requests too
+	res, err := f.s.Verify(context.Background(), in)
+	if err != nil || !res.Admitted {
+		t.Fatalf("admitted=%v err=%v", res.Admitted, err)
+	}
+	if err := f.s.Refund(context.Background(), in, res.Record); err != nil {
+		t.Fatal(err)
+	}
+	if _, used := f.usageNow(t, k); used != 0 {
+		t.Fatalf("usage today after the refund: %d, want 0", used)
+	}
+	f.admitsExactly(t, in, bound)
+}
