@@ -3,10 +3,12 @@ package verify_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/verify"
 )
 
@@ -133,5 +135,42 @@ func TestBearerTokensReachTheTokenSeam(t *testing.T) {
 	pk, _ := format.Generate(apikey.Secret, apikey.Live)
 	if d := v.Verify(context.Background(), &verify.Request{Credential: pk.Plaintext[:20], Bearer: false}); d.Reason != gateway.MalformedKey {
 		t.Fatalf("malformed key: %q", d.Reason)
+	}
+}
+
+// An access token of a key this process has seen revoked, or disabled
+// within the cache TTL, is refused from the cache, as the key itself is,
+// although the token verifies offline.
+func TestTokenOfAKeyCachedAsRefusedIsRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	revoked, revokedKey := f.issue(t, nil)
+	if _, _, err := f.admin.Revoke(ctx, revoked.ID, 90*24*time.Hour, store.AuditBy("test")); err != nil {
+		t.Fatal(err)
+	}
+	disabled, disabledKey := f.issue(t, func(k *key.Key) { k.Enabled = false })
+	active, _ := f.issue(t, nil)
+	tokens := tokenFunc(func(_ context.Context, token string, _ *verify.Request) (verify.Decision, bool) {
+		for _, k := range []*key.Key{revoked, disabled, active} {
+			if token == "token-of-"+k.ID {
+				return verify.Decision{Key: &key.Key{ID: k.ID, OwnerID: k.OwnerID, Type: k.Type, Environment: k.Environment,
+					Scopes: k.Scopes, Enabled: true}, TokenID: "jti"}, true
+			}
+		}
+		return verify.Decision{}, false
+	})
+	v := f.verifier(func(o *verify.Options) { o.Tokens = tokens })
+	for _, plain := range []string{revokedKey, disabledKey} {
+		v.Verify(ctx, get(plain, "/users/1")) // caches the record
+	}
+	for _, c := range []struct {
+		k    *key.Key
+		want gateway.Reason
+	}{{revoked, gateway.Revoked}, {disabled, gateway.Disabled}, {active, ""}} {
+		req := get("token-of-"+c.k.ID, "/users/1")
+		req.Bearer = true
+		if d := v.Verify(ctx, req); d.Reason != c.want {
+			t.Errorf("token of key %s: %q, want %q", c.k.ID, d.Reason, c.want)
+		}
 	}
 }
