@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -171,6 +172,17 @@ func TestTokenOfAKeyCachedAsRefusedIsRefused(t *testing.T) {
 		req.Bearer = true
 		if d := v.Verify(ctx, req); d.Reason != c.want {
 			t.Errorf("token of key %s: %q, want %q", c.k.ID, d.Reason, c.want)
+		}
+	}
+}
+
+// A route's cost may be anything from 1 (the default) to the largest
+// quota, and nothing past it.
+func TestParseRoutesCostBounds(t *testing.T) {
+	for cost, ok := range map[int64]bool{1: true, key.MaxQuota: true, key.MaxQuota + 1: false, -1: false} {
+		rs, err := verify.ParseRoutes(fmt.Sprintf(`[{"method":"GET","path":"/a","cost":%d}]`, cost))
+		if (err == nil) != ok || (ok && rs.Match("GET", "/a").Cost != cost) {
+			t.Errorf("cost %d: err = %v, want accepted=%v", cost, err, ok)
 		}
 	}
 }
