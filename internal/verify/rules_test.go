@@ -31,6 +31,7 @@ func TestRoutesMatchFirstRoute(t *testing.T) {
 		{"POST", "/users/42", "", 1},
 		{"GET", "/users", "", 1},
 		{"GET", "/users/42/orders", "", 1},
+		{"GET", "/users//42", "", 1}, // an empty segment is no {id}
 		{"PUT", "/files/a/b/c", "files", 3},
 		{"PUT", "/files", "", 1},
 		{"DELETE", "/admin", "admin", 1},
