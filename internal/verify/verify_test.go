@@ -625,3 +625,45 @@ func TestCacheHoldsAtMostCacheSizeKeys(t *testing.T) {
 		}
 	}
 }
+
+// A verifier built with zero Options takes the documented defaults: the
+// default key prefix, a store timeout that lets DynamoDB answer, a 5 s
+// cache TTL for refusals, a 60 s negative TTL for unknown keys, and room
+// for more than one key in the cache. A configured prefix is the only one
+// accepted.
+func TestZeroOptionsTakeTheDefaults(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, active := f.issue(t, nil)
+	_, disabledKey := f.issue(t, func(k *key.Key) { k.Enabled = false })
+	v := verify.New(f.st, verify.Options{Hasher: hasher, Now: f.clock})
+	if d := v.Verify(ctx, get(active, "/users/1")); !d.Allowed() {
+		t.Fatalf("an active key with the default prefix and store timeout: %q (%v)", d.Reason, d.Err)
+	}
+	a, _ := format.Generate(apikey.Secret, apikey.Live)
+	b, _ := format.Generate(apikey.Secret, apikey.Live)
+	for i, s := range []struct {
+		cred    string
+		advance time.Duration
+		calls   int64
+		want    gateway.Reason
+	}{
+		{disabledKey, 0, 1, gateway.Disabled},
+		{disabledKey, 4999 * time.Millisecond, 0, gateway.Disabled}, // within the 5 s TTL
+		{disabledKey, time.Millisecond, 1, gateway.Disabled},        // 5 s: asked again
+		{a.Plaintext, 0, 1, gateway.UnknownKey},
+		{b.Plaintext, 0, 1, gateway.UnknownKey},
+		{a.Plaintext, 59 * time.Second, 0, gateway.UnknownKey}, // both cached, within 60 s
+		{a.Plaintext, time.Second, 1, gateway.UnknownKey},      // 60 s: asked again
+	} {
+		f.advance(s.advance)
+		if calls, d := f.countCalls(v, get(s.cred, "/users/1")); calls != s.calls || d.Reason != s.want {
+			t.Fatalf("step %d: %d calls, %q; want %d calls, %q", i+1, calls, d.Reason, s.calls, s.want)
+		}
+	}
+	acme, _ := apikey.NewFormat("acme")
+	other := verify.New(f.st, verify.Options{Format: acme, Hasher: hasher, Now: f.clock})
+	if d := other.Verify(ctx, get(active, "/users/1")); d.Reason != gateway.MalformedKey {
+		t.Fatalf("a kg key on an acme deployment: %q, want malformed_key", d.Reason)
+	}
+}
