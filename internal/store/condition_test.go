@@ -276,3 +276,33 @@ func TestRefundTakesBackExactlyWhatVerifyCounted(t *testing.T) {
 	}
 	f.admitsExactly(t, in, bound)
 }
+
+// A window's counter outlives the window by the documented clock skew
+// (5 s): an environment whose clock lags a few seconds still counts in the
+// ended window, and must find its counter there, even after an environment
+// on time has started the next window.
+func TestLaggingClockCannotReopenAnEndedWindow(t *testing.T) {
+	f := newFixture(t)
+	k := f.condKey(t, func(k *key.Key) {
+		k.RateLimits = []key.RateLimit{{Name: "minute", Limit: bound, WindowSeconds: 60}}
+		k.Quota = nil
+	})
+	in := f.admissible(k)
+	in.Now = f.now.Add(59 * time.Second) // the last second of a window
+	var rec *store.Record
+	for i := range bound {
+		res, err := f.s.Verify(context.Background(), in)
+		if err != nil || !res.Admitted {
+			t.Fatalf("request %d: admitted=%v err=%v", i+1, res.Admitted, err)
+		}
+		rec = res.Record
+	}
+	onTime := in
+	onTime.Now, onTime.Known, onTime.Shape = f.now.Add(62*time.Second), rec, nil // 2 s into the next window
+	if res, err := f.s.Verify(context.Background(), onTime); err != nil || !res.Admitted {
+		t.Fatalf("the next window: admitted=%v err=%v", res.Admitted, err)
+	}
+	lagging := in
+	lagging.Now = f.now.Add(59*time.Second + 500*time.Millisecond) // 2.5 s behind
+	f.refuses(t, k, lagging)
+}

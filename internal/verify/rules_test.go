@@ -187,3 +187,22 @@ func TestParseRoutesCostBounds(t *testing.T) {
 		}
 	}
 }
+
+// A request carrying an access token meets every rule of the route, as the
+// key itself would: a token of a key without the route's scope is refused.
+func TestTokenRequestsMeetTheRouteRules(t *testing.T) {
+	tokens := tokenFunc(func(_ context.Context, token string, _ *verify.Request) (verify.Decision, bool) {
+		return verify.Decision{Key: &key.Key{ID: "key_fromtoken", Type: key.Secret, Environment: key.Live,
+			Scopes: []string{"read:users"}, Enabled: true}, TokenID: "jti"}, true
+	})
+	v := verify.New(nil, verify.Options{Format: format, Hasher: hasher, Routes: routes, Tokens: tokens})
+	for _, c := range []struct {
+		method, path string
+		want         gateway.Reason
+	}{{"GET", "/users/1", ""}, {"POST", "/users", gateway.InsufficientScope}} {
+		d := v.Verify(context.Background(), &verify.Request{Credential: "a.jwt.token", Bearer: true, Method: c.method, Path: c.path})
+		if d.Reason != c.want {
+			t.Errorf("token on %s %s: %q, want %q", c.method, c.path, d.Reason, c.want)
+		}
+	}
+}
