@@ -306,3 +306,32 @@ func TestLaggingClockCannotReopenAnEndedWindow(t *testing.T) {
 	lagging.Now = f.now.Add(59*time.Second + 500*time.Millisecond) // 2.5 s behind
 	f.refuses(t, k, lagging)
 }
+
+// A quota period's counter outlives the period by the same skew: an
+// environment whose clock lags across a day boundary still finds the
+// ended day's credits spent.
+func TestLaggingClockCannotRefillAnEndedPeriod(t *testing.T) {
+	f := newFixture(t)
+	f.now = f.now.Truncate(24*time.Hour).Add(48*time.Hour - time.Second) // the last second of a day
+	k := f.condKey(t, func(k *key.Key) {
+		k.RateLimits = nil
+		k.Quota = &key.Quota{Limit: bound, Period: key.Day}
+	})
+	in := f.admissible(k)
+	var rec *store.Record
+	for i := range bound {
+		res, err := f.s.Verify(context.Background(), in)
+		if err != nil || !res.Admitted {
+			t.Fatalf("request %d: admitted=%v err=%v", i+1, res.Admitted, err)
+		}
+		rec = res.Record
+	}
+	onTime := in
+	onTime.Now, onTime.Known, onTime.Shape = f.now.Add(3*time.Second), rec, nil // 2 s into the next day
+	if res, err := f.s.Verify(context.Background(), onTime); err != nil || !res.Admitted {
+		t.Fatalf("the next day: admitted=%v err=%v", res.Admitted, err)
+	}
+	lagging := in
+	lagging.Now = f.now.Add(500 * time.Millisecond) // 2.5 s behind
+	f.refuses(t, k, lagging)
+}
