@@ -100,6 +100,8 @@ func TestOriginWildcards(t *testing.T) {
 		"https://app.example.com:8443":      gateway.OriginNotAllowed,
 		"http://localhost:3001":             gateway.OriginNotAllowed,
 		"https://user@evil.net@example.com": gateway.OriginNotAllowed,
+		"https://.example.com":              gateway.OriginNotAllowed, // an empty label
+		"https://x":                         gateway.OriginNotAllowed, // shorter than the suffix
 	} {
 		req := &verify.Request{Credential: plain, Method: "GET", Origin: origin}
 		if d := v.Verify(context.Background(), req); d.Reason != want {
