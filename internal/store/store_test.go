@@ -204,6 +204,12 @@ func TestListPaginatesNewestFirstWithSignedCursor(t *testing.T) {
 	if _, err := f.s.List(ctx, "other-owner", store.ListOptions{Cursor: p.Next}); fault.FieldOf(err) != "cursor" {
 		t.Fatalf("cursor reused for another owner: err = %v, want invalid cursor", err)
 	}
+	if _, err := f.s.List(ctx, "acme", store.ListOptions{Limit: store.MaxPageSize}); err != nil {
+		t.Fatalf("limit %d, the largest page: %v", store.MaxPageSize, err)
+	}
+	if _, err := f.s.List(ctx, "acme", store.ListOptions{Limit: store.MaxPageSize + 1}); fault.FieldOf(err) != "limit" {
+		t.Fatalf("limit %d: err = %v, want invalid limit", store.MaxPageSize+1, err)
+	}
 	if _, err := f.s.List(ctx, "acme", store.ListOptions{Limit: 1000}); fault.FieldOf(err) != "limit" {
 		t.Fatalf("limit 1000: err = %v, want invalid limit", err)
 	}
