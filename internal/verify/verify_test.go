@@ -364,21 +364,31 @@ func TestRevocationBitesAtTheNextRequest(t *testing.T) {
 }
 
 func TestLateRefusalIsRefunded(t *testing.T) {
-	// A key never seen before with a CIDR allowlist: DynamoDB admits and
-	// counts, the verifier refuses the address and takes the count back.
+	// A key never seen before, of a plan this environment knows, with a
+	// CIDR allowlist: DynamoDB admits and counts (it cannot evaluate
+	// CIDRs), the verifier refuses the address and takes the count back,
+	// in a second call that the decision (and so the log line and the
+	// metrics) counts.
 	f := newFixture(t)
-	_, plain := f.issue(t, func(k *key.Key) {
+	plan := func(k *key.Key) {
 		k.RateLimits = []key.RateLimit{{Name: "hour", Limit: 1, WindowSeconds: 3600}}
 		k.AllowedCIDRs = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
-	})
-	// The refund is a DynamoDB call of its own, and the decision (which
-	// the log line and the metrics report) counts it.
-	if calls, d := f.countCalls(f.verifier(nil), get(plain, "/users/1")); d.Reason != gateway.IPNotAllowed || int64(d.Calls) != calls {
-		t.Fatalf("from outside the allowlist: %q in %d calls, the decision says %d", d.Reason, calls, d.Calls)
 	}
-	req := get(plain, "/users/1")
-	req.SourceIP = "198.51.100.1"
-	if d := f.verifier(nil).Verify(context.Background(), req); !d.Allowed() {
+	_, known := f.issue(t, plan)
+	_, plain := f.issue(t, plan)
+	inside := func(cred string) *verify.Request {
+		req := get(cred, "/users/1")
+		req.SourceIP = "198.51.100.1"
+		return req
+	}
+	v := f.verifier(nil)
+	if d := v.Verify(context.Background(), inside(known)); !d.Allowed() {
+		t.Fatalf("a key of the plan, from the allowlist: %q", d.Reason)
+	}
+	if calls, d := f.countCalls(v, get(plain, "/users/1")); d.Reason != gateway.IPNotAllowed || calls != 2 || d.Calls != 2 {
+		t.Fatalf("from outside the allowlist: %q in %d calls (the decision says %d), want ip_not_allowed in 2", d.Reason, calls, d.Calls)
+	}
+	if d := f.verifier(nil).Verify(context.Background(), inside(plain)); !d.Allowed() {
 		t.Fatalf("the refused request used up the limit: %q", d.Reason)
 	}
 }
