@@ -312,7 +312,7 @@ func TestLaggingClockCannotReopenAnEndedWindow(t *testing.T) {
 // ended day's credits spent.
 func TestLaggingClockCannotRefillAnEndedPeriod(t *testing.T) {
 	f := newFixture(t)
-	f.now = f.now.Truncate(24*time.Hour).Add(48*time.Hour - time.Second) // the last second of a day
+	f.now = f.now.Truncate(24 * time.Hour).Add(48*time.Hour - time.Second) // the last second of a day
 	k := f.condKey(t, func(k *key.Key) {
 		k.RateLimits = nil
 		k.Quota = &key.Quota{Limit: bound, Period: key.Day}
