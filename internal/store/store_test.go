@@ -257,6 +257,11 @@ func TestUpdateWithOptimisticConcurrency(t *testing.T) {
 	if again, _ := f.s.Get(ctx, k.ID); again.Name != "renamed" {
 		t.Fatalf("a stale update changed the key: name %q", again.Name)
 	}
+	// Version 0 asks for no version check (PATCH without If-Match).
+	k.Name = "unconditional"
+	if got, err := f.s.Update(ctx, k, 0); err != nil || got.Name != "unconditional" || got.Version != 3 {
+		t.Fatalf("update without a version check: %v %+v", err, got)
+	}
 }
 
 func TestConcurrentUpdatesExactlyOneWins(t *testing.T) {
