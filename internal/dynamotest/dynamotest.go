@@ -127,4 +127,3 @@ func dumpItem(it map[string]ddbtypes.AttributeValue) map[string]any {
 	}
 	return m
 }
-
