@@ -277,6 +277,31 @@ func TestRefundTakesBackExactlyWhatVerifyCounted(t *testing.T) {
 	f.admitsExactly(t, in, bound)
 }
 
+// refusedBehindBoundary holds the clock skew at a boundary (a window's or
+// a period's end): k, exhausted by bound requests at in (in the last second
+// before boundary), is still refused to an environment 2.5 s behind one
+// that has already started the next window or period (2 s past boundary,
+// verifying with the record the exhausting requests returned).
+func (f *fixture) refusedBehindBoundary(t *testing.T, k *key.Key, in store.VerifyInput, boundary time.Time) {
+	t.Helper()
+	var rec *store.Record
+	for i := range bound {
+		res, err := f.s.Verify(context.Background(), in)
+		if err != nil || !res.Admitted {
+			t.Fatalf("request %d: admitted=%v err=%v", i+1, res.Admitted, err)
+		}
+		rec = res.Record
+	}
+	onTime := in
+	onTime.Now, onTime.Known, onTime.Shape = boundary.Add(2*time.Second), rec, nil
+	if res, err := f.s.Verify(context.Background(), onTime); err != nil || !res.Admitted {
+		t.Fatalf("past the boundary: admitted=%v err=%v", res.Admitted, err)
+	}
+	lagging := in
+	lagging.Now = boundary.Add(-500 * time.Millisecond)
+	f.refuses(t, k, lagging)
+}
+
 // A window's counter outlives the window by the documented clock skew
 // (5 s): an environment whose clock lags a few seconds still counts in the
 // ended window, and must find its counter there, even after an environment
@@ -289,22 +314,7 @@ func TestLaggingClockCannotReopenAnEndedWindow(t *testing.T) {
 	})
 	in := f.admissible(k)
 	in.Now = f.now.Add(59 * time.Second) // the last second of a window
-	var rec *store.Record
-	for i := range bound {
-		res, err := f.s.Verify(context.Background(), in)
-		if err != nil || !res.Admitted {
-			t.Fatalf("request %d: admitted=%v err=%v", i+1, res.Admitted, err)
-		}
-		rec = res.Record
-	}
-	onTime := in
-	onTime.Now, onTime.Known, onTime.Shape = f.now.Add(62*time.Second), rec, nil // 2 s into the next window
-	if res, err := f.s.Verify(context.Background(), onTime); err != nil || !res.Admitted {
-		t.Fatalf("the next window: admitted=%v err=%v", res.Admitted, err)
-	}
-	lagging := in
-	lagging.Now = f.now.Add(59*time.Second + 500*time.Millisecond) // 2.5 s behind
-	f.refuses(t, k, lagging)
+	f.refusedBehindBoundary(t, k, in, f.now.Add(time.Minute))
 }
 
 // A quota period's counter outlives the period by the same skew: an
@@ -317,21 +327,5 @@ func TestLaggingClockCannotRefillAnEndedPeriod(t *testing.T) {
 		k.RateLimits = nil
 		k.Quota = &key.Quota{Limit: bound, Period: key.Day}
 	})
-	in := f.admissible(k)
-	var rec *store.Record
-	for i := range bound {
-		res, err := f.s.Verify(context.Background(), in)
-		if err != nil || !res.Admitted {
-			t.Fatalf("request %d: admitted=%v err=%v", i+1, res.Admitted, err)
-		}
-		rec = res.Record
-	}
-	onTime := in
-	onTime.Now, onTime.Known, onTime.Shape = f.now.Add(3*time.Second), rec, nil // 2 s into the next day
-	if res, err := f.s.Verify(context.Background(), onTime); err != nil || !res.Admitted {
-		t.Fatalf("the next day: admitted=%v err=%v", res.Admitted, err)
-	}
-	lagging := in
-	lagging.Now = f.now.Add(500 * time.Millisecond) // 2.5 s behind
-	f.refuses(t, k, lagging)
+	f.refusedBehindBoundary(t, k, f.admissible(k), f.now.Add(time.Second))
 }
