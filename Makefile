@@ -73,12 +73,16 @@ test-browser: deps deps-browser
 	$(GO) test -race -count=1 -timeout 10m ./internal/console/browser
 
 ## lint: gofmt, go vet, staticcheck, and go.mod and go.sum as `go mod tidy`
-## leaves them.
+## leaves them, for the module and the example CDK app.
+EXAMPLE = infra/examples/attach
 lint: deps
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change go.mod or go.sum:"; $(GO) mod tidy -diff; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	@# The example app is a module of its own, outside ./... above.
+	cd $(EXAMPLE) && $(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change $(EXAMPLE)/go.mod or go.sum"; exit 1; }
+	cd $(EXAMPLE) && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 ## fuzz: a longer fuzz run of the key parser and the token verifier.
 fuzz:
@@ -93,17 +97,28 @@ bench: deps
 ## mutate: mutation testing (gremlins) of MUTATE_PKGS; prints each package's
 ## efficacy and fails below MUTATE_THRESHOLD (85%). See docs/testing.md.
 # Each small bug gremlins makes in a package must fail that package's
-# tests; efficacy is killed / (killed + lived). .ci/run runs the fast packages; the slow ones (DynamoDB Local
-# per mutant) are run by hand and their numbers kept in docs/testing.md.
+# tests; efficacy is killed / (killed + lived). .ci/run runs the fast
+# packages; the slow ones (DynamoDB Local per mutant) are run by hand and
+# their numbers kept in docs/testing.md.
 # GOFLAGS=-count=1 keeps go test from caching the coverage run, whose time
 # sets each mutant's timeout (times the coefficient).
 MUTATE_PKGS ?= internal/apikey internal/key internal/verify internal/store
 MUTATE_THRESHOLD ?= 85
 MUTATE_WORKERS ?= 1
 mutate: deps
-	@out=$$(mktemp -d); fail=0; 	for p in $(MUTATE_PKGS); do 	  echo "gremlins: $$p"; 	  GOFLAGS=-count=1 $(GO) tool gremlins unleash --workers $(MUTATE_WORKERS) --timeout-coefficient 10 	    --threshold-efficacy $(MUTATE_THRESHOLD) $$p > $$out/run.txt 2>&1 || fail=1; 	  grep -v -e ' KILLED ' -e 'NOT COVERED' $$out/run.txt; 	  echo "$$p: $$(grep -h 'Test efficacy' $$out/run.txt || echo 'no result (see above)')" >> $$out/summary.txt; 	done; 	echo; echo "mutation testing, threshold $(MUTATE_THRESHOLD)%:"; cat $$out/summary.txt; rm -rf $$out; 	exit $$fail
+	@out=$$(mktemp -d); fail=0; \
+	for p in $(MUTATE_PKGS); do \
+	  echo "gremlins: $$p"; \
+	  GOFLAGS=-count=1 $(GO) tool gremlins unleash --workers $(MUTATE_WORKERS) --timeout-coefficient 10 \
+	    --threshold-efficacy $(MUTATE_THRESHOLD) $$p > $$out/run.txt 2>&1 || fail=1; \
+	  grep -v -e ' KILLED ' -e 'NOT COVERED' $$out/run.txt; \
+	  echo "$$p: $$(grep -h 'Test efficacy' $$out/run.txt || echo 'no result (see above)')" >> $$out/summary.txt; \
+	done; \
+	echo; echo "mutation testing, threshold $(MUTATE_THRESHOLD)%:"; cat $$out/summary.txt; rm -rf $$out; \
+	exit $$fail
 
-## build: bin/<function>/bootstrap for every function, for the CDK stack.
+## build: bin/<function>/bootstrap for every function, to inspect them (the
+## CDK app builds its own during synth, the same way: keygatecdk.GoCode).
 build:
 	@for f in $(FUNCTIONS); do \
 	  echo "build bin/$$f/bootstrap"; \
@@ -113,8 +128,10 @@ build:
 ## synth: the CDK app synthesized offline by the pinned CLI, into cdk.out/.
 # The CLI comes from node_modules, never a download, and runs with no version
 # check, no notices, no telemetry, no context lookups and no EC2 metadata
-# probe for credentials. cdk.json's app runs `make build` first, so this
-# proves the functions build and the stack synthesizes from them.
+# probe for credentials. The app builds every function during synth
+# (keygatecdk.GoCode), so this proves the functions build and the stack
+# synthesizes from them. The example app (infra/examples/attach) is
+# synthesized by TestExampleAppSynthesizes in the CDK tests.
 CDK_OFFLINE = CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true AWS_EC2_METADATA_DISABLED=true
 synth: deps
 	$(CDK_OFFLINE) npx --no-install cdk synth --quiet --no-notices --no-version-reporting --no-lookups

@@ -1,6 +1,7 @@
 // Command infra is keygate's CDK app: `npx cdk synth` and `npx cdk deploy`
-// run it (see cdk.json). It reads the keygate:* context, checks it, and
-// creates the one Keygate stack; everything else is in package keygatecdk.
+// run it (see cdk.json). It checks the keygate:* context and creates the
+// one Keygate stack, which reads that context itself; everything else is in
+// package keygatecdk.
 package main
 
 import (
@@ -16,12 +17,12 @@ import (
 func main() {
 	defer jsii.Close()
 	app := awscdk.NewApp(nil)
-	settings, err := keygatecdk.SettingsFromContext(app.Node())
-	if err != nil {
+	// A bad setting is a clear error here rather than the construct's panic.
+	if _, err := keygatecdk.SettingsFromContext(app.Node()); err != nil {
 		fmt.Fprintln(os.Stderr, "keygate:", err)
 		os.Exit(1)
 	}
-	props := &keygatecdk.KeygateStackProps{Settings: settings}
+	props := &keygatecdk.KeygateStackProps{}
 	// The account and region of the credentials cdk runs with; without
 	// credentials (an offline synth) the stack is environment-agnostic.
 	if account, region := os.Getenv("CDK_DEFAULT_ACCOUNT"), os.Getenv("CDK_DEFAULT_REGION"); account != "" && region != "" {

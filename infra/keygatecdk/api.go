@@ -76,7 +76,6 @@ func NewApi(scope constructs.Construct, id string, props ApiProps) awsapigateway
 		routes = append(append([]gateway.Route{}, routes...), gateway.Proxy(s.ProxyBasePath)...)
 	}
 	integrations := map[string]awsapigateway.Integration{}
-	var authorizer awsapigateway.IAuthorizer
 	for _, r := range routes {
 		res := api.Root().ResourceForPath(str(r.Path))
 		opts := &awsapigateway.MethodOptions{}
@@ -84,11 +83,8 @@ func NewApi(scope constructs.Construct, id string, props ApiProps) awsapigateway
 		case gateway.AuthIAM:
 			opts.AuthorizationType = awsapigateway.AuthorizationType_IAM
 		case gateway.AuthKeygate:
-			if authorizer == nil {
-				authorizer = props.Authorizer.ForRestApi()
-			}
 			opts.AuthorizationType = awsapigateway.AuthorizationType_CUSTOM
-			opts.Authorizer = authorizer
+			opts.Authorizer = props.Authorizer.ForRestApi(api)
 		case gateway.AuthNone:
 			opts.AuthorizationType = awsapigateway.AuthorizationType_NONE
 		}

@@ -1,7 +1,6 @@
 package keygatecdk
 
 import (
-	"os"
 	"sync"
 	"testing"
 
@@ -18,11 +17,7 @@ import (
 // protected by the keygate authorizer imported by ARN, as docs/deploy.md shows.
 func teamStack(t *testing.T) assertions.Template {
 	t.Helper()
-	out, err := os.MkdirTemp(tmp, "cdk.out")
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out)})
+	app := newApp(t)
 	stack := awscdk.NewStack(app, str("Team"), &awscdk.StackProps{
 		Env: &awscdk.Environment{Account: str("123456789012"), Region: str("eu-west-1")},
 	})
@@ -30,12 +25,12 @@ func teamStack(t *testing.T) assertions.Template {
 		FunctionArn:     str("arn:aws:lambda:eu-west-1:123456789012:function:Keygate-Authorizer"),
 		SameEnvironment: jsii.Bool(true),
 	})
-	kg := NewAuthorizer(stack, "Keygate", AuthorizerProps{Function: fn})
+	kg := NewAuthorizer("Keygate", AuthorizerProps{Function: fn})
 
 	rest := awsapigateway.NewRestApi(stack, str("Orders"), nil)
 	rest.Root().AddResource(str("orders"), nil).AddMethod(str("GET"), awsapigateway.NewMockIntegration(nil), &awsapigateway.MethodOptions{
 		AuthorizationType: awsapigateway.AuthorizationType_CUSTOM,
-		Authorizer:        kg.ForRestApi(),
+		Authorizer:        kg.ForRestApi(rest),
 	})
 	AddGatewayResponses(rest)
 
@@ -44,7 +39,7 @@ func teamStack(t *testing.T) assertions.Template {
 		Path:        str("/items"),
 		Methods:     &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod_GET},
 		Integration: awsapigatewayv2integrations.NewHttpUrlIntegration(str("Upstream"), str("https://catalog.example.com/items"), nil),
-		Authorizer:  kg.ForHttpApi(),
+		Authorizer:  kg.ForHttpApi(httpAPI),
 	})
 	return assertions.Template_FromStack(stack, nil)
 }

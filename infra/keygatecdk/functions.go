@@ -1,7 +1,6 @@
 package keygatecdk
 
 import (
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -67,8 +66,9 @@ const (
 	RingRotate
 )
 
-// Function is one entry of the function table: the stack creates one Lambda
-// function per entry from bin/<Name>/bootstrap.
+// Function is one entry of the function table: the construct creates one
+// Lambda function per entry, built from functions/<Name> (GoCode). Every
+// folder under functions/ has its entry (TestEveryFunctionFolderIsInTheTable).
 type Function struct {
 	Name        string
 	Description string
@@ -109,9 +109,10 @@ var Functions = []Function{
 
 // FunctionsProps configure NewFunctions.
 type FunctionsProps struct {
-	Specs     []Function
-	AssetRoot string
-	Table     awsdynamodb.ITable
+	Specs []Function
+	// Code builds each function from its source.
+	Code  *GoCode
+	Table awsdynamodb.ITable
 	// Bus receives lifecycle events from functions with Events set.
 	Bus awsevents.IEventBus
 	// SigningKey signs tokens for functions with Signs set.
@@ -195,7 +196,7 @@ func newFunction(scope constructs.Construct, spec Function, props FunctionsProps
 		Runtime:       awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:  awslambda.Architecture_ARM_64(),
 		Handler:       str("bootstrap"),
-		Code:          awslambda.Code_FromAsset(str(filepath.Join(props.AssetRoot, spec.Name)), nil),
+		Code:          props.Code.For(spec.Name),
 		MemorySize:    jsii.Number(spec.MemoryMB),
 		Timeout:       awscdk.Duration_Seconds(jsii.Number(spec.TimeoutSeconds)),
 		Role:          role,

@@ -16,6 +16,7 @@ import (
 type resource struct {
 	Type           string
 	Properties     map[string]interface{}
+	Metadata       map[string]interface{}
 	DeletionPolicy string
 }
 

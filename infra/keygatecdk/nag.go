@@ -10,12 +10,12 @@ import (
 // the decision covers them all).
 type nagSuppression struct {
 	ID, Reason string
-	On         func(*KeygateStack) constructs.IConstruct
+	On         func(*Keygate) constructs.IConstruct
 	Children   bool
 }
 
-func apiChild(path ...string) func(*KeygateStack) constructs.IConstruct {
-	return func(k *KeygateStack) constructs.IConstruct {
+func apiChild(path ...string) func(*Keygate) constructs.IConstruct {
+	return func(k *Keygate) constructs.IConstruct {
 		var c constructs.IConstruct = k.Api
 		for _, p := range path {
 			c = c.Node().FindChild(str(p))
@@ -29,23 +29,23 @@ var nagSuppressions = []nagSuppression{
 		Reason: "Every function validates its input and answers an RFC 9457 problem with a stable code; API Gateway's request validator would answer in a shape clients do not expect. The protected proxy passes requests through to the upstream, which validates its own."},
 	{ID: "AwsSolutions-COG4", Children: true, On: apiChild(),
 		Reason: "keygate authorizes with its own API-key authorizer (/v1/tokens, the proxy) and IAM (the admin API), not with Cognito user pools."},
-	{ID: "AwsSolutions-APIG4", On: func(k *KeygateStack) constructs.IConstruct {
+	{ID: "AwsSolutions-APIG4", On: func(k *Keygate) constructs.IConstruct {
 		return k.Api.Root().ResourceForPath(str("/.well-known/jwks.json")).Node().FindChild(str("GET"))
 	}, Reason: "GET /.well-known/jwks.json is public by design: it publishes the public keys that verify keygate's tokens, as OIDC providers do."},
-	{ID: "AwsSolutions-APIG3", On: func(k *KeygateStack) constructs.IConstruct { return k.Api.DeploymentStage() },
+	{ID: "AwsSolutions-APIG3", On: func(k *Keygate) constructs.IConstruct { return k.Api.DeploymentStage() },
 		Reason: "WAF is a per-organisation choice with its own cost; associate a web ACL with the stage if required. The stage is throttled, and the authorizer rate limits per key."},
 	{ID: "AwsSolutions-IAM4", On: apiChild("CloudWatchRole"),
 		Reason: "The account-level role API Gateway writes logs with uses AmazonAPIGatewayPushToCloudWatchLogs, the managed policy AWS documents for it. Function roles use no managed policy."},
-	{ID: "AwsSolutions-SMG4", On: func(k *KeygateStack) constructs.IConstruct { return k.Pepper },
+	{ID: "AwsSolutions-SMG4", On: func(k *Keygate) constructs.IConstruct { return k.Pepper },
 		Reason: "The pepper keys every stored key hash; rotating it would make every issued key unknown. No function role can read it: CloudFormation resolves it into the functions' environment."},
-	{ID: "AwsSolutions-SNS2", On: func(k *KeygateStack) constructs.IConstruct { return k.Monitoring.Topic },
+	{ID: "AwsSolutions-SNS2", On: func(k *Keygate) constructs.IConstruct { return k.Monitoring.Topic },
 		Reason: "Alarm notifications carry no secrets, and CloudWatch alarms cannot publish to a topic encrypted with the AWS managed SNS key; a customer managed key would cost more than what it protects."},
 }
 
 // AddNagSuppressions records keygate's accepted cdk-nag findings with their
 // reasons, each on the construct it concerns, so the AwsSolutions pack finds
 // nothing else.
-func AddNagSuppressions(k *KeygateStack) {
+func AddNagSuppressions(k *Keygate) {
 	for _, x := range nagSuppressions {
 		s := []*cdknag.NagPackSuppression{{Id: str(x.ID), Reason: str(x.Reason)}}
 		cdknag.NagSuppressions_AddResourceSuppressions(x.On(k), &s, &x.Children)

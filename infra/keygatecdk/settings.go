@@ -1,8 +1,12 @@
-// Package keygatecdk holds keygate's AWS CDK constructs: the whole stack
-// (NewKeygateStack) built from small constructs that can each be tested
-// alone, and Authorizer, which a team imports to put the keygate authorizer
-// in front of its own REST or HTTP API. The app in infra/ only reads the
-// settings and calls NewKeygateStack.
+// Package keygatecdk holds keygate's AWS CDK constructs: Keygate
+// (NewKeygate), all of keygate as one construct that a team adds to its own
+// Go CDK app's stack after `go get github.com/keygate/keygate`, built from
+// small constructs that can each be tested alone; NewKeygateStack, the same
+// in a stack of its own, which the app in infra/ deploys; and Authorizer,
+// which puts the keygate authorizer in front of a team's REST or HTTP API.
+// The construct builds the functions from source with the Go toolchain
+// during synth (GoCode), so no prebuilt binaries are needed. Go only: the
+// package is not published through jsii for other CDK languages.
 package keygatecdk
 
 import (
@@ -10,7 +14,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,9 +33,6 @@ import (
 // a stack setting is its registry entry and the field the stack uses. The
 // zero value of a field means its default.
 type Settings struct {
-	// AssetRoot is the folder holding <function>/bootstrap (default "bin",
-	// what `make build` writes). Tests point it at placeholder files.
-	AssetRoot string
 	// UpstreamURL is the API the protected proxy forwards to. Empty means no
 	// proxy routes: the stack then serves only keygate's own API.
 	UpstreamURL string `context:"upstreamUrl"`
@@ -77,6 +77,16 @@ const ContextPrefix = config.ContextPrefix
 // flags) and checks it; an unknown keygate:* key is an error, so a typo
 // cannot silently fall back to a default.
 func SettingsFromContext(node constructs.Node) (Settings, error) {
+	raw, err := contextValues(node)
+	if err != nil {
+		return Settings{}, err
+	}
+	return ParseSettings(raw)
+}
+
+// contextValues are the keygate:* context values of node by key without
+// the prefix, as text.
+func contextValues(node constructs.Node) (map[string]string, error) {
 	all, _ := node.GetAllContext(nil).(map[string]interface{})
 	raw := map[string]string{}
 	for k, v := range all {
@@ -91,12 +101,12 @@ func SettingsFromContext(node constructs.Node) (Settings, error) {
 			// arrives decoded; settings read it back as JSON.
 			b, err := json.Marshal(v)
 			if err != nil {
-				return Settings{}, fmt.Errorf("%s: %v", k, err)
+				return nil, fmt.Errorf("%s: %v", k, err)
 			}
 			raw[name] = string(b)
 		}
 	}
-	return ParseSettings(raw)
+	return raw, nil
 }
 
 // contextKeys are the context keys of the registry, without the prefix.
@@ -144,7 +154,6 @@ func ParseSettings(raw map[string]string) (Settings, error) {
 	if err := r.Err(); err != nil {
 		return Settings{}, err
 	}
-	s.AssetRoot = "bin"
 	for _, fn := range config.Functions() {
 		env := s.functionEnv(fn)
 		if err := config.Check(fn, func(k string) string { return env[k] }); err != nil {
@@ -152,48 +161,6 @@ func ParseSettings(raw map[string]string) (Settings, error) {
 		}
 	}
 	return s, nil
-}
-
-// withDefaults fills in every unset field from the registry and checks the
-// result as the functions will, so that a bad value fails `cdk synth`, not
-// a deployed function's cold start: it writes the fields back as context
-// values and parses them again.
-func (s Settings) withDefaults() (Settings, error) {
-	out, err := ParseSettings(s.context())
-	if err == nil && s.AssetRoot != "" {
-		out.AssetRoot = s.AssetRoot
-	}
-	return out, err
-}
-
-// context writes the settings set (non-zero) as the context values
-// ParseSettings reads, by context key.
-func (s Settings) context() map[string]string {
-	raw := map[string]string{}
-	fields := reflect.ValueOf(s)
-	for i, f := range reflect.VisibleFields(fields.Type()) {
-		key := f.Tag.Get("context")
-		if key == "" || fields.Field(i).IsZero() {
-			continue
-		}
-		switch v := fields.Field(i).Interface().(type) {
-		case string:
-			raw[key] = v
-		case time.Duration:
-			raw[key] = config.FormatDuration(v)
-		case float64:
-			raw[key] = strconv.FormatFloat(v, 'f', -1, 64)
-		default:
-			b, _ := json.Marshal(v)
-			raw[key] = string(b)
-		}
-	}
-	for _, st := range config.All() {
-		if v := s.Variables[st.Env]; v != "" && st.Origin == config.ByContext {
-			raw[st.Context] = v
-		}
-	}
-	return raw
 }
 
 // retain reports whether stateful resources outlive the stack.

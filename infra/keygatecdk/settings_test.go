@@ -17,7 +17,7 @@ func TestSettingsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Settings{
-		AssetRoot: "bin", ProxyBasePath: "api", GatewayCacheTTL: 0, LogRetention: 30 * 24 * time.Hour,
+		ProxyBasePath: "api", GatewayCacheTTL: 0, LogRetention: 30 * 24 * time.Hour,
 		RemovalPolicy: "retain", StageName: "prod", ThrottleRateLimit: 1000, ThrottleBurstLimit: 2000,
 		RotatorSchedule: "rate(1 hour)",
 		Variables:       map[string]string{"KEYGATE_KEY_PREFIX": "kg", "KEYGATE_ENVIRONMENTS": "live,test", "KEYGATE_CACHE_TTL": "5s"},

@@ -2,12 +2,6 @@ package keygatecdk
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -15,99 +9,45 @@ import (
 	"github.com/keygate/keygate/internal/gateway"
 )
 
-// KeygateStackProps configure NewKeygateStack.
+// KeygateStackProps configure NewKeygateStack: the stack's own props and
+// the construct's.
 type KeygateStackProps struct {
 	awscdk.StackProps
-	// Settings are the deployment's choices; zero fields take defaults.
-	Settings Settings
-	// Functions is the function table (default Functions).
-	Functions []Function
+	KeygateProps
 }
 
-// KeygateStack is the deployed keygate and its parts, for tests and for
-// stacks built on top of it.
+// KeygateStack is keygate deployed as a stack of its own: the Keygate
+// construct and the stack's outputs.
 type KeygateStack struct {
 	awscdk.Stack
-	Settings   Settings
-	Table      awsdynamodb.Table
-	Pepper     awssecretsmanager.Secret
-	Bus        awsevents.EventBus
-	Functions  map[string]awslambda.Function
-	Api        awsapigateway.RestApi
-	Monitoring Monitoring
+	*Keygate
 }
 
-// NewKeygateStack creates all of keygate: the table, the pepper, the event
-// bus, the token signing key, the functions, the REST API, the rotator's
-// schedule, the dashboard and alarms, and the outputs. It panics on invalid
-// settings, as constructs do; the app checks them first with
-// SettingsFromContext to print a clear error instead.
+// NewKeygateStack creates a stack holding only keygate, as `cdk deploy` of
+// this repository's app does, with outputs for operators. The construct
+// sits at the id "Default", which CDK leaves out of logical ids, so the
+// resources keep the logical ids the stack gave them before the construct
+// existed and an upgrade replaces nothing.
 func NewKeygateStack(scope constructs.Construct, id string, props *KeygateStackProps) *KeygateStack {
 	if props == nil {
 		props = &KeygateStackProps{}
-	}
-	s, err := props.Settings.withDefaults()
-	if err != nil {
-		panic("keygatecdk: " + err.Error())
-	}
-	specs := props.Functions
-	if specs == nil {
-		specs = Functions
 	}
 	sp := props.StackProps
 	if sp.Description == nil {
 		sp.Description = str("keygate: API-key verification for API Gateway")
 	}
 	stack := awscdk.NewStack(scope, str(id), &sp)
-	removal := s.removal()
-
-	table := NewTable(stack, "Table", TableProps{Retain: s.retain()})
-	pepper := NewPepper(stack, "Pepper", removal)
-	bus := awsevents.NewEventBus(stack, str("Events"), &awsevents.EventBusProps{
-		Description: str("keygate lifecycle events: key.created, key.rotated, key.revoked, ..."),
-	})
-	signing := awskms.NewKey(stack, str("TokenSigningKey"), &awskms.KeyProps{
-		Description:   str("keygate: signs access tokens (EdDSA, Ed25519); the private key never leaves KMS"),
-		KeySpec:       awskms.KeySpec_ECC_NIST_EDWARDS25519,
-		KeyUsage:      awskms.KeyUsage_SIGN_VERIFY,
-		RemovalPolicy: removal,
-	})
-	fns := NewFunctions(stack, "Functions", FunctionsProps{
-		Specs:      specs,
-		AssetRoot:  s.AssetRoot,
-		Table:      table,
-		Bus:        bus,
-		SigningKey: signing,
-		Pepper:     *pepper.SecretValue().UnsafeUnwrap(),
-		Settings:   s,
-	})
-	authorizer := NewAuthorizer(stack, "KeygateAuthorizer", AuthorizerProps{
-		Function:        fns[gateway.FnAuthorizer],
-		CacheTTLSeconds: s.GatewayCacheTTL.Seconds(),
-	})
-	api := NewApi(stack, "Api", ApiProps{Settings: s, Functions: fns, Authorizer: authorizer})
-
-	if rotator, ok := fns[gateway.FnRotator]; ok {
-		awsevents.NewRule(stack, str("RotatorSchedule"), &awsevents.RuleProps{
-			Description: str("keygate: the rotator's lifecycle run (expiry, expiring and idle keys, cleanup)"),
-			Schedule:    awsevents.Schedule_Expression(str(s.RotatorSchedule)),
-			Targets:     &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(rotator, &awseventstargets.LambdaFunctionProps{RetryAttempts: jsii.Number(2)})},
-		})
-	}
-	mon := NewMonitoring(stack, "Monitoring", MonitoringProps{Api: api, Table: table, Functions: fns, AlarmEmail: s.AlarmEmail})
+	k := NewKeygate(stack, "Default", &props.KeygateProps)
 
 	out := func(id, desc string, v *string) {
 		awscdk.NewCfnOutput(stack, str(id), &awscdk.CfnOutputProps{Value: v, Description: str(desc)})
 	}
-	out("ApiUrl", "Base URL of the keygate REST API (admin API under /v1)", api.Url())
-	out("AuthorizerFunctionArn", "The authorizer function, to attach to other APIs", fns[gateway.FnAuthorizer].FunctionArn())
-	out("TableName", "The keygate DynamoDB table", table.TableName())
-	out("EventBusName", "EventBridge bus for key lifecycle events", bus.EventBusName())
-	out("AlarmTopicArn", "SNS topic the alarms notify", mon.Topic.TopicArn())
-
-	k := &KeygateStack{Stack: stack, Settings: s, Table: table, Pepper: pepper, Bus: bus, Functions: fns, Api: api, Monitoring: mon}
-	AddNagSuppressions(k)
-	return k
+	out("ApiUrl", "Base URL of the keygate REST API (admin API under /v1)", k.ApiUrl())
+	out("AuthorizerFunctionArn", "The authorizer function, to attach to other APIs", k.Functions[gateway.FnAuthorizer].FunctionArn())
+	out("TableName", "The keygate DynamoDB table", k.Table.TableName())
+	out("EventBusName", "EventBridge bus for key lifecycle events", k.Bus.EventBusName())
+	out("AlarmTopicArn", "SNS topic the alarms notify", k.Monitoring.Topic.TopicArn())
+	return &KeygateStack{Stack: stack, Keygate: k}
 }
 
 // NewPepper creates the secret that keys every key hash: 64 random

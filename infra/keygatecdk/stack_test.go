@@ -1,49 +1,30 @@
 package keygatecdk
 
 import (
-	"time"
-
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/keygate/keygate/internal/schema"
 )
 
-// assets writes placeholder bin/<function>/bootstrap files to a temporary
-// folder: template tests assert the template, not the binaries, which
-// `make build` makes.
-func assets(dir string) error {
-	for _, f := range Functions {
-		if err := os.MkdirAll(filepath.Join(dir, f.Name), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, f.Name, "bootstrap"), []byte("placeholder"), 0o755); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// tmp holds the placeholder assets and the cloud assemblies of every test
-// stack; the shared stacks outlive the test that synthesized them, so it
-// is removed after all tests, not by t.TempDir.
+// tmp holds the cloud assemblies of every test stack; the shared stacks
+// outlive the test that synthesized them, so it is removed after all
+// tests, not by t.TempDir.
 var tmp string
 
 func TestMain(m *testing.M) {
 	var err error
-	if tmp, err = os.MkdirTemp("", "keygatecdk"); err == nil {
-		err = assets(filepath.Join(tmp, "bin"))
-	}
-	if err != nil {
+	if tmp, err = os.MkdirTemp("", "keygatecdk"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -52,17 +33,29 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// synth builds the stack with settings s (zero fields default) in a fresh
-// app and returns its template.
-func synth(t *testing.T, s Settings) (*KeygateStack, assertions.Template) {
+// newApp is an app for template tests. They assert the template, not the
+// binaries: the app skips asset bundling (CDK's aws:cdk:bundling-stacks
+// context, which cdk sets to the stacks a command needs), so no function is
+// built. TestExampleAppSynthesizes and TestGoCodeBuildsBootstrapForLambda
+// build them.
+func newApp(t *testing.T) awscdk.App {
 	t.Helper()
-	s.AssetRoot = filepath.Join(tmp, "bin")
 	out, err := os.MkdirTemp(tmp, "cdk.out")
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out)})
-	stack := NewKeygateStack(app, "Keygate", &KeygateStackProps{Settings: s})
+	return awscdk.NewApp(&awscdk.AppProps{
+		Outdir:  jsii.String(out),
+		Context: &map[string]interface{}{"aws:cdk:bundling-stacks": []string{}},
+	})
+}
+
+// synth builds the stack with props p (zero fields default) in a fresh
+// app and returns its template.
+func synth(t *testing.T, p KeygateProps) (*KeygateStack, assertions.Template) {
+	t.Helper()
+	app := newApp(t)
+	stack := NewKeygateStack(app, "Keygate", &KeygateStackProps{KeygateProps: p})
 	// cdk-nag's AwsSolutions pack runs as an aspect during synthesis and
 	// records its findings as annotations, which TestNagAwsSolutionsClean
 	// reads.
@@ -87,7 +80,7 @@ const upstream = "https://upstream.example.com/base"
 func defaults(t *testing.T) assertions.Template {
 	t.Helper()
 	defaultOnce.Do(func() {
-		defaultStack, defaultTemplate = synth(t, Settings{UpstreamURL: upstream})
+		defaultStack, defaultTemplate = synth(t, KeygateProps{UpstreamUrl: str(upstream)})
 	})
 	if defaultStack == nil {
 		t.Fatal("the default stack did not synthesize (see the first test's failure)")
@@ -96,18 +89,17 @@ func defaults(t *testing.T) assertions.Template {
 }
 
 // variant is the template of a throwaway stack without an upstream and with
-// every other setting away from its default.
+// every other setting away from its default, each set by its prop.
 func variant(t *testing.T) assertions.Template {
 	t.Helper()
 	variantOnce.Do(func() {
-		variantStack, variantTemplat = synth(t, Settings{
-			RemovalPolicy: "destroy", GatewayCacheTTL: 5 * time.Minute, LogRetention: 7 * 24 * time.Hour,
-			AlarmEmail: "ops@example.com", StageName: "v", ThrottleRateLimit: 50, ThrottleBurstLimit: 80,
-			RotatorSchedule: "rate(15 minutes)",
-			Variables: map[string]string{
-				"KEYGATE_KEY_PREFIX": "acme", "KEYGATE_ENVIRONMENTS": "live", "KEYGATE_CACHE_TTL": "2s",
-				"KEYGATE_ROUTES": `[{"method":"GET","path":"/users/{id}","scopes":["read:users"]}]`,
-			},
+		variantStack, variantTemplat = synth(t, KeygateProps{
+			RemovalPolicy: awscdk.RemovalPolicy_DESTROY, GatewayCacheTtl: awscdk.Duration_Minutes(num(5)),
+			LogRetention: awslogs.RetentionDays_ONE_WEEK, AlarmEmail: str("ops@example.com"), StageName: str("v"),
+			ThrottleRateLimit: num(50), ThrottleBurstLimit: num(80),
+			RotatorSchedule: awsevents.Schedule_Rate(awscdk.Duration_Minutes(num(15))),
+			KeyPrefix:       str("acme"), Environments: jsii.Strings("live"), KeyCacheTtl: awscdk.Duration_Seconds(num(2)),
+			Routes:      &[]*Route{{Method: str("GET"), Path: str("/users/{id}"), Scopes: jsii.Strings("read:users")}},
 			FunctionEnv: map[string]map[string]string{"rotator": {"KEYGATE_IDLE_AFTER": "30d"}},
 		})
 	})

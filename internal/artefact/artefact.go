@@ -50,7 +50,10 @@ func Build(ctx context.Context, root, pkg, goarch, dir string) (string, error) {
 	args = append(args, "-o", out, pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	// keygate's own go.mod and go.sum, whatever a workspace or GOFLAGS
+	// say: a build inside the module cache (keygate as a dependency of a
+	// team's CDK app) must not try to change them.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOWORK=off", "GOFLAGS=-mod=readonly")
 	if goarch != "" {
 		cmd.Env = append(cmd.Env, "GOARCH="+goarch)
 	}
