@@ -204,7 +204,14 @@ func NewKeygate(scope constructs.Construct, id string, props *KeygateProps) *Key
 			Targets:     &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(rotator, &awseventstargets.LambdaFunctionProps{RetryAttempts: jsii.Number(2)})},
 		})
 	}
-	mon := NewMonitoring(k, "Monitoring", MonitoringProps{Api: api, Table: table, Functions: fns, AlarmEmail: s.AlarmEmail})
+	// The dashboard is named after the stack, and after the construct too
+	// when it shares a team's stack (any id but NewKeygateStack's), so it
+	// cannot take the name of the team's own dashboard.
+	dashboard := ""
+	if id != stackChildID {
+		dashboard = *awscdk.Aws_STACK_NAME() + "-" + id
+	}
+	mon := NewMonitoring(k, "Monitoring", MonitoringProps{Api: api, Table: table, Functions: fns, AlarmEmail: s.AlarmEmail, DashboardName: dashboard})
 
 	k.Settings, k.Table, k.Pepper, k.Bus, k.SigningKey = s, table, pepper, bus, signing
 	k.Functions, k.Api, k.Authorizer, k.Monitoring = fns, api, authorizer, mon

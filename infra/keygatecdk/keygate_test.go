@@ -98,6 +98,11 @@ func TestStackKeepsItsLogicalIds(t *testing.T) {
 	}
 }
 
+// keygate's own stack names its dashboard after itself alone (Keygate).
+func TestStackDashboardIsNamedAfterTheStack(t *testing.T) {
+	defaults(t).HasResourceProperties(str("AWS::CloudWatch::Dashboard"), obj{"DashboardName": obj{"Ref": "AWS::StackName"}})
+}
+
 // shopStack is a team's stack holding keygate and two REST APIs and an
 // HTTP API of its own, each guarded by keygate's authorizer.
 func shopStack(t *testing.T) (*Keygate, assertions.Template) {
@@ -141,7 +146,8 @@ func shop(t *testing.T) assertions.Template {
 }
 
 // In a team's stack every API gets its own authorizer, all invoking the
-// construct's authorizer function, which API Gateway may invoke for each.
+// construct's authorizer function, which API Gateway may invoke for each;
+// keygate's dashboard is named after the construct as well as the stack.
 func TestTeamApisEachGetAnAuthorizerOfTheConstructsFunction(t *testing.T) {
 	tpl := shop(t)
 	stack := awscdk.Stack_Of(shopKeygate)
@@ -162,6 +168,16 @@ func TestTeamApisEachGetAnAuthorizerOfTheConstructsFunction(t *testing.T) {
 	for id, a := range httpAuth {
 		if !strings.Contains(jsonOf(a.Properties["AuthorizerUri"]), `"`+fn+`"`) || a.Properties["EnableSimpleResponses"] != true {
 			t.Errorf("HTTP authorizer %s: %s", id, jsonOf(a.Properties))
+		}
+	}
+	dashboards := resources(t, tpl, "AWS::CloudWatch::Dashboard")
+	if len(dashboards) != 1 {
+		t.Errorf("%d dashboards, want keygate's", len(dashboards))
+	}
+	for id, d := range dashboards {
+		want := jsonOf(obj{"Fn::Join": arr{"", arr{obj{"Ref": "AWS::StackName"}, "-Keygate"}}})
+		if jsonOf(d.Properties["DashboardName"]) != want {
+			t.Errorf("dashboard %s is named %s, want the stack's name and the construct's id", id, jsonOf(d.Properties["DashboardName"]))
 		}
 	}
 	invoke := 0

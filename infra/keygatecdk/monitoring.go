@@ -36,6 +36,8 @@ type MonitoringProps struct {
 	Functions map[string]awslambda.Function
 	// AlarmEmail, when set, is subscribed to the alarm topic.
 	AlarmEmail string
+	// DashboardName names the dashboard (default: the stack's name).
+	DashboardName string
 }
 
 // Monitoring is the dashboard, the alarms and the topic they notify.
@@ -88,7 +90,11 @@ func NewMonitoring(scope constructs.Construct, id string, props MonitoringProps)
 	}
 	fiveXX := props.Api.MetricServerError(&awscloudwatch.MetricOptions{Statistic: str("Average"), Period: five, Label: str("5xx rate")})
 
-	dash := awscloudwatch.NewDashboard(c, str("Dashboard"), &awscloudwatch.DashboardProps{DashboardName: awscdk.Aws_STACK_NAME()})
+	name := awscdk.Aws_STACK_NAME()
+	if props.DashboardName != "" {
+		name = str(props.DashboardName)
+	}
+	dash := awscloudwatch.NewDashboard(c, str("Dashboard"), &awscloudwatch.DashboardProps{DashboardName: name})
 	graph := func(title string, left ...awscloudwatch.IMetric) awscloudwatch.GraphWidget {
 		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: str(title), Left: &left, Width: jsii.Number(12)})
 	}

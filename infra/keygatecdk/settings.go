@@ -30,8 +30,9 @@ import (
 // (`cdk.json` or `cdk deploy -c keygate:<key>=<value>`), which holds its
 // default, its parser and its doc, and renders the table in
 // docs/configuration.md: ParseSettings fills the fields by their tags, so
-// a stack setting is its registry entry and the field the stack uses. The
-// zero value of a field means its default.
+// a stack setting is its registry entry and the field the stack uses.
+// NewKeygate resolves them from its props, the context and the defaults
+// (KeygateProps.settings); Keygate.Settings holds the result.
 type Settings struct {
 	// UpstreamURL is the API the protected proxy forwards to. Empty means no
 	// proxy routes: the stack then serves only keygate's own API.

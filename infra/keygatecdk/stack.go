@@ -23,6 +23,10 @@ type KeygateStack struct {
 	*Keygate
 }
 
+// stackChildID is the construct's id in NewKeygateStack: CDK leaves
+// "Default" out of logical ids.
+const stackChildID = "Default"
+
 // NewKeygateStack creates a stack holding only keygate, as `cdk deploy` of
 // this repository's app does, with outputs for operators. The construct
 // sits at the id "Default", which CDK leaves out of logical ids, so the
@@ -37,7 +41,7 @@ func NewKeygateStack(scope constructs.Construct, id string, props *KeygateStackP
 		sp.Description = str("keygate: API-key verification for API Gateway")
 	}
 	stack := awscdk.NewStack(scope, str(id), &sp)
-	k := NewKeygate(stack, "Default", &props.KeygateProps)
+	k := NewKeygate(stack, stackChildID, &props.KeygateProps)
 
 	out := func(id, desc string, v *string) {
 		awscdk.NewCfnOutput(stack, str(id), &awscdk.CfnOutputProps{Value: v, Description: str(desc)})

@@ -16,8 +16,8 @@ const (
 	AuthNone Auth = "none"
 )
 
-// The function names: each is a folder under functions/ and a
-// bin/<name>/bootstrap after `make build`.
+// The function names: each is a folder under functions/, which the CDK
+// construct builds into the function's bootstrap at synth.
 const (
 	FnAuthorizer = "authorizer"
 	FnIssuer     = "issuer"
