@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/metrics"
 	"github.com/keygate/keygate/internal/verify"
 )
@@ -250,7 +251,7 @@ func contextOf(d *verify.Decision) map[string]any {
 	if k == nil {
 		return nil
 	}
-	plan, _ := k.Metadata["plan"].(string)
+	plan := key.PlanOf(k)
 	c := map[string]any{
 		gateway.CtxKeyID:              k.ID,
 		gateway.CtxOwnerID:            k.OwnerID,

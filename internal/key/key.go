@@ -147,3 +147,16 @@ func TypeOf(t apikey.Type) Type {
 	}
 	return Secret
 }
+
+// PlanField is the metadata field that names a key's plan. The authorizer
+// passes it to the upstream with every allowed request, so it is the one
+// piece of metadata a verification reads (and the only one the key's hot
+// item holds).
+const PlanField = "plan"
+
+// PlanOf returns the key's plan: its metadata's plan when that is a
+// string, "" otherwise.
+func PlanOf(k *Key) string {
+	p, _ := k.Metadata[PlanField].(string)
+	return p
+}

@@ -28,6 +28,16 @@ const (
 	MaxMetadataBytes = 4096
 	MaxMetadataDepth = 4
 	maxOriginLen     = 255
+	// MaxPlanLen bounds metadata.plan, the one piece of metadata the
+	// authorizer reads (and passes to the upstream).
+	MaxPlanLen = 128
+	// MaxVerifyBytes bounds what a verification has to carry of a key's
+	// settings: its scopes, allowed origins, allowed CIDRs (as text),
+	// stages and plan, added up. These live in the key's hot item, which
+	// every verification writes and DynamoDB bills by size (1 write unit
+	// per KB), so with the budget a verification of any key costs at most
+	// 5 write units (docs/usage.md), and a typical key 1.
+	MaxVerifyBytes = 3072
 )
 
 // The name rules. They are written out rather than as regular
@@ -124,7 +134,47 @@ func (k *Key) Validate(now time.Time) error {
 			return fault.Fieldf("stages", "each stage must match %s", stageRe)
 		}
 	}
-	return ValidateMetadata(k.Metadata)
+	if err := ValidateMetadata(k.Metadata); err != nil {
+		return err
+	}
+	if p, ok := k.Metadata[PlanField]; ok {
+		if s, isString := p.(string); isString && utf8.RuneCountInString(s) > MaxPlanLen {
+			return fault.Fieldf("metadata.plan", "at most %d characters", MaxPlanLen)
+		}
+	}
+	if n, field := VerifyBytes(k); n > MaxVerifyBytes {
+		return fault.Fieldf(field, "scopes, allowedOrigins, allowedCidrs, stages and metadata.plan take %d bytes together, at most %d: every verification writes them", n, MaxVerifyBytes)
+	}
+	return nil
+}
+
+// VerifyBytes returns how many bytes of a key's settings a verification
+// carries (see MaxVerifyBytes), and the field that takes the most of them.
+func VerifyBytes(k *Key) (n int, largest string) {
+	sum := func(ss []string) int {
+		t := 0
+		for _, s := range ss {
+			t += len(s)
+		}
+		return t
+	}
+	most := 0
+	for _, f := range []struct {
+		name  string
+		bytes int
+	}{
+		{"scopes", sum(k.Scopes)},
+		{"allowedOrigins", sum(k.AllowedOrigins)},
+		{"allowedCidrs", sum(FormatCIDRs(k.AllowedCIDRs))},
+		{"stages", sum(k.Stages)},
+		{"metadata.plan", len(PlanOf(k))},
+	} {
+		n += f.bytes
+		if f.bytes > most {
+			most, largest = f.bytes, f.name
+		}
+	}
+	return n, largest
 }
 
 // ValidateOwner checks an owner id: 1 to 128 characters of letters, digits

@@ -27,11 +27,10 @@ const (
 )
 
 // Index is a global secondary index with string keys. It projects its keys,
-// the table's keys and the Include attributes, never all of them: the
-// authorizer rewrites counters (rl, q, usage) and lastUsedAt on every
-// verification, and DynamoDB writes an index only when an attribute it
-// projects changes, so an index that projected everything would double or
-// triple the cost of every verification.
+// the table's keys and the Include attributes, never all of them. Both
+// indexes live on a key's record item, which a verification never writes
+// (it writes only the key's hot item, which carries no index key), so no
+// verification ever writes an index.
 type Index struct {
 	Name         string
 	PartitionKey string
@@ -41,9 +40,9 @@ type Index struct {
 	Include []string
 }
 
-// ListedAttributes are the key item's attributes that GSI1 carries: every
-// setting a listing shows, and none that a verification changes. A store
-// test holds this list against the key item's fields.
+// ListedAttributes are the record item's attributes that GSI1 carries:
+// every setting a listing shows. A store test holds this list against the
+// record item's fields.
 var ListedAttributes = []string{
 	"id", "name", "ownerId", "type", "env", "hash", "hint", "scopes", "enabled",
 	"revokedAt", "createdAt", "updatedAt", "notBefore", "expiresAt",
@@ -52,19 +51,29 @@ var ListedAttributes = []string{
 }
 
 // Table describes the table: string partition and sort keys, on-demand
-// billing, and the attribute DynamoDB's TTL deletes items by.
+// billing, the attribute DynamoDB's TTL deletes items by, and its stream.
 type Table struct {
 	PartitionKey string
 	SortKey      string
 	TTLAttribute string
 	Indexes      []Index
+	// Stream is the table's stream view type. The usage consumer
+	// (internal/usage) reads each change of a key's hot item from it, old
+	// and new image, to keep usage history outside the item a
+	// verification writes.
+	Stream string
 }
+
+// NewAndOldImages is the stream view type that carries both images of a
+// changed item.
+const NewAndOldImages = "NEW_AND_OLD_IMAGES"
 
 // Keygate is the table every part of keygate uses.
 var Keygate = Table{
 	PartitionKey: PK,
 	SortKey:      SK,
 	TTLAttribute: TTL,
+	Stream:       NewAndOldImages,
 	Indexes: []Index{
 		{Name: GSI1, PartitionKey: GSI1PK, SortKey: GSI1SK, Include: ListedAttributes},
 		// The rotator reads only keys from GSI2 and rereads the items.

@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -22,49 +24,93 @@ const (
 	ownerPrefix = "OWNER#"
 )
 
-// KeyPK is the partition key of the key item for a hash.
+// KeyPK is the partition key of the hot item of the key whose hash is h.
 func KeyPK(h apikey.Hash) string { return keyPrefix + h.String() }
 
-func idPK(id string) string { return idPrefix + id }
+// RecordPK is the partition key of the record item of the key with the
+// given id.
+func RecordPK(id string) string { return idPrefix + id }
 
-// keyItem is the key item as DynamoDB holds it. Counters (rl, q, usage) are
-// maps written by the authorizer's UpdateItem; they are read back only for
-// usage reports and limit decisions.
-type keyItem struct {
-	PK            string           `dynamodbav:"pk"`
-	SK            string           `dynamodbav:"sk"`
-	ID            string           `dynamodbav:"id"`
-	Name          string           `dynamodbav:"name"`
-	OwnerID       string           `dynamodbav:"ownerId"`
-	Type          string           `dynamodbav:"type"`
-	Env           string           `dynamodbav:"env"`
-	Hash          string           `dynamodbav:"hash"`
-	Hint          string           `dynamodbav:"hint"`
-	Scopes        []string         `dynamodbav:"scopes,omitempty"`
-	Enabled       bool             `dynamodbav:"enabled"`
-	RevokedAt     int64            `dynamodbav:"revokedAt,omitempty"`
-	CreatedAt     int64            `dynamodbav:"createdAt"`
-	UpdatedAt     int64            `dynamodbav:"updatedAt"`
-	NotBefore     int64            `dynamodbav:"notBefore,omitempty"`
-	ExpiresAt     int64            `dynamodbav:"expiresAt,omitempty"`
-	RateLimits    []key.RateLimit  `dynamodbav:"rateLimits,omitempty"`
-	Quota         *key.Quota       `dynamodbav:"quota,omitempty"`
-	Origins       []string         `dynamodbav:"origins,omitempty"`
-	CIDRs         []string         `dynamodbav:"cidrs,omitempty"`
-	Stages        []string         `dynamodbav:"stages,omitempty"`
-	Metadata      string           `dynamodbav:"metadata,omitempty"`
-	Version       int64            `dynamodbav:"version"`
-	PreviousKeyID string           `dynamodbav:"previousKeyId,omitempty"`
-	NextKeyID     string           `dynamodbav:"nextKeyId,omitempty"`
-	LastUsedAt    int64            `dynamodbav:"lastUsedAt,omitempty"`
-	Usage         map[string]int64 `dynamodbav:"usage"`
-	RL            map[string]int64 `dynamodbav:"rl"`
-	Q             map[string]int64 `dynamodbav:"q"`
-	GSI1PK        string           `dynamodbav:"gsi1pk"`
-	GSI1SK        string           `dynamodbav:"gsi1sk"`
-	GSI2PK        string           `dynamodbav:"gsi2pk,omitempty"`
-	GSI2SK        string           `dynamodbav:"gsi2sk,omitempty"`
-	TTL           int64            `dynamodbav:"ttl,omitempty"`
+// Attribute names of the counters a verification writes on the hot item:
+// rate-limit windows and quota periods (the counters that limit), and the
+// day's admitted requests and credits spent (the counters that record
+// usage). They are kept apart so that a write can count one without the
+// other (a refund, or a report of admissions made elsewhere).
+const (
+	attrRL    = "rl"
+	attrQ     = "q"
+	attrUsage = "usage"
+	attrSpent = "spent"
+)
+
+// recordItem is a key's record item (ID#<id>): every setting of the key
+// and what the admin side keeps about it, and nothing a verification
+// writes. The admin API reads it first; listings and the schedule are its
+// indexes.
+type recordItem struct {
+	PK            string          `dynamodbav:"pk"`
+	SK            string          `dynamodbav:"sk"`
+	ID            string          `dynamodbav:"id"`
+	Hash          string          `dynamodbav:"hash"`
+	Name          string          `dynamodbav:"name"`
+	OwnerID       string          `dynamodbav:"ownerId"`
+	Type          string          `dynamodbav:"type"`
+	Env           string          `dynamodbav:"env"`
+	Hint          string          `dynamodbav:"hint"`
+	Scopes        []string        `dynamodbav:"scopes,omitempty"`
+	Enabled       bool            `dynamodbav:"enabled"`
+	RevokedAt     int64           `dynamodbav:"revokedAt,omitempty"`
+	CreatedAt     int64           `dynamodbav:"createdAt"`
+	UpdatedAt     int64           `dynamodbav:"updatedAt"`
+	NotBefore     int64           `dynamodbav:"notBefore,omitempty"`
+	ExpiresAt     int64           `dynamodbav:"expiresAt,omitempty"`
+	RateLimits    []key.RateLimit `dynamodbav:"rateLimits,omitempty"`
+	Quota         *key.Quota      `dynamodbav:"quota,omitempty"`
+	Origins       []string        `dynamodbav:"origins,omitempty"`
+	CIDRs         []string        `dynamodbav:"cidrs,omitempty"`
+	Stages        []string        `dynamodbav:"stages,omitempty"`
+	Metadata      string          `dynamodbav:"metadata,omitempty"`
+	Version       int64           `dynamodbav:"version"`
+	PreviousKeyID string          `dynamodbav:"previousKeyId,omitempty"`
+	NextKeyID     string          `dynamodbav:"nextKeyId,omitempty"`
+	GSI1PK        string          `dynamodbav:"gsi1pk"`
+	GSI1SK        string          `dynamodbav:"gsi1sk"`
+	GSI2PK        string          `dynamodbav:"gsi2pk,omitempty"`
+	GSI2SK        string          `dynamodbav:"gsi2sk,omitempty"`
+	ExpiringFor   int64           `dynamodbav:"lcExpiringFor,omitempty"`
+	ExpiredFor    int64           `dynamodbav:"lcExpiredFor,omitempty"`
+	IdleFor       int64           `dynamodbav:"lcIdleFor,omitempty"`
+	TTL           int64           `dynamodbav:"ttl,omitempty"`
+}
+
+// hotItem is a key's hot item (KEY#<hash>): what a verification reads and
+// writes, and nothing else, so that it stays small whatever the key's age
+// (see doc.go, "The hot item"). Its settings are copies of the record
+// item's, written in the same transaction by every admin change.
+type hotItem struct {
+	PK         string           `dynamodbav:"pk"`
+	SK         string           `dynamodbav:"sk"`
+	ID         string           `dynamodbav:"id"`
+	OwnerID    string           `dynamodbav:"ownerId"`
+	Type       string           `dynamodbav:"type"`
+	Env        string           `dynamodbav:"env"`
+	Scopes     []string         `dynamodbav:"scopes,omitempty"`
+	Enabled    bool             `dynamodbav:"enabled"`
+	RevokedAt  int64            `dynamodbav:"revokedAt,omitempty"`
+	NotBefore  int64            `dynamodbav:"notBefore,omitempty"`
+	ExpiresAt  int64            `dynamodbav:"expiresAt,omitempty"`
+	RateLimits []key.RateLimit  `dynamodbav:"rateLimits,omitempty"`
+	Quota      *key.Quota       `dynamodbav:"quota,omitempty"`
+	Origins    []string         `dynamodbav:"origins,omitempty"`
+	CIDRs      []string         `dynamodbav:"cidrs,omitempty"`
+	Stages     []string         `dynamodbav:"stages,omitempty"`
+	Plan       string           `dynamodbav:"plan,omitempty"`
+	LastUsedAt int64            `dynamodbav:"lastUsedAt,omitempty"`
+	RL         map[string]int64 `dynamodbav:"rl"`
+	Q          map[string]int64 `dynamodbav:"q"`
+	Usage      map[string]int64 `dynamodbav:"usage"`
+	Spent      map[string]int64 `dynamodbav:"spent"`
+	TTL        int64            `dynamodbav:"ttl,omitempty"`
 }
 
 // ms converts a time to Unix milliseconds, zero for the zero time.
@@ -85,24 +131,19 @@ func fromMS(v int64) time.Time {
 
 func ownerSK(createdAt int64, id string) string { return fmt.Sprintf("%015d#%s", createdAt, id) }
 
-func toItem(k *key.Key) (*keyItem, error) {
-	it := &keyItem{
-		PK: KeyPK(k.Hash), SK: keySK,
-		ID: k.ID, Name: k.Name, OwnerID: k.OwnerID,
-		Type: string(k.Type), Env: string(k.Environment),
-		Hash: k.Hash.String(), Hint: k.Hint,
+// toRecord returns k's record item.
+func toRecord(k *key.Key) (*recordItem, error) {
+	it := &recordItem{
+		PK: RecordPK(k.ID), SK: idSK,
+		ID: k.ID, Hash: k.Hash.String(), Name: k.Name, OwnerID: k.OwnerID,
+		Type: string(k.Type), Env: string(k.Environment), Hint: k.Hint,
 		Scopes: k.Scopes, Enabled: k.Enabled,
 		RevokedAt: ms(k.RevokedAt), CreatedAt: ms(k.CreatedAt), UpdatedAt: ms(k.UpdatedAt),
 		NotBefore: ms(k.NotBefore), ExpiresAt: ms(k.ExpiresAt),
 		RateLimits: k.RateLimits, Quota: k.Quota,
-		Origins: k.AllowedOrigins, CIDRs: key.FormatCIDRs(k.AllowedCIDRs), Stages: k.Stages,
+		Origins: k.AllowedOrigins, CIDRs: cidrsOf(k), Stages: k.Stages,
 		Version: k.Version, PreviousKeyID: k.PreviousKeyID, NextKeyID: k.NextKeyID,
-		LastUsedAt: ms(k.LastUsedAt),
-		Usage:      map[string]int64{}, RL: map[string]int64{}, Q: map[string]int64{},
 		GSI1PK: ownerPrefix + k.OwnerID, GSI1SK: ownerSK(ms(k.CreatedAt), k.ID),
-	}
-	if len(it.CIDRs) == 0 {
-		it.CIDRs = nil
 	}
 	if k.Metadata != nil {
 		b, err := json.Marshal(k.Metadata)
@@ -114,14 +155,46 @@ func toItem(k *key.Key) (*keyItem, error) {
 	return it, nil
 }
 
-func (it *keyItem) toKey() (*key.Key, error) {
+// toHot returns k's hot item, with empty counters.
+func toHot(k *key.Key) *hotItem {
+	return &hotItem{
+		PK: KeyPK(k.Hash), SK: keySK,
+		ID: k.ID, OwnerID: k.OwnerID, Type: string(k.Type), Env: string(k.Environment),
+		Scopes: k.Scopes, Enabled: k.Enabled,
+		RevokedAt: ms(k.RevokedAt), NotBefore: ms(k.NotBefore), ExpiresAt: ms(k.ExpiresAt),
+		RateLimits: k.RateLimits, Quota: k.Quota,
+		Origins: k.AllowedOrigins, CIDRs: cidrsOf(k), Stages: k.Stages, Plan: key.PlanOf(k),
+		LastUsedAt: ms(k.LastUsedAt),
+		RL:         map[string]int64{}, Q: map[string]int64{}, Usage: map[string]int64{}, Spent: map[string]int64{},
+	}
+}
+
+func cidrsOf(k *key.Key) []string {
+	if len(k.AllowedCIDRs) == 0 {
+		return nil
+	}
+	return key.FormatCIDRs(k.AllowedCIDRs)
+}
+
+// hotSettings are the hot item's copies of the key's settings, as an admin
+// change writes them (empty values are removed).
+func hotSettings(k *key.Key) map[string]any {
+	h := toHot(k)
+	return map[string]any{
+		"scopes": h.Scopes, "enabled": h.Enabled, "notBefore": h.NotBefore, "expiresAt": h.ExpiresAt,
+		"rateLimits": h.RateLimits, "quota": h.Quota, "origins": h.Origins, "cidrs": h.CIDRs,
+		"stages": h.Stages, "plan": h.Plan,
+	}
+}
+
+func (it *recordItem) toKey() (*key.Key, error) {
 	h, ok := apikey.ParseHash(it.Hash)
 	if !ok {
-		return nil, fault.Errorf(fault.Internal, "key item %s has a bad hash", it.ID)
+		return nil, fault.Errorf(fault.Internal, "record item %s has a bad hash", it.ID)
 	}
-	cidrs, err := key.ParseCIDRs(it.CIDRs)
+	cidrs, err := parseCIDRs(it.ID, it.CIDRs)
 	if err != nil {
-		return nil, fault.Errorf(fault.Internal, "key item %s has bad CIDRs", it.ID)
+		return nil, err
 	}
 	k := &key.Key{
 		ID: it.ID, Name: it.Name, OwnerID: it.OwnerID,
@@ -132,33 +205,78 @@ func (it *keyItem) toKey() (*key.Key, error) {
 		RateLimits: it.RateLimits, Quota: it.Quota,
 		AllowedOrigins: it.Origins, AllowedCIDRs: cidrs, Stages: it.Stages,
 		Version: it.Version, PreviousKeyID: it.PreviousKeyID, NextKeyID: it.NextKeyID,
-		LastUsedAt: fromMS(it.LastUsedAt),
-	}
-	if len(k.AllowedCIDRs) == 0 {
-		k.AllowedCIDRs = nil
 	}
 	if it.Metadata != "" {
 		if err := json.Unmarshal([]byte(it.Metadata), &k.Metadata); err != nil {
-			return nil, fault.Errorf(fault.Internal, "key item %s has bad metadata", it.ID)
+			return nil, fault.Errorf(fault.Internal, "record item %s has bad metadata", it.ID)
 		}
 	}
 	return k, nil
 }
 
-// decodeKey reads a key item returned by DynamoDB.
-func decodeKey(av map[string]ddb.AttributeValue) (*key.Key, *keyItem, error) {
-	var it keyItem
+// toKey returns the key as a verification sees it: its id, owner and
+// every setting the verification checks, the plan as its only metadata,
+// and when it was last used. Name, hint, times of the admin side, the
+// rest of the metadata and the rotation links are on the record item.
+func (it *hotItem) toKey() (*key.Key, error) {
+	h, ok := apikey.ParseHash(strings.TrimPrefix(it.PK, keyPrefix))
+	if !ok {
+		return nil, fault.Errorf(fault.Internal, "hot item of key %s has a bad hash", it.ID)
+	}
+	cidrs, err := parseCIDRs(it.ID, it.CIDRs)
+	if err != nil {
+		return nil, err
+	}
+	k := &key.Key{
+		ID: it.ID, OwnerID: it.OwnerID, Type: key.Type(it.Type), Environment: key.Environment(it.Env),
+		Hash: h, Scopes: it.Scopes, Enabled: it.Enabled,
+		RevokedAt: fromMS(it.RevokedAt), NotBefore: fromMS(it.NotBefore), ExpiresAt: fromMS(it.ExpiresAt),
+		RateLimits: it.RateLimits, Quota: it.Quota,
+		AllowedOrigins: it.Origins, AllowedCIDRs: cidrs, Stages: it.Stages,
+		LastUsedAt: fromMS(it.LastUsedAt),
+	}
+	if it.Plan != "" {
+		k.Metadata = map[string]any{key.PlanField: it.Plan}
+	}
+	return k, nil
+}
+
+func parseCIDRs(id string, in []string) ([]netip.Prefix, error) {
+	cidrs, err := key.ParseCIDRs(in)
+	if err != nil {
+		return nil, fault.Errorf(fault.Internal, "key %s has bad CIDRs", id)
+	}
+	if len(cidrs) == 0 {
+		return nil, nil
+	}
+	return cidrs, nil
+}
+
+// decodeRecordItem reads a record item returned by DynamoDB.
+func decodeRecordItem(av map[string]ddb.AttributeValue) (*key.Key, *recordItem, error) {
+	var it recordItem
 	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return nil, nil, fault.Wrap(fault.Internal, err, "decode key item")
+		return nil, nil, fault.Wrap(fault.Internal, err, "decode record item")
 	}
 	k, err := it.toKey()
 	return k, &it, err
 }
 
-// DecodeKey reads a key item as returned by an UpdateItem or GetItem, for
-// packages (the authorizer's store path) that issue their own requests
-// through Store methods and receive raw items.
+// decodeHot reads a hot item returned by DynamoDB.
+func decodeHot(av map[string]ddb.AttributeValue) (*key.Key, *hotItem, error) {
+	var it hotItem
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+		return nil, nil, fault.Wrap(fault.Internal, err, "decode hot item")
+	}
+	k, err := it.toKey()
+	return k, &it, err
+}
+
+// DecodeKey reads a key's hot item as returned by an UpdateItem or GetItem,
+// for packages that issue their own requests through Store methods and
+// receive raw items. The key holds what a verification sees (see
+// hotItem.toKey).
 func DecodeKey(av map[string]ddb.AttributeValue) (*key.Key, error) {
-	k, _, err := decodeKey(av)
+	k, _, err := decodeHot(av)
 	return k, err
 }

@@ -9,31 +9,52 @@ import (
 	"github.com/keygate/keygate/internal/schema"
 )
 
-// written by every verification, or keys of the table and its indexes: never
-// projected into an index (see schema.Index).
-var notListed = []string{"pk", "sk", "lastUsedAt", "usage", "rl", "q", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "ttl"}
-
-// The owner listing (gsi1) must carry every setting of a key item, and none
-// of what a verification rewrites, or listings would lose fields or every
-// verification would also write the index.
-func TestListingIndexProjectsEverySettingAndNoCounter(t *testing.T) {
-	rt := reflect.TypeOf(keyItem{})
-	var settings []string
+// attrs lists the DynamoDB attribute names of an item type.
+func attrs(v any) []string {
+	rt := reflect.TypeOf(v)
+	var out []string
 	for i := 0; i < rt.NumField(); i++ {
 		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("dynamodbav"), ",")
-		if !slices.Contains(notListed, name) {
-			settings = append(settings, name)
+		out = append(out, name)
+	}
+	return out
+}
+
+// Keys of the table and its indexes, and the scheduled run's bookkeeping:
+// never projected into the listing (see schema.Index).
+var notListed = []string{"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "ttl", "lcExpiringFor", "lcExpiredFor", "lcIdleFor"}
+
+// The owner listing (gsi1) must carry every setting of a record item, or
+// listings would lose fields.
+func TestListingIndexProjectsEverySetting(t *testing.T) {
+	var settings []string
+	for _, a := range attrs(recordItem{}) {
+		if !slices.Contains(notListed, a) {
+			settings = append(settings, a)
 		}
 	}
 	listed := schema.ListedAttributes
 	for _, a := range settings {
 		if !slices.Contains(listed, a) {
-			t.Errorf("key item attribute %q is not in schema.ListedAttributes: listings would not show it", a)
+			t.Errorf("record item attribute %q is not in schema.ListedAttributes: listings would not show it", a)
 		}
 	}
 	for _, a := range listed {
 		if !slices.Contains(settings, a) {
 			t.Errorf("schema.ListedAttributes names %q, which is not a key setting", a)
+		}
+	}
+}
+
+// The hot item, which every verification writes, carries no index key:
+// a verification writes the table and never an index.
+func TestHotItemIsInNoIndex(t *testing.T) {
+	hot := attrs(hotItem{})
+	for _, ix := range schema.Keygate.Indexes {
+		for _, a := range []string{ix.PartitionKey, ix.SortKey} {
+			if slices.Contains(hot, a) {
+				t.Errorf("the hot item has %s, a key of index %s: every verification would write the index", a, ix.Name)
+			}
 		}
 	}
 }

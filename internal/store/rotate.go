@@ -37,9 +37,9 @@ type Rotation struct {
 
 // Rotate creates r.New and retires r.Old in ONE transaction: the new key's
 // items (as Create writes them, with Old's quota counters so that a rotation
-// never refills credits) and an update of the old key that links it to the
-// new one (nextKeyId) and sets its expiresAt to now+Grace, unless it already
-// expires sooner. The new key exists before the old one's expiry is set,
+// never refills credits) and an update of the old key's items that links it
+// to the new one (nextKeyId) and sets its expiresAt to now+Grace, unless it
+// already expires sooner. The new key exists before the old one's expiry is set,
 // since both happen at once, so at no instant does neither key work.
 //
 // The update is conditional on the old key being unchanged since it was read
@@ -65,8 +65,8 @@ func (s *Store) Rotate(ctx context.Context, r Rotation) (*key.Key, error) {
 	if err != nil {
 		return nil, mapErr(err, "read quota counters")
 	}
-	if q, ok := cur.Item["q"]; ok {
-		items[0].Put.Item["q"] = q
+	if q, ok := cur.Item[attrQ]; ok {
+		items[0].Put.Item[attrQ] = q // the hot item's
 	}
 
 	expires := now.Add(r.Grace)
@@ -75,26 +75,25 @@ func (s *Store) Rotate(ctx context.Context, r Rotation) (*key.Key, error) {
 	}
 	after := *old
 	after.NextKeyID, after.ExpiresAt, after.Version, after.UpdatedAt = nk.ID, expires, old.Version+1, now
-	it := &keyItem{ID: old.ID}
-	dueNow(it, now) // the scheduled run marks it expired when the grace ends
-	upd := ddb.TransactWriteItem{Update: &ddb.Update{
-		TableName: &s.table, Key: keyOf(KeyPK(old.Hash), keySK),
-		UpdateExpression: aws.String("SET #n = :n, #x = :x, #v = #v + :one, #u = :now, #gp = :gp, #gs = :gs"),
-		ConditionExpression: aws.String("attribute_exists(pk) AND #v = :ver AND attribute_not_exists(#r) " +
-			"AND attribute_not_exists(#n) AND #e = :t AND (attribute_not_exists(#x) OR #x > :now)"),
-		ExpressionAttributeNames: map[string]string{
-			"#n": "nextKeyId", "#x": "expiresAt", "#v": "version", "#u": "updatedAt", "#r": "revokedAt",
-			"#e": "enabled", "#gp": schema.GSI2PK, "#gs": schema.GSI2SK,
-		},
-		ExpressionAttributeValues: map[string]ddb.AttributeValue{
-			":n": str(nk.ID), ":x": num(ms(expires)), ":one": num(1), ":now": num(ms(now)),
-			":ver": num(old.Version), ":t": &ddb.AttributeValueMemberBOOL{Value: true},
-			":gp": str(it.GSI2PK), ":gs": str(it.GSI2SK),
-		},
-		ReturnValuesOnConditionCheckFailure: ddb.ReturnValuesOnConditionCheckFailureAllOld,
-	}}
+	due := &recordItem{ID: old.ID}
+	dueNow(due, now) // the scheduled run marks it expired when the grace ends
+	kc := newKeyChange(old.ID, old.Hash)
+	kc.rec.put("nextKeyId", nk.ID)
+	kc.both("expiresAt", ms(expires))
+	kc.rec.bump()
+	kc.rec.put("updatedAt", ms(now))
+	kc.rec.put(schema.GSI2PK, due.GSI2PK)
+	kc.rec.put(schema.GSI2SK, due.GSI2SK)
+	kc.rec.when("attribute_exists(#pk) AND #version = ? AND attribute_not_exists(#revokedAt) "+
+		"AND attribute_not_exists(#nextKeyId) AND #enabled = ? AND (attribute_not_exists(#expiresAt) OR #expiresAt > ?)",
+		num(old.Version), &ddb.AttributeValueMemberBOOL{Value: true}, num(ms(now)))
+	kc.hot.when("attribute_exists(#pk)")
+	upd, err := kc.items(s.table)
+	if err != nil {
+		return nil, err
+	}
 	oldAt := len(items)
-	items = append(items, upd)
+	items = append(items, upd...)
 	for i := range r.Audit {
 		av, err := r.Audit[i].item()
 		if err != nil {
@@ -138,7 +137,7 @@ func whyNotRotated(err error, oldAt int, claimed bool, old *key.Key, now time.Ti
 	if len(r.Item) == 0 {
 		return fault.Errorf(fault.NotFound, "key not found")
 	}
-	cur, _, derr := decodeKey(r.Item)
+	cur, _, derr := decodeRecordItem(r.Item)
 	if derr != nil {
 		return derr
 	}

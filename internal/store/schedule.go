@@ -47,7 +47,7 @@ func dueSK(t time.Time, id string) string { return fmt.Sprintf("%015d#%s", t.Uni
 // checks, TTL) with the rotator's settings, which the store and the issuer do
 // not know. Every create, update and rotation calls it, so a changed expiry
 // is always planned afresh.
-func dueNow(it *keyItem, now time.Time) {
+func dueNow(it *recordItem, now time.Time) {
 	it.GSI2PK, it.GSI2SK = shardPK(DueShard(it.ID)), dueSK(now, it.ID)
 }
 
@@ -72,35 +72,27 @@ type Lifecycle struct {
 	TTL time.Time
 }
 
-type lifecycleItem struct {
-	GSI2SK      string           `dynamodbav:"gsi2sk"`
-	ExpiringFor int64            `dynamodbav:"lcExpiringFor"`
-	ExpiredFor  int64            `dynamodbav:"lcExpiredFor"`
-	IdleFor     int64            `dynamodbav:"lcIdleFor"`
-	Usage       map[string]int64 `dynamodbav:"usage"`
-	TTL         int64            `dynamodbav:"ttl"`
-}
-
-// lifecycleOf reads the bookkeeping attributes of a key item.
-func lifecycleOf(av map[string]ddb.AttributeValue) (Lifecycle, error) {
-	var it lifecycleItem
-	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return Lifecycle{}, fault.Wrap(fault.Internal, err, "decode lifecycle")
-	}
+// lifecycleOf reads the bookkeeping attributes of a key's record item, and
+// the latest day with usage from its hot item's day counters (nil when the
+// hot item is gone).
+func lifecycleOf(rec *recordItem, hot *hotItem) Lifecycle {
 	lc := Lifecycle{
-		DueSK: it.GSI2SK, ExpiringFor: fromMS(it.ExpiringFor), ExpiredFor: fromMS(it.ExpiredFor),
-		IdleFor: fromMS(it.IdleFor),
+		DueSK: rec.GSI2SK, ExpiringFor: fromMS(rec.ExpiringFor), ExpiredFor: fromMS(rec.ExpiredFor),
+		IdleFor: fromMS(rec.IdleFor),
 	}
-	if it.TTL > 0 {
-		lc.TTL = time.Unix(it.TTL, 0).UTC()
+	if rec.TTL > 0 {
+		lc.TTL = time.Unix(rec.TTL, 0).UTC()
 	}
-	for d, n := range it.Usage {
+	if hot == nil {
+		return lc
+	}
+	for d, n := range hot.Usage {
 		t, err := time.Parse(time.DateOnly, d)
 		if err == nil && n > 0 && t.After(lc.LastUsageDay) {
 			lc.LastUsageDay = t
 		}
 	}
-	return lc, nil
+	return lc
 }
 
 // DueKey is a key the scheduled run found due, as its item is now.
@@ -158,51 +150,75 @@ func (s *Store) Due(ctx context.Context, shard int, now time.Time, limit int, cu
 		return page, nil
 	}
 	keys := make([]map[string]ddb.AttributeValue, 0, len(out.Items))
-	seen := map[string]bool{}
+	order := map[string]int{}
 	for _, it := range out.Items {
 		pk, ok := it[schema.PK].(*ddb.AttributeValueMemberS)
-		if !ok || seen[pk.Value] {
+		if _, dup := order[pk.Value]; !ok || dup {
 			continue
 		}
-		seen[pk.Value] = true
-		keys = append(keys, keyOf(pk.Value, keySK))
+		order[pk.Value] = len(keys)
+		keys = append(keys, keyOf(pk.Value, idSK))
 	}
-	items, err := s.batchGet(ctx, keys)
+	records, err := s.batchGet(ctx, keys, "")
 	if err != nil {
 		return DuePage{}, err
 	}
 	upper := fmt.Sprintf("%015d", now.UnixMilli()+1)
-	for _, av := range items {
-		lc, err := lifecycleOf(av)
+	type due struct {
+		k   *key.Key
+		rec *recordItem
+	}
+	var found []due
+	hotKeys := make([]map[string]ddb.AttributeValue, 0, len(records))
+	for _, av := range records {
+		k, rec, err := decodeRecordItem(av)
 		if err != nil {
 			return DuePage{}, err
 		}
-		if lc.DueSK == "" || lc.DueSK >= upper {
+		if rec.GSI2SK == "" || rec.GSI2SK >= upper {
 			continue // rescheduled or unscheduled since the index was written
 		}
-		k, _, err := decodeKey(av)
-		if err != nil {
-			return DuePage{}, err
+		found = append(found, due{k, rec})
+		hotKeys = append(hotKeys, keyOf(KeyPK(k.Hash), keySK))
+	}
+	hots, err := s.batchGet(ctx, hotKeys, "pk, id, lastUsedAt, #u")
+	if err != nil {
+		return DuePage{}, err
+	}
+	byPK := map[string]*hotItem{}
+	for _, av := range hots {
+		var it hotItem
+		if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+			return DuePage{}, fault.Wrap(fault.Internal, err, "decode hot item")
 		}
-		page.Keys = append(page.Keys, DueKey{Key: k, Lifecycle: lc})
+		byPK[it.PK] = &it
+	}
+	for _, d := range found {
+		hot := byPK[KeyPK(d.k.Hash)]
+		if hot != nil {
+			d.k.LastUsedAt = fromMS(hot.LastUsedAt)
+		}
+		page.Keys = append(page.Keys, DueKey{Key: d.k, Lifecycle: lifecycleOf(d.rec, hot)})
 	}
 	// Earliest first, as the index returned them.
-	order := map[string]int{}
-	for i, k := range keys {
-		order[k[schema.PK].(*ddb.AttributeValueMemberS).Value] = i
-	}
-	sortBy(page.Keys, func(d DueKey) int { return order[KeyPK(d.Key.Hash)] })
+	sortBy(page.Keys, func(d DueKey) int { return order[RecordPK(d.Key.ID)] })
 	return page, nil
 }
 
-// batchGet reads items with strongly consistent reads, retrying the keys
-// DynamoDB leaves unprocessed until the context ends.
-func (s *Store) batchGet(ctx context.Context, keys []map[string]ddb.AttributeValue) ([]map[string]ddb.AttributeValue, error) {
+// batchGet reads items (at most 100) with strongly consistent reads,
+// projected on projection when set ("#u" in it names the usage counters),
+// retrying the keys DynamoDB leaves unprocessed until the context ends.
+func (s *Store) batchGet(ctx context.Context, keys []map[string]ddb.AttributeValue, projection string) ([]map[string]ddb.AttributeValue, error) {
 	var items []map[string]ddb.AttributeValue
 	for len(keys) > 0 {
-		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]ddb.KeysAndAttributes{
-			s.table: {Keys: keys, ConsistentRead: aws.Bool(true)},
-		}})
+		ka := ddb.KeysAndAttributes{Keys: keys, ConsistentRead: aws.Bool(true)}
+		if projection != "" {
+			ka.ProjectionExpression = aws.String(projection)
+			if strings.Contains(projection, "#u") {
+				ka.ExpressionAttributeNames = map[string]string{"#u": attrUsage}
+			}
+		}
+		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]ddb.KeysAndAttributes{s.table: ka}})
 		if err != nil {
 			return nil, mapErr(err, "read due keys")
 		}
@@ -261,73 +277,48 @@ type Step struct {
 // again at its new due time, so nothing is lost.
 func (s *Store) Advance(ctx context.Context, st Step) (bool, error) {
 	k := st.Key
-	names := map[string]string{"#v": "version", "#g": schema.GSI2SK}
-	values := map[string]ddb.AttributeValue{":ver": num(k.Version), ":seen": str(st.Lifecycle.DueSK)}
-	cond := []string{"attribute_exists(pk)", "#v = :ver", "#g = :seen"}
-	var set, remove []string
+	kc := newKeyChange(k.ID, k.Hash)
+	kc.rec.when("attribute_exists(#pk) AND #version = ? AND #gsi2sk = ?", num(k.Version), str(st.Lifecycle.DueSK))
 	if st.CheckActivity {
-		names["#lu"] = "lastUsedAt"
 		if k.LastUsedAt.IsZero() {
-			cond = append(cond, "attribute_not_exists(#lu)")
+			kc.hot.when("attribute_not_exists(#lastUsedAt)")
 		} else {
-			values[":lu"] = num(ms(k.LastUsedAt))
-			cond = append(cond, "#lu = :lu")
+			kc.hot.when("#lastUsedAt = ?", num(ms(k.LastUsedAt)))
 		}
-	}
-	put := func(attr string, v ddb.AttributeValue) {
-		n, p := "#"+attr, ":"+attr
-		names[n], values[p] = attr, v
-		set = append(set, n+" = "+p)
 	}
 	for attr, t := range map[string]time.Time{"lcExpiringFor": st.ExpiringFor, "lcExpiredFor": st.ExpiredFor, "lcIdleFor": st.IdleFor} {
 		if !t.IsZero() {
-			put(attr, num(ms(t)))
+			kc.rec.put(attr, ms(t))
 		}
 	}
 	bump := len(st.Audit) > 0
 	if !st.ExpireAt.IsZero() {
-		put("expiresAt", num(ms(st.ExpireAt)))
+		kc.both("expiresAt", ms(st.ExpireAt))
 		bump = true
 	}
 	if st.Disable {
-		put("enabled", &ddb.AttributeValueMemberBOOL{Value: false})
+		kc.both("enabled", false)
 		bump = true
 	}
 	if bump {
-		values[":one"] = num(1)
-		set = append(set, "#v = #v + :one")
-		put("updatedAt", num(ms(s.now())))
+		kc.rec.bump()
+		kc.rec.put("updatedAt", ms(s.now()))
 	}
 	if !st.TTL.IsZero() {
-		put(schema.TTL, num(st.TTL.Unix()))
+		kc.ttl(st.TTL)
 	}
 	if st.Next.IsZero() {
-		names["#gp"] = schema.GSI2PK
-		remove = append(remove, "#gp", "#g")
+		kc.rec.put(schema.GSI2PK, "")
+		kc.rec.put(schema.GSI2SK, "")
 	} else {
-		values[":next"] = str(dueSK(st.Next, k.ID))
-		set = append(set, "#g = :next")
+		kc.rec.put(schema.GSI2SK, dueSK(st.Next, k.ID))
 	}
-	expr := ""
-	if len(set) > 0 {
-		expr = "SET " + strings.Join(set, ", ")
+	if len(kc.hot.set)+len(kc.hot.remove) > 0 {
+		kc.hot.when("attribute_exists(#pk)")
 	}
-	if len(remove) > 0 {
-		expr += " REMOVE " + strings.Join(remove, ", ")
-	}
-	items := []ddb.TransactWriteItem{{Update: &ddb.Update{
-		TableName: &s.table, Key: keyOf(KeyPK(k.Hash), keySK),
-		UpdateExpression: aws.String(strings.TrimSpace(expr)), ConditionExpression: aws.String(strings.Join(cond, " AND ")),
-		ExpressionAttributeNames: names, ExpressionAttributeValues: values,
-	}}}
-	if !st.TTL.IsZero() {
-		items = append(items, ddb.TransactWriteItem{Update: &ddb.Update{
-			TableName: &s.table, Key: keyOf(idPK(k.ID), idSK),
-			UpdateExpression:          aws.String("SET #t = :t"),
-			ConditionExpression:       aws.String("attribute_exists(pk)"),
-			ExpressionAttributeNames:  map[string]string{"#t": schema.TTL},
-			ExpressionAttributeValues: map[string]ddb.AttributeValue{":t": num(st.TTL.Unix())},
-		}})
+	items, err := kc.items(s.table)
+	if err != nil {
+		return false, err
 	}
 	for i := range st.Audit {
 		av, err := st.Audit[i].item()
@@ -336,7 +327,7 @@ func (s *Store) Advance(ctx context.Context, st Step) (bool, error) {
 		}
 		items = append(items, ddb.TransactWriteItem{Put: &ddb.Put{TableName: &s.table, Item: av}})
 	}
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if lostRace(err) {
 		return false, nil
 	}

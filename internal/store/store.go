@@ -72,6 +72,7 @@ func CreateTableInput(name string) *dynamodb.CreateTableInput {
 			{AttributeName: aws.String(t.PartitionKey), KeyType: ddb.KeyTypeHash},
 			{AttributeName: aws.String(t.SortKey), KeyType: ddb.KeyTypeRange},
 		},
+		StreamSpecification: streamSpec(),
 	}
 	for _, ix := range t.Indexes {
 		attrs[ix.PartitionKey], attrs[ix.SortKey] = true, true
@@ -103,13 +104,23 @@ func projection(ix schema.Index) *ddb.Projection {
 	return &ddb.Projection{ProjectionType: ddb.ProjectionTypeInclude, NonKeyAttributes: ix.Include}
 }
 
+// streamSpec is the table's stream, as schema.Keygate declares it.
+func streamSpec() *ddb.StreamSpecification {
+	return &ddb.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: ddb.StreamViewType(schema.Keygate.Stream)}
+}
+
 // EnsureTable creates the table and enables TTL if it does not exist yet, and
-// waits until it is active. The local stack and tests call it; in AWS the CDK
-// stack owns the table.
+// waits until it is active; a table made before it had a stream gets its
+// stream. The local stack and tests call it; in AWS the CDK stack owns the
+// table.
 func EnsureTable(ctx context.Context, db *dynamodb.Client, name string) error {
-	_, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	desc, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
 	if err == nil {
-		return nil
+		if s := desc.Table.StreamSpecification; s != nil && aws.ToBool(s.StreamEnabled) {
+			return nil
+		}
+		_, err = db.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: aws.String(name), StreamSpecification: streamSpec()})
+		return mapErr(err, "enable the table's stream")
 	}
 	var nf *ddb.ResourceNotFoundException
 	if !errors.As(err, &nf) {
@@ -154,8 +165,6 @@ func mapErr(err error, op string) error {
 		return err
 	}
 	var (
-		pte *ddb.ProvisionedThroughputExceededException
-		rle *ddb.RequestLimitExceeded
 		nf  *ddb.ResourceNotFoundException
 		ccf *ddb.ConditionalCheckFailedException
 		tce *ddb.TransactionCanceledException
@@ -171,11 +180,11 @@ func mapErr(err error, op string) error {
 			}
 		}
 		return fault.Wrap(fault.Unavailable, err, "%s: transaction cancelled", op)
-	case errors.As(err, &pte), errors.As(err, &rle):
+	case isThrottle(err):
 		return fault.Wrap(fault.Throttled, err, "%s: throttled by DynamoDB", op)
 	case errors.As(err, &nf):
 		return fault.Wrap(fault.Unavailable, err, "%s: table not found", op)
-	case errors.As(err, &ae) && (ae.ErrorCode() == "ThrottlingException" || ae.ErrorCode() == "TransactionConflictException"):
+	case errors.As(err, &ae) && ae.ErrorCode() == "TransactionConflictException":
 		return fault.Wrap(fault.Throttled, err, "%s: throttled by DynamoDB", op)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return fault.Wrap(fault.Unavailable, err, "%s: timed out", op)

@@ -17,13 +17,18 @@ import (
 	"github.com/keygate/keygate/internal/key"
 )
 
-// Record is a key item as the verifying update sees it: the key and its
-// counters. rl holds "<limit>@<windowStartUnix>" -> requests in that window,
-// q holds "<period key>" -> credits spent in that period (see key.PeriodKey).
+// Record is a key's hot item as the verifying update sees it: the key and
+// its counters. RL holds "<limit>@<windowStartUnix>" -> requests in that
+// window and Q "<period key>" -> credits spent in that period (see
+// key.PeriodKey): the counters that limit. Usage holds "YYYY-MM-DD" ->
+// requests admitted that UTC day, for the days the item still holds (the
+// current one, and the previous one until the next update removes it): a
+// counter that records, never limits.
 type Record struct {
-	Key *key.Key
-	RL  map[string]int64
-	Q   map[string]int64
+	Key   *key.Key
+	RL    map[string]int64
+	Q     map[string]int64
+	Usage map[string]int64
 }
 
 // VerifyInput is one verification: everything the conditional update checks
@@ -57,9 +62,14 @@ type VerifyInput struct {
 type VerifyResult struct {
 	// Admitted is true when every condition held and the counters moved.
 	Admitted bool
-	// Record is the item after the update when admitted, the item as the
-	// failed condition saw it otherwise, and nil when no such key exists.
+	// Record is the hot item after the update when admitted, the item as
+	// the failed condition saw it otherwise, and nil when no such key
+	// exists.
 	Record *Record
+	// WriteUnits is the write capacity DynamoDB reports the update
+	// consumed (ReturnConsumedCapacity): 1 for a key whose hot item is at
+	// most 1 KB, admitted or refused.
+	WriteUnits float64
 }
 
 // skew is how long after a window or period ends its counter is kept, so
@@ -67,21 +77,25 @@ type VerifyResult struct {
 // they still count in vanish.
 const skew = 5 * time.Second
 
-// Verify runs the one conditional UpdateItem of a verification on the key
-// item KEY#<hash>: it checks that the key exists, is neither revoked nor
+// Verify runs the one conditional UpdateItem of a verification on the
+// key's hot item KEY#<hash>: it checks that the key exists, is neither revoked nor
 // disabled, is inside its validity window, belongs to an accepted
 // environment, may use the method (type), holds the route's scopes, may call
 // the stage, and that no rate limit or quota would be exceeded; when all
 // hold it counts the request in every rate-limit window, spends Cost
-// credits of the quota, counts the day's usage and sets lastUsedAt, all in
-// the same write. A failed condition is not an error: the result carries the
-// item as the condition saw it, for the caller to tell the reasons apart.
-// Errors are fault.Unavailable or fault.Throttled.
+// credits of the quota, counts the day's usage (requests and credits) and
+// sets lastUsedAt, all in the same write. A failed condition is not an
+// error: the result carries the item as the condition saw it, for the
+// caller to tell the reasons apart. Errors are fault.Unavailable or
+// fault.Throttled; Throttled whenever an attempt of the request was
+// throttled, even when the error that ended it is a timeout (see
+// throttleSeen).
 func (s *Store) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	upd, err := buildVerify(in)
 	if err != nil {
 		return VerifyResult{}, err
 	}
+	ctx, throttled := watchThrottling(ctx)
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &s.table, Key: keyOf(KeyPK(in.Hash), keySK),
 		UpdateExpression:                    aws.String(upd.update),
@@ -90,20 +104,30 @@ func (s *Store) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error
 		ExpressionAttributeValues:           upd.values,
 		ReturnValues:                        ddb.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: ddb.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+		ReturnConsumedCapacity:              ddb.ReturnConsumedCapacityTotal,
+	}, throttleSeen)
 	if err != nil {
 		var ccf *ddb.ConditionalCheckFailedException
 		if !errors.As(err, &ccf) {
+			if throttled.Load() {
+				return VerifyResult{}, fault.Wrap(fault.Throttled, err, "verify key: throttled by DynamoDB")
+			}
 			return VerifyResult{}, mapErr(err, "verify key")
 		}
 		if len(ccf.Item) == 0 {
 			return VerifyResult{}, nil
 		}
+		// A refused update is charged too, by the item's size, but
+		// DynamoDB returns no consumed capacity with the exception.
 		rec, err := decodeRecord(ccf.Item)
 		return VerifyResult{Record: rec}, err
 	}
 	rec, err := decodeRecord(out.Attributes)
-	return VerifyResult{Admitted: true, Record: rec}, err
+	res := VerifyResult{Admitted: true, Record: rec}
+	if out.ConsumedCapacity != nil {
+		res.WriteUnits = aws.ToFloat64(out.ConsumedCapacity.CapacityUnits)
+	}
+	return res, err
 }
 
 // Refund takes back what an admitted Verify counted, for the rare request
@@ -112,9 +136,10 @@ func (s *Store) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error
 // and rec its record. Counters only ever go down by what was added, so a
 // refund can make a limit admit fewer requests, never more.
 func (s *Store) Refund(ctx context.Context, in VerifyInput, rec *Record) error {
-	names := map[string]string{"#u": "usage", "#d": key.UsageDay(in.Now)}
-	values := map[string]ddb.AttributeValue{":m1": num(-1)}
-	parts := []string{"#u.#d :m1"}
+	cost := max(in.Cost, 1)
+	names := map[string]string{"#u": attrUsage, "#sp": attrSpent, "#d": key.UsageDay(in.Now)}
+	values := map[string]ddb.AttributeValue{":m1": num(-1), ":mc": num(-cost)}
+	parts := []string{"#u.#d :m1", "#sp.#d :mc"}
 	k := rec.Key
 	for i, l := range k.RateLimits {
 		c := l.Counter(in.Now)
@@ -128,7 +153,6 @@ func (s *Store) Refund(ctx context.Context, in VerifyInput, rec *Record) error {
 	if k.Quota != nil {
 		if _, ok := rec.Q[k.Quota.PeriodKey(in.Now)]; ok {
 			names["#q"], names["#qp"] = "q", k.Quota.PeriodKey(in.Now)
-			values[":mc"] = num(-max(in.Cost, 1))
 			parts = append(parts, "#q.#qp :mc")
 		}
 	}
@@ -166,15 +190,13 @@ func buildVerify(in VerifyInput) (verifyExpr, error) {
 	nowMS := now.UnixMilli()
 	e := verifyExpr{
 		names: map[string]string{
-			"#en": "enabled", "#rv": "revokedAt", "#ex": "expiresAt", "#nb": "notBefore",
-			"#u": "usage", "#d": key.UsageDay(now), "#lu": "lastUsedAt",
+			"#en": "enabled", "#rv": "revokedAt", "#ex": "expiresAt", "#nb": "notBefore", "#lu": "lastUsedAt",
 		},
 		values: map[string]ddb.AttributeValue{
-			":t": &ddb.AttributeValueMemberBOOL{Value: true}, ":zero": num(0), ":one": num(1),
-			":now": num(nowMS),
+			":t": &ddb.AttributeValueMemberBOOL{Value: true}, ":now": num(nowMS),
 		},
 	}
-	var set, remove []string
+	var set, add, remove []string
 	cond := []string{
 		"attribute_exists(pk)", "#en = :t", "attribute_not_exists(#rv)",
 		"(attribute_not_exists(#ex) OR #ex > :now)", "(attribute_not_exists(#nb) OR #nb <= :now)",
@@ -237,8 +259,12 @@ func buildVerify(in VerifyInput) (verifyExpr, error) {
 	}
 
 	current := map[string]bool{}
+	if len(limits) > 0 || quota != nil {
+		e.values[":zero"] = num(0)
+	}
 	if len(limits) > 0 {
-		e.names["#rl"] = "rl"
+		e.names["#rl"] = attrRL
+		e.values[":one"] = num(1)
 	}
 	for i, l := range limits {
 		n, lim := "#c"+strconv.Itoa(i), ":l"+strconv.Itoa(i)
@@ -264,19 +290,35 @@ func buildVerify(in VerifyInput) (verifyExpr, error) {
 			cond = append(cond, "(attribute_not_exists(#q.#qp) OR #q.#qp <= :qlim)")
 		}
 	}
-	set = append(set, "#u.#d = if_not_exists(#u.#d, :zero) + :one", "#lu = :now")
+	set = append(set, "#lu = :now")
+	add = countUsage(&e, now, 1, cost)
+	current["u:"+key.UsageDay(now)] = true
 
-	// Counters of windows and periods that ended (more than skew ago) go, so
-	// the item stays small. Only counters the caller has seen can be named.
+	// Counters of windows, periods and days that ended (more than skew
+	// ago) go, so the item stays small. Only counters the caller has seen
+	// can be named.
 	if in.Known != nil {
 		remove = staleCounters(in.Known, now, current, e.names)
 	}
-	e.update = "SET " + strings.Join(set, ", ")
+	e.update = "SET " + strings.Join(set, ", ") + " ADD " + strings.Join(add, ", ")
 	if len(remove) > 0 {
 		e.update += " REMOVE " + strings.Join(remove, ", ")
 	}
 	e.cond = strings.Join(cond, " AND ")
 	return e, nil
+}
+
+// countUsage returns the ADD clauses that record requests admitted and
+// credits spent on the UTC day of now in the hot item's usage counters:
+// usage["YYYY-MM-DD"] and spent["YYYY-MM-DD"]. They record and never
+// limit (the limits have their own counters, rl and q), so a write may
+// add usage it did not admit itself, and an ADD of a negative amount takes
+// usage back (Refund). The usage consumer (internal/usage) turns their
+// changes into usage history from the table's stream.
+func countUsage(e *verifyExpr, now time.Time, requests, credits int64) []string {
+	e.names["#u"], e.names["#sp"], e.names["#d"] = attrUsage, attrSpent, key.UsageDay(now)
+	e.values[":ur"], e.values[":uc"] = num(requests), num(credits)
+	return []string{"#u.#d :ur", "#sp.#d :uc"}
 }
 
 // maxRemovals bounds the REMOVE clause, so an item that collected many
@@ -320,20 +362,38 @@ func staleCounters(rec *Record, now time.Time, current map[string]bool, names ma
 			out = append(out, "#q."+n)
 		}
 	}
+	// A day's usage counters go once the day ended more than skew ago:
+	// the consumer has its final values from the stream by then (the
+	// update that removes them carries them in its old image).
+	today := key.UsageDay(now.Add(-skew))
+	for d := range rec.Usage {
+		if len(out) >= maxRemovals-1 {
+			return out
+		}
+		if current["u:"+d] || d >= today {
+			continue
+		}
+		n := "#x" + strconv.Itoa(len(out))
+		names[n], names["#u"], names["#sp"] = d, attrUsage, attrSpent
+		out = append(out, "#u."+n, "#sp."+n)
+	}
 	return out
 }
 
 func decodeRecord(av map[string]ddb.AttributeValue) (*Record, error) {
-	k, it, err := decodeKey(av)
+	k, it, err := decodeHot(av)
 	if err != nil {
 		return nil, err
 	}
-	rl, q := it.RL, it.Q
+	rl, q, u := it.RL, it.Q, it.Usage
 	if rl == nil {
 		rl = map[string]int64{}
 	}
 	if q == nil {
 		q = map[string]int64{}
 	}
-	return &Record{Key: k, RL: rl, Q: q}, nil
+	if u == nil {
+		u = map[string]int64{}
+	}
+	return &Record{Key: k, RL: rl, Q: q, Usage: u}, nil
 }

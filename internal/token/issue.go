@@ -82,7 +82,7 @@ func (is *Issuer) Issue(ctx context.Context, k *key.Key, r Request, now time.Tim
 	if !exp.After(now) {
 		return Issued{}, fault.Errorf(fault.Invalid, "the key is %s", key.Expired)
 	}
-	plan, _ := k.Metadata["plan"].(string)
+	plan := key.PlanOf(k)
 	c := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: is.s.Issuer, Subject: k.ID, Audience: jwt.ClaimStrings{is.s.Audience},

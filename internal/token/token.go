@@ -121,7 +121,7 @@ func (c *Claims) Key() (*key.Key, error) {
 		AllowedOrigins: c.AllowedOrigins, AllowedCIDRs: cidrs,
 	}
 	if c.Plan != "" {
-		k.Metadata = map[string]any{"plan": c.Plan}
+		k.Metadata = map[string]any{key.PlanField: c.Plan}
 	}
 	return k, nil
 }
