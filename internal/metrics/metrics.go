@@ -23,6 +23,13 @@ const (
 	// OutcomeDimension names the dimension; the empty dimension set is
 	// emitted too, for totals.
 	OutcomeDimension = "Outcome"
+
+	// The usage consumer's metrics, one line per batch: stream records
+	// read, usage changes among them, and records it could not read and
+	// skipped (an alarm watches these).
+	UsageRecords = "UsageRecords"
+	UsageChanges = "UsageChanges"
+	UsageSkipped = "UsageSkipped"
 )
 
 // EMF writes metric lines to a writer (os.Stdout in Lambda).
@@ -57,6 +64,26 @@ func (m *EMF) Verification(at time.Time, outcome string, latency time.Duration, 
 	}
 	b = append(b, `,"`+DynamoDBCalls+`":`...)
 	b = strconv.AppendInt(b, int64(calls), 10)
+	b = append(b, "}\n"...)
+	m.buf = b
+	_, _ = m.w.Write(b)
+}
+
+// UsageBatch records one batch of the usage consumer.
+func (m *EMF) UsageBatch(at time.Time, records, changes, skipped int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.buf[:0]
+	b = append(b, `{"_aws":{"Timestamp":`...)
+	b = strconv.AppendInt(b, at.UnixMilli(), 10)
+	b = append(b, `,"CloudWatchMetrics":[{"Namespace":"`+Namespace+`","Dimensions":[[]],"Metrics":[`+
+		`{"Name":"`+UsageRecords+`","Unit":"Count"},{"Name":"`+UsageChanges+`","Unit":"Count"},`+
+		`{"Name":"`+UsageSkipped+`","Unit":"Count"}]}]},"`+UsageRecords+`":`...)
+	b = strconv.AppendInt(b, int64(records), 10)
+	b = append(b, `,"`+UsageChanges+`":`...)
+	b = strconv.AppendInt(b, int64(changes), 10)
+	b = append(b, `,"`+UsageSkipped+`":`...)
+	b = strconv.AppendInt(b, int64(skipped), 10)
 	b = append(b, "}\n"...)
 	m.buf = b
 	_, _ = m.w.Write(b)

@@ -53,3 +53,30 @@ func TestVerificationLineIsEMF(t *testing.T) {
 		}
 	}
 }
+
+// The usage consumer's line is EMF too: every metric it declares has a
+// value, and the values are the batch's.
+func TestUsageBatchLineIsEMF(t *testing.T) {
+	var b bytes.Buffer
+	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	metrics.New(&b).UsageBatch(at, 100, 97, 1)
+	var doc struct {
+		AWS struct {
+			CloudWatchMetrics []struct {
+				Namespace string
+				Metrics   []struct{ Name, Unit string }
+			}
+		} `json:"_aws"`
+		UsageRecords, UsageChanges, UsageSkipped float64
+	}
+	if err := json.Unmarshal(b.Bytes(), &doc); err != nil || doc.UsageRecords != 100 || doc.UsageChanges != 97 || doc.UsageSkipped != 1 {
+		t.Fatalf("line %s: %+v %v", b.String(), doc, err)
+	}
+	var raw map[string]any
+	_ = json.Unmarshal(b.Bytes(), &raw)
+	for _, metric := range doc.AWS.CloudWatchMetrics[0].Metrics {
+		if _, ok := raw[metric.Name]; !ok {
+			t.Errorf("metric %s is declared but has no value", metric.Name)
+		}
+	}
+}

@@ -24,6 +24,10 @@ const (
 	ownerPrefix = "OWNER#"
 )
 
+// HotSK is the sort key of every hot item, and of no other item: the usage
+// consumer's filter (on the stream) keeps the records that carry it.
+const HotSK = keySK
+
 // KeyPK is the partition key of the hot item of the key whose hash is h.
 func KeyPK(h apikey.Hash) string { return keyPrefix + h.String() }
 
@@ -41,6 +45,8 @@ const (
 	attrQ     = "q"
 	attrUsage = "usage"
 	attrSpent = "spent"
+	// attrUseq numbers the changes of the usage counters (see countUsage).
+	attrUseq = "useq"
 )
 
 // recordItem is a key's record item (ID#<id>): every setting of the key

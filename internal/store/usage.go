@@ -20,29 +20,27 @@ import (
 )
 
 // Usage history (see doc.go, "Usage history"): the usage consumer turns
-// the stream records of hot items into usage items, all in the partition
-// of the key's owner:
+// the stream records of hot items into usage items, in the partition of
+// the key's owner:
 //
-//	USAGE#<owner>  K#<day>#<keyId>   one key's day: n (requests) c (credits)
-//	                                 sh sq (the stream shard and sequence
-//	                                 number of the last record applied) ttl
-//	USAGE#<owner>  T#<day>#<shard>   the owner's day, as one stream shard saw
-//	                                 it: n c sq ttl
+//	USAGE#<owner>  K#<day>#<keyId>  a key's day: n (requests) c (credits) sq
+//	                                (the hot item's useq of the last change
+//	                                applied) keyId day ttl
+//	USAGE#<owner>  T#<day>          the owner's day: gen (bumped after every
+//	                                batch that changed one of its key's days)
+//	                                tn tc tgen (its totals, valid while tgen
+//	                                = gen) day ttl
 const (
 	usagePrefix  = "USAGE#"
 	keyDayPrefix = "K#"
 	ownDayPrefix = "T#"
-	// seqDigits is the width sequence numbers are stored at: DynamoDB
-	// Streams' are decimal, 21 to 40 digits, so zero-padded to 40 the
-	// order of strings is the order of numbers.
-	seqDigits = 40
 )
 
 // UsagePK is the partition key of an owner's usage items.
 func UsagePK(owner string) string { return usagePrefix + owner }
 
-func keyDaySK(day, keyID string) string   { return keyDayPrefix + day + "#" + keyID }
-func ownerDaySK(day, shard string) string { return ownDayPrefix + day + "#" + shard }
+func keyDaySK(day, keyID string) string { return keyDayPrefix + day + "#" + keyID }
+func ownerDaySK(day string) string      { return ownDayPrefix + day }
 
 // DayCount is a day's usage: requests admitted and credits spent.
 type DayCount struct {
@@ -70,8 +68,10 @@ type UsageDelta struct {
 // UsageRecord is one stream record of a key's hot item, reduced to what it
 // changed of the key's usage.
 type UsageRecord struct {
-	// Seq is the record's sequence number in its stream shard.
-	Seq     string
+	// Seq is the hot item's useq after the change: every write that moves
+	// its usage counters adds 1 to it, so it orders a key's changes and
+	// names each one, whatever stream shard carries it.
+	Seq     int64
 	KeyID   string
 	OwnerID string
 	// Deltas holds the days whose counters the change moved (never a
@@ -86,6 +86,7 @@ type usageImage struct {
 	OwnerID string           `dynamodbav:"ownerId"`
 	Usage   map[string]int64 `dynamodbav:"usage"`
 	Spent   map[string]int64 `dynamodbav:"spent"`
+	Seq     int64            `dynamodbav:"useq"`
 }
 
 // UsageChange reads one stream record of the table: its item's keys and its
@@ -100,7 +101,7 @@ type usageImage struct {
 // (a writer whose clock lags, an ADD of usage admitted earlier) counts what
 // it holds, so the history stays exact whatever order the days are
 // written in.
-func UsageChange(seq string, keys, old, new map[string]ddb.AttributeValue) (UsageRecord, bool, error) {
+func UsageChange(keys, old, new map[string]ddb.AttributeValue) (UsageRecord, bool, error) {
 	pk, _ := keys[schema.PK].(*ddb.AttributeValueMemberS)
 	sk, _ := keys[schema.SK].(*ddb.AttributeValueMemberS)
 	if pk == nil || sk == nil || sk.Value != keySK || !strings.HasPrefix(pk.Value, keyPrefix) {
@@ -113,7 +114,7 @@ func UsageChange(seq string, keys, old, new map[string]ddb.AttributeValue) (Usag
 	if err := attributevalue.UnmarshalMap(new, &n); err != nil {
 		return UsageRecord{}, false, fault.Wrap(fault.Invalid, err, "decode new image")
 	}
-	r := UsageRecord{Seq: seq, KeyID: n.ID, OwnerID: n.OwnerID}
+	r := UsageRecord{Seq: n.Seq, KeyID: n.ID, OwnerID: n.OwnerID}
 	if r.KeyID == "" {
 		r.KeyID, r.OwnerID = o.ID, o.OwnerID
 	}
@@ -140,6 +141,9 @@ func UsageChange(seq string, keys, old, new map[string]ddb.AttributeValue) (Usag
 	if r.KeyID == "" || r.OwnerID == "" {
 		return UsageRecord{}, false, fault.Errorf(fault.Invalid, "hot item %s has no id or owner", pk.Value)
 	}
+	if n.Seq <= o.Seq {
+		return UsageRecord{}, false, fault.Errorf(fault.Invalid, "hot item of key %s changed its usage without a new useq (%d, was %d)", r.KeyID, n.Seq, o.Seq)
+	}
 	for _, d := range days {
 		if _, err := time.Parse(time.DateOnly, d.Day); err != nil {
 			return UsageRecord{}, false, fault.Errorf(fault.Invalid, "hot item of key %s counts usage on %q, not a day", r.KeyID, d.Day)
@@ -150,92 +154,95 @@ func UsageChange(seq string, keys, old, new map[string]ddb.AttributeValue) (Usag
 	return r, true, nil
 }
 
-// usageTarget is one usage item a batch changes, with the records that
-// change it, in stream order.
-type usageTarget struct {
-	pk, sk  string
-	keyID   string // "" for an owner's day
-	day     string
-	records []targetRecord
+// keyDay is one key's day that a batch changes, with its records in useq
+// order.
+type keyDay struct {
+	owner, keyID, day string
+	records           []dayRecord
 }
 
-type targetRecord struct {
-	seq  string // zero-padded
-	n, c int64
-}
-
-// padSeq zero-pads a sequence number to seqDigits; ok is false for
-// anything that is not one.
-func padSeq(seq string) (string, bool) {
-	if seq == "" || len(seq) > seqDigits {
-		return "", false
-	}
-	for i := 0; i < len(seq); i++ {
-		if seq[i] < '0' || seq[i] > '9' {
-			return "", false
-		}
-	}
-	return strings.Repeat("0", seqDigits-len(seq)) + seq, true
+type dayRecord struct {
+	seq, n, c int64
 }
 
 // usageWriters bounds the usage writes RecordUsage runs at once.
 const usageWriters = 8
 
-// RecordUsage applies the usage records of one batch of one stream shard
-// (in stream order) to the usage items, exactly once however often the
-// batch, or any part of it, is delivered again: each usage item remembers
-// the sequence number of the last record it took (and, for a key's day,
-// the shard), and a write takes only records after it. It writes each item
-// the batch touches once: a key's day per key and day, and the owner's day
-// as this shard saw it per owner and day (an owner's totals are the sum of
-// those, so no two shards ever write the same item). Usage items are kept
-// for retention after their day ends (DynamoDB's TTL deletes them).
+// RecordUsage applies the usage records of one batch of the stream to the
+// usage items, exactly once however often the batch, or any part of it, is
+// delivered again: a key's day remembers the useq of the last change it
+// took, and a write takes only changes after it. A key's changes reach the
+// stream in the order they were made, and Lambda (and the local stack's
+// poller) hands a key's records to the consumer in that order, so a change
+// at or below the mark has been applied.
 //
-// Records of one shard arrive in order and a key's records move to a
-// child shard only after its parent shard is done (how Lambda reads
-// DynamoDB Streams, and the local stack's poller too); so a key's day
-// whose last record came from another shard has taken none of this one's.
-func (s *Store) RecordUsage(ctx context.Context, shard string, recs []UsageRecord, retention time.Duration) error {
-	if shard == "" || strings.Contains(shard, "#") {
-		return fault.Errorf(fault.Invalid, "usage from a shard without a usable id %q", shard)
-	}
-	targets := map[[2]string]*usageTarget{}
+// It writes each key's day the batch touches once, then bumps the
+// generation of each owner's day it touched, which tells readers that the
+// owner's cached totals of that day are stale (see OwnerUsage). Usage items
+// are kept for retention after their day ends (DynamoDB's TTL deletes
+// them).
+func (s *Store) RecordUsage(ctx context.Context, recs []UsageRecord, retention time.Duration) error {
+	days := map[[2]string]*keyDay{}
 	var order [][2]string
-	add := func(pk, sk, keyID, day string, r targetRecord) {
-		id := [2]string{pk, sk}
-		t := targets[id]
-		if t == nil {
-			t = &usageTarget{pk: pk, sk: sk, keyID: keyID, day: day}
-			targets[id] = t
-			order = append(order, id)
-		}
-		t.records = append(t.records, r)
-	}
+	owners := map[[2]string]bool{}
+	var ownerDays [][2]string
 	for _, r := range recs {
-		seq, ok := padSeq(r.Seq)
-		if !ok {
-			return fault.Errorf(fault.Invalid, "usage record with sequence number %q", r.Seq)
-		}
 		for _, d := range r.Deltas {
-			tr := targetRecord{seq: seq, n: d.Requests, c: d.Credits}
-			add(UsagePK(r.OwnerID), keyDaySK(d.Day, r.KeyID), r.KeyID, d.Day, tr)
-			add(UsagePK(r.OwnerID), ownerDaySK(d.Day, shard), "", d.Day, tr)
+			id := [2]string{r.KeyID, d.Day}
+			kd := days[id]
+			if kd == nil {
+				kd = &keyDay{owner: r.OwnerID, keyID: r.KeyID, day: d.Day}
+				days[id] = kd
+				order = append(order, id)
+			}
+			kd.records = append(kd.records, dayRecord{seq: r.Seq, n: d.Requests, c: d.Credits})
+			if od := [2]string{r.OwnerID, d.Day}; !owners[od] {
+				owners[od] = true
+				ownerDays = append(ownerDays, od)
+			}
 		}
 	}
+	err := parallel(len(order), func(i int) error {
+		kd := days[order[i]]
+		sort.SliceStable(kd.records, func(a, b int) bool { return kd.records[a].seq < kd.records[b].seq })
+		return s.applyKeyDay(ctx, kd, retention)
+	})
+	if err != nil {
+		return err
+	}
+	// Only after every key's day is written: a reader that sees the new
+	// generation then sees those writes too.
+	return parallel(len(ownerDays), func(i int) error {
+		od := ownerDays[i]
+		ttl, err := usageTTL(od[1], retention)
+		if err != nil {
+			return err
+		}
+		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: &s.table, Key: keyOf(UsagePK(od[0]), ownerDaySK(od[1])),
+			UpdateExpression:          aws.String("ADD #g :one SET #d = :d, #t = :t"),
+			ExpressionAttributeNames:  map[string]string{"#g": "gen", "#d": "day", "#t": schema.TTL},
+			ExpressionAttributeValues: map[string]ddb.AttributeValue{":one": num(1), ":d": str(od[1]), ":t": num(ttl)},
+		})
+		return mapErr(err, "record owner usage")
+	})
+}
+
+// parallel runs f for 0..n-1, at most usageWriters at once, and returns the
+// first error.
+func parallel(n int, f func(i int) error) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first error
 		sem   = make(chan struct{}, usageWriters)
 	)
-	for _, id := range order {
-		t := targets[id]
-		sort.SliceStable(t.records, func(i, j int) bool { return t.records[i].seq < t.records[j].seq })
+	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := s.applyUsage(ctx, shard, t, retention); err != nil {
+			if err := f(i); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = err
@@ -248,18 +255,26 @@ func (s *Store) RecordUsage(ctx context.Context, shard string, recs []UsageRecor
 	return first
 }
 
-// applyUsage writes one usage item: it adds the records after the item's
-// mark and moves the mark to the last of them, conditional on the mark
-// being what it was read as; a condition that fails returns the item,
-// whose mark says which records are still to add.
-func (s *Store) applyUsage(ctx context.Context, shard string, t *usageTarget, retention time.Duration) error {
-	day, err := time.Parse(time.DateOnly, t.day)
+// usageTTL is when DynamoDB deletes the usage items of day: retention after
+// the day ends.
+func usageTTL(day string, retention time.Duration) (int64, error) {
+	t, err := time.Parse(time.DateOnly, day)
 	if err != nil {
-		return fault.Errorf(fault.Invalid, "usage on %q, not a day", t.day)
+		return 0, fault.Errorf(fault.Invalid, "usage on %q, not a day", day)
 	}
-	ttl := day.AddDate(0, 0, 1).Add(retention).Unix()
-	recs := t.records
-	mark := "" // the item's mark, once a refused write has shown it
+	return t.AddDate(0, 0, 1).Add(retention).Unix(), nil
+}
+
+// applyKeyDay writes one key's day: it adds the changes after the item's
+// mark and moves the mark to the last of them, conditional on the mark
+// being below the first; a refused write returns the item, whose mark says
+// which changes are still to add (those of a batch delivered again in part).
+func (s *Store) applyKeyDay(ctx context.Context, kd *keyDay, retention time.Duration) error {
+	ttl, err := usageTTL(kd.day, retention)
+	if err != nil {
+		return err
+	}
+	recs := kd.records
 	for attempt := 0; attempt < 3; attempt++ {
 		if len(recs) == 0 {
 			return nil
@@ -268,58 +283,45 @@ func (s *Store) applyUsage(ctx context.Context, shard string, t *usageTarget, re
 		for _, r := range recs {
 			n, c = n+r.n, c+r.c
 		}
-		names := map[string]string{"#n": "n", "#c": "c", "#sq": "sq", "#d": "day", "#t": schema.TTL}
-		values := map[string]ddb.AttributeValue{
-			":n": num(n), ":c": num(c), ":last": str(recs[len(recs)-1].seq), ":d": str(t.day), ":t": num(ttl),
-		}
-		set := "#sq = :last, #d = :d, #t = :t"
-		var cond string
-		switch {
-		case mark == "" && t.keyID == "":
-			cond, values[":first"] = "attribute_not_exists(#sq) OR #sq < :first", str(recs[0].seq)
-		case mark == "":
-			cond, values[":first"] = "attribute_not_exists(#sq) OR #sh <> :sh OR #sq < :first", str(recs[0].seq)
-		case t.keyID == "":
-			cond, values[":mark"] = "#sq = :mark", str(mark)
-		default:
-			cond, values[":mark"] = "#sh = :sh AND #sq = :mark", str(mark)
-		}
-		if t.keyID != "" {
-			names["#sh"], names["#k"] = "sh", "keyId"
-			values[":sh"], values[":k"] = str(shard), str(t.keyID)
-			set += ", #sh = :sh, #k = :k"
-		}
 		_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: &s.table, Key: keyOf(t.pk, t.sk),
-			UpdateExpression:                    aws.String("ADD #n :n, #c :c SET " + set),
-			ConditionExpression:                 aws.String(cond),
-			ExpressionAttributeNames:            names,
-			ExpressionAttributeValues:           values,
+			TableName: &s.table, Key: keyOf(UsagePK(kd.owner), keyDaySK(kd.day, kd.keyID)),
+			UpdateExpression:    aws.String("ADD #n :n, #c :c SET #sq = :last, #k = :k, #d = :d, #t = :t"),
+			ConditionExpression: aws.String("attribute_not_exists(#sq) OR #sq < :first"),
+			ExpressionAttributeNames: map[string]string{
+				"#n": "n", "#c": "c", "#sq": "sq", "#k": "keyId", "#d": "day", "#t": schema.TTL,
+			},
+			ExpressionAttributeValues: map[string]ddb.AttributeValue{
+				":n": num(n), ":c": num(c), ":first": num(recs[0].seq), ":last": num(recs[len(recs)-1].seq),
+				":k": str(kd.keyID), ":d": str(kd.day), ":t": num(ttl),
+			},
 			ReturnValuesOnConditionCheckFailure: ddb.ReturnValuesOnConditionCheckFailureAllOld,
 		})
 		var ccf *ddb.ConditionalCheckFailedException
 		if !errors.As(err, &ccf) {
 			return mapErr(err, "record usage")
 		}
-		// Part of the batch was applied already (a retried or bisected
-		// batch): keep the records after the item's mark.
-		m, _ := ccf.Item["sq"].(*ddb.AttributeValueMemberS)
-		if m == nil {
-			return fault.Errorf(fault.Unavailable, "usage item %s %s refused a write but has no mark", t.pk, t.sk)
+		var it struct {
+			Seq int64 `dynamodbav:"sq"`
 		}
-		mark = m.Value
-		recs = recs[sort.Search(len(recs), func(i int) bool { return recs[i].seq > mark }):]
+		if err := attributevalue.UnmarshalMap(ccf.Item, &it); err != nil {
+			return fault.Wrap(fault.Internal, err, "decode usage mark")
+		}
+		recs = recs[sort.Search(len(recs), func(i int) bool { return recs[i].seq > it.Seq }):]
 	}
-	return fault.Errorf(fault.Unavailable, "usage item %s %s kept changing", t.pk, t.sk)
+	return fault.Errorf(fault.Unavailable, "usage of key %s on %s kept changing", kd.keyID, kd.day)
 }
 
-// usageItem is a usage item as DynamoDB holds it.
+// usageItem is a usage item as DynamoDB holds it: a key's day, or an
+// owner's day.
 type usageItem struct {
-	SK    string `dynamodbav:"sk"`
 	KeyID string `dynamodbav:"keyId"`
 	Day   string `dynamodbav:"day"`
 	N     int64  `dynamodbav:"n"`
 	C     int64  `dynamodbav:"c"`
+	Gen   int64  `dynamodbav:"gen"`
+	TN    int64  `dynamodbav:"tn"`
+	TC    int64  `dynamodbav:"tc"`
+	TGen  int64  `dynamodbav:"tgen"`
 }
 
 // daysOf lists the UTC days from from to to, inclusive.
@@ -384,22 +386,55 @@ func (s *Store) Usage(ctx context.Context, id string, from, to time.Time) ([]Day
 }
 
 // OwnerUsage returns an owner's usage per UTC day from from to to
-// inclusive, days without usage included as zero: one Query of the owner's
-// daily totals (one item per day and stream shard), whatever the number of
-// keys. It is what the usage consumer has recorded: it trails the
-// verifications by the consumer's batching window (see docs/usage.md).
+// inclusive, days without usage included as zero. It is what the usage
+// consumer has recorded, so it trails the verifications by the consumer's
+// batching window (docs/usage.md), and it is always the sum of the owner's
+// keys' usage (OwnerKeyUsage).
+//
+// One Query reads the owner's days. A day's totals are cached on its item
+// and valid while the consumer has not changed the day since (tgen = gen);
+// a day changed since (today, mostly) is summed from its keys' days (one
+// Query of that day) and its totals are cached again, conditional on the
+// generation read before the sum: a consumer that bumped it meanwhile wrote
+// its keys' days before, so the cache never holds a sum that misses a
+// change it claims to include.
 func (s *Store) OwnerUsage(ctx context.Context, owner string, from, to time.Time) ([]DayCount, error) {
 	if err := key.ValidateOwner(owner); err != nil {
 		return nil, err
 	}
 	days := daysOf(from, to)
+	var stale []usageItem
 	got := map[string]DayCount{}
-	_, err := s.queryUsage(ctx, owner, ownDayPrefix, days, nil, 0, func(it usageItem) {
-		c := got[it.Day]
-		got[it.Day] = DayCount{Day: it.Day, Count: c.Count + it.N, Credits: c.Credits + it.C}
+	_, err := s.queryUsage(ctx, owner, ownDayPrefix, days[0], days[len(days)-1], nil, 0, func(it usageItem) {
+		if it.TGen == it.Gen && it.Gen > 0 {
+			got[it.Day] = DayCount{Day: it.Day, Count: it.TN, Credits: it.TC}
+		} else {
+			stale = append(stale, it)
+		}
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, od := range stale {
+		var sum DayCount
+		_, err := s.queryUsage(ctx, owner, keyDayPrefix, od.Day, od.Day, nil, 0, func(it usageItem) {
+			sum.Count, sum.Credits = sum.Count+it.N, sum.Credits+it.C
+		})
+		if err != nil {
+			return nil, err
+		}
+		got[od.Day] = sum
+		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: &s.table, Key: keyOf(UsagePK(owner), ownerDaySK(od.Day)),
+			UpdateExpression:          aws.String("SET #tn = :n, #tc = :c, #tg = :g"),
+			ConditionExpression:       aws.String("#g = :g"),
+			ExpressionAttributeNames:  map[string]string{"#tn": "tn", "#tc": "tc", "#tg": "tgen", "#g": "gen"},
+			ExpressionAttributeValues: map[string]ddb.AttributeValue{":n": num(sum.Count), ":c": num(sum.Credits), ":g": num(od.Gen)},
+		})
+		var ccf *ddb.ConditionalCheckFailedException
+		if err != nil && !errors.As(err, &ccf) {
+			return nil, mapErr(err, "cache owner usage")
+		}
 	}
 	res := make([]DayCount, len(days))
 	for i, d := range days {
@@ -442,7 +477,7 @@ func (s *Store) OwnerKeyUsage(ctx context.Context, owner string, from, to time.T
 		}
 	}
 	var p KeyUsagePage
-	last, err := s.queryUsage(ctx, owner, keyDayPrefix, days, start, limit, func(it usageItem) {
+	last, err := s.queryUsage(ctx, owner, keyDayPrefix, days[0], days[len(days)-1], start, limit, func(it usageItem) {
 		if it.N != 0 || it.C != 0 {
 			p.Rows = append(p.Rows, KeyDayCount{KeyID: it.KeyID, DayCount: DayCount{Day: it.Day, Count: it.N, Credits: it.C}})
 		}
@@ -458,18 +493,19 @@ func (s *Store) OwnerKeyUsage(ctx context.Context, owner string, from, to time.T
 	return p, nil
 }
 
-// queryUsage reads an owner's usage items of one kind (prefix) for days,
-// in sort key order, from start (nil for the beginning): every page when
-// limit is 0; else one page of limit items, and the key to continue after
-// (nil at the end).
-func (s *Store) queryUsage(ctx context.Context, owner, prefix string, days []string, start map[string]ddb.AttributeValue, limit int, each func(usageItem)) (map[string]ddb.AttributeValue, error) {
+// queryUsage reads, strongly consistent, an owner's usage items of one kind
+// (prefix) for the days from first to last, in sort key order, from start
+// (nil for the beginning): every page when limit is 0; else one page of
+// limit items, and the key to continue after (nil at the end).
+func (s *Store) queryUsage(ctx context.Context, owner, prefix, first, last string, start map[string]ddb.AttributeValue, limit int, each func(usageItem)) (map[string]ddb.AttributeValue, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                aws.String(s.table),
 		KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi"),
 		ExpressionAttributeNames: map[string]string{"#pk": schema.PK, "#sk": schema.SK},
 		ExpressionAttributeValues: map[string]ddb.AttributeValue{
-			":pk": str(UsagePK(owner)), ":lo": str(prefix + days[0] + "#"), ":hi": str(prefix + days[len(days)-1] + "#~"),
+			":pk": str(UsagePK(owner)), ":lo": str(prefix + first), ":hi": str(prefix + last + "~"),
 		},
+		ConsistentRead:    aws.Bool(true),
 		ExclusiveStartKey: start,
 	}
 	if limit > 0 {

@@ -137,9 +137,9 @@ func (s *Store) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error
 // refund can make a limit admit fewer requests, never more.
 func (s *Store) Refund(ctx context.Context, in VerifyInput, rec *Record) error {
 	cost := max(in.Cost, 1)
-	names := map[string]string{"#u": attrUsage, "#sp": attrSpent, "#d": key.UsageDay(in.Now)}
-	values := map[string]ddb.AttributeValue{":m1": num(-1), ":mc": num(-cost)}
-	parts := []string{"#u.#d :m1", "#sp.#d :mc"}
+	names := map[string]string{"#u": attrUsage, "#sp": attrSpent, "#d": key.UsageDay(in.Now), "#us": attrUseq}
+	values := map[string]ddb.AttributeValue{":m1": num(-1), ":mc": num(-cost), ":p1": num(1)}
+	parts := []string{"#u.#d :m1", "#sp.#d :mc", "#us :p1"}
 	k := rec.Key
 	for i, l := range k.RateLimits {
 		c := l.Counter(in.Now)
@@ -313,12 +313,14 @@ func buildVerify(in VerifyInput) (verifyExpr, error) {
 // usage["YYYY-MM-DD"] and spent["YYYY-MM-DD"]. They record and never
 // limit (the limits have their own counters, rl and q), so a write may
 // add usage it did not admit itself, and an ADD of a negative amount takes
-// usage back (Refund). The usage consumer (internal/usage) turns their
-// changes into usage history from the table's stream.
+// usage back (Refund). Every write that moves them adds 1 to useq, which
+// numbers the item's usage changes: the usage consumer (internal/usage)
+// turns the changes into usage history from the table's stream, each
+// exactly once by its number.
 func countUsage(e *verifyExpr, now time.Time, requests, credits int64) []string {
-	e.names["#u"], e.names["#sp"], e.names["#d"] = attrUsage, attrSpent, key.UsageDay(now)
-	e.values[":ur"], e.values[":uc"] = num(requests), num(credits)
-	return []string{"#u.#d :ur", "#sp.#d :uc"}
+	e.names["#u"], e.names["#sp"], e.names["#d"], e.names["#us"] = attrUsage, attrSpent, key.UsageDay(now), attrUseq
+	e.values[":ur"], e.values[":uc"], e.values[":us"] = num(requests), num(credits), num(1)
+	return []string{"#u.#d :ur", "#sp.#d :uc", "#us :us"}
 }
 
 // maxRemovals bounds the REMOVE clause, so an item that collected many
