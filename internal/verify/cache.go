@@ -23,6 +23,11 @@ type entry struct {
 	// deniedReason without a call until then (the window's end, capped).
 	deniedUntil  time.Time
 	deniedReason gateway.Reason
+	// quotaLeft is, for a quota denial, the credits the quota had left
+	// when it refused: a request that costs no more than that (a cheaper
+	// route) may still be admitted, so only dearer ones are refused from
+	// the cache.
+	quotaLeft int64
 	// retryAt is when the limit frees up (the window's or period's end,
 	// zero for a total quota), for retryAfterSeconds; deniedUntil may be
 	// earlier, as it is capped.

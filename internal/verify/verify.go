@@ -314,7 +314,7 @@ func (v *Verifier) local(req *Request, now time.Time) (l local, d Decision, done
 		return l, d, false
 	}
 	d.Key = e.rec.Key
-	if now.Before(e.deniedUntil) {
+	if now.Before(e.deniedUntil) && (e.deniedReason != gateway.QuotaExceeded || l.route.Cost > e.quotaLeft) {
 		d.Reason, d.RetryAfter = e.deniedReason, retryAfter(now, e.retryAt)
 		if r := v.check(e.rec.Key, req, l.route, now); r != "" {
 			d.Reason, d.RetryAfter = r, 0 // a refusal that comes first in the order
@@ -471,6 +471,9 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 			if r, until := overLimit(rec, now, in.Cost); r != "" {
 				e := entry{rec: rec, readAt: now, admittedAt: l.e.admittedAt, deniedReason: r, retryAt: until,
 					deniedUntil: now.Add(min(v.o.CacheTTL, maxDenyCache))}
+				if q := rec.Key.Quota; r == gateway.QuotaExceeded {
+					e.quotaLeft = q.Limit - rec.Q[q.PeriodKey(now)]
+				}
 				if !until.IsZero() {
 					e.deniedUntil = minTime(until, now.Add(maxDenyCache))
 				}
