@@ -15,19 +15,25 @@
 package localstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"regexp"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	st "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Handler takes one batch; an error delivers the batch again.
@@ -74,7 +80,43 @@ func Client(endpoint string) *dynamodbstreams.Client {
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
+		APIOptions:   []func(*middleware.Stack) error{fixEmptyMaps},
 	})
+}
+
+// emptyValue is an attribute value with no type, as DynamoDB Local writes
+// an empty map in a stream image ("rl":{} where DynamoDB writes
+// "rl":{"M":{}}); the SDK cannot read it and misreads the attribute as a
+// neighbour's value. An attribute value always has exactly one type, so
+// "name":{} is never anything else. (The map's content, "M":{}, is left
+// alone: keygate names no attribute M.)
+var emptyValue = regexp.MustCompile(`("(?:[^"\\]|\\.)*"):\{\}`)
+
+// fixEmptyMaps rewrites DynamoDB Local's empty maps in GetRecords
+// responses into what DynamoDB sends, before the SDK reads them.
+func fixEmptyMaps(stack *middleware.Stack) error {
+	return stack.Deserialize.Insert(middleware.DeserializeMiddlewareFunc("keygateFixEmptyMaps",
+		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleDeserialize(ctx, in)
+			resp, ok := out.RawResponse.(*smithyhttp.Response)
+			if err != nil || !ok || resp.Body == nil || awsmiddleware.GetOperationName(ctx) != "GetRecords" {
+				return out, md, err
+			}
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr != nil {
+				return out, md, rerr
+			}
+			b = emptyValue.ReplaceAllFunc(b, func(m []byte) []byte {
+				if bytes.HasPrefix(m, []byte(`"M":`)) {
+					return m
+				}
+				return append(m[:len(m)-2:len(m)-2], `{"M":{}}`...)
+			})
+			resp.Body = io.NopCloser(bytes.NewReader(b))
+			resp.ContentLength = int64(len(b))
+			return out, md, err
+		}), "OperationDeserializer", middleware.After)
 }
 
 // StreamARN returns the ARN of the table's stream, which it must have.
