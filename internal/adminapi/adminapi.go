@@ -92,6 +92,7 @@ var Routes = []string{
 	"DELETE /v1/keys/{id}",
 	"GET /v1/keys/{id}/usage",
 	"GET /v1/keys/{id}/audit",
+	"GET /v1/owners/{ownerId}/usage",
 	"GET /v1/openapi.json",
 }
 
@@ -120,8 +121,9 @@ func New(o Options) *API {
 		"PATCH /v1/keys/{id}":     a.update,
 		"DELETE /v1/keys/{id}":    a.revoke,
 		"GET /v1/keys/{id}/usage": a.usage,
-		"GET /v1/keys/{id}/audit": a.audit,
-		"GET /v1/openapi.json":    a.openapi,
+		"GET /v1/keys/{id}/audit":         a.audit,
+		"GET /v1/owners/{ownerId}/usage": a.ownerUsage,
+		"GET /v1/openapi.json":            a.openapi,
 	}
 	a.mux = a.newMux(Routes, handlers)
 	return a

@@ -2,7 +2,9 @@ package adminapi_test
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -221,6 +223,10 @@ func checkDocumented(t *testing.T, method, path string, rec *httptest.ResponseRe
 			respObj = d["components"].(map[string]any)["responses"].(map[string]any)[strings.TrimPrefix(rp, "/components/responses/")].(map[string]any)
 		}
 		content := respObj["content"].(map[string]any)
+		if mt, _, _ := mime.ParseMediaType(ct); mt == "text/csv" {
+			checkCSV(t, method, path, content[mt], rec.Body.Bytes())
+			return
+		}
 		if _, ok := content[ct]; !ok {
 			t.Fatalf("%s %s: Content-Type %q is not documented for status %d", method, path, ct, rec.Code)
 		}
@@ -233,6 +239,33 @@ func checkDocumented(t *testing.T, method, path string, rec *httptest.ResponseRe
 	if err := schemaAt(t, ptr).Validate(inst); err != nil {
 		t.Fatalf("%s %s -> %d: body does not match the documented schema %s: %v\nbody: %s", method, path, rec.Code, ptr, err, rec.Body)
 	}
+}
+
+// checkCSV holds a text/csv answer against its documented media type: it
+// must be documented, parse as RFC 4180, and have a header row that is one
+// of the documented column lists (x-columns, x-columns-by-key), which every
+// row matches in length.
+func checkCSV(t *testing.T, method, path string, media any, body []byte) {
+	t.Helper()
+	m, ok := media.(map[string]any)
+	if !ok {
+		t.Fatalf("%s %s: text/csv is not documented", method, path)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil || len(rows) == 0 {
+		t.Fatalf("%s %s: not RFC 4180 CSV with a header row: %v\n%s", method, path, err, body)
+	}
+	for _, ext := range []string{"x-columns", "x-columns-by-key"} {
+		cols, _ := m[ext].([]any)
+		var want []string
+		for _, c := range cols {
+			want = append(want, c.(string))
+		}
+		if len(want) > 0 && strings.Join(rows[0], ",") == strings.Join(want, ",") {
+			return
+		}
+	}
+	t.Fatalf("%s %s: CSV header %v is not a documented column list", method, path, rows[0])
 }
 
 // realNow is where the harness clock starts: the real time (to the

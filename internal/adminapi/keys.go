@@ -414,46 +414,6 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *API) usage(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	if err := onlyParams(q, "from", "to"); err != nil {
-		return err
-	}
-	today := a.o.Now().UTC().Truncate(24 * time.Hour)
-	to, from := today, today.AddDate(0, 0, -29)
-	var err error
-	if v := q.Get("to"); v != "" {
-		if to, err = time.Parse(time.DateOnly, v); err != nil {
-			return fault.Fieldf("to", "%s", "must be a date such as 2026-11-30")
-		}
-		if q.Get("from") == "" {
-			from = to.AddDate(0, 0, -29)
-		}
-	}
-	if v := q.Get("from"); v != "" {
-		if from, err = time.Parse(time.DateOnly, v); err != nil {
-			return fault.Fieldf("from", "%s", "must be a date such as 2026-11-01")
-		}
-	}
-	if to.Before(from) {
-		return fault.Fieldf("to", "%s", "must not be before from")
-	}
-	if to.Sub(from) >= wire.MaxUsageDays*24*time.Hour {
-		return fault.Fieldf("from", "the range may cover at most %d days", wire.MaxUsageDays)
-	}
-	days, err := a.o.Store.Usage(r.Context(), pathID(r), from, to)
-	if err != nil {
-		return err
-	}
-	out := wire.Usage{KeyID: pathID(r), From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Days: make([]wire.UsageDay, 0, len(days))}
-	for _, d := range days {
-		out.Days = append(out.Days, wire.UsageDay{Date: d.Day, Count: d.Count})
-		out.Total += d.Count
-	}
-	httpedge.WriteJSON(w, http.StatusOK, out)
-	return nil
-}
-
 func (a *API) audit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "limit", "cursor"); err != nil {

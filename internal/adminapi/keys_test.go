@@ -229,7 +229,8 @@ func TestUsageRange(t *testing.T) {
 	}
 	u := e.do(http.MethodGet, "/v1/keys/"+r.str("id")+"/usage?from="+day(-5)+"&to="+day(-3), "")
 	b, _ := json.Marshal(u.json["days"])
-	want := `[{"count":0,"date":"` + day(-5) + `"},{"count":7,"date":"` + day(-4) + `"},{"count":0,"date":"` + day(-3) + `"}]`
+	// (credits: the raw write above counts requests only)
+	want := `[{"count":0,"credits":0,"date":"` + day(-5) + `"},{"count":7,"credits":0,"date":"` + day(-4) + `"},{"count":0,"credits":0,"date":"` + day(-3) + `"}]`
 	if u.Code != 200 || string(b) != want || u.json["total"] != 7.0 {
 		t.Fatalf("usage: %d %s", u.Code, u.Body)
 	}

@@ -97,6 +97,9 @@ func TestOpenAPIBodiesMatchTheWireTypes(t *testing.T) {
 		"Key":           reflect.TypeOf(wire.Key{}),
 		"KeyList":       reflect.TypeOf(wire.KeyList{}),
 		"Usage":         reflect.TypeOf(wire.Usage{}),
+		"UsageDay":      reflect.TypeOf(wire.UsageDay{}),
+		"OwnerUsage":    reflect.TypeOf(wire.OwnerUsage{}),
+		"KeyUsageDay":   reflect.TypeOf(wire.KeyUsageDay{}),
 		"AuditList":     reflect.TypeOf(wire.AuditList{}),
 		"Problem":       reflect.TypeOf(httpedge.Problem{}),
 	} {

@@ -124,7 +124,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.stackOutput, "stack-output", o.stackOutput, "the stack output that holds the API URL")
 	fs.StringVar(&o.region, "region", o.region, "AWS region for signing and for --stack (default: from the URL, then AWS config)")
 	fs.StringVar(&o.profile, "profile", o.profile, "AWS shared config profile (default: $AWS_PROFILE)")
-	fs.StringVar(&o.output, "output", o.output, "json or table (default: table on a terminal, json otherwise)")
+	fs.StringVar(&o.output, "output", o.output, "json or table (default: table on a terminal, json otherwise); csv for the usage commands")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "give up on one HTTP request after this long")
 }
 
@@ -187,6 +187,7 @@ Usage:
   keygate [common flags] keys revoke ID
   keygate [common flags] keys rotate ID [--grace-period 24h]
   keygate [common flags] keys usage ID [--from DAY] [--to DAY]
+  keygate [common flags] usage --owner OWNER [--from DAY] [--to DAY] [--by key]
   keygate [common flags] tokens create [--ttl 15m] [--scope S] [--key-file FILE]
   keygate [common flags] console [--port 4000] [--no-browser]
 
@@ -198,7 +199,8 @@ Common flags (before or after the command):
   --stack NAME       read the URL from the stack output --stack-output (ApiUrl)
   --region R         AWS region (default: from the URL, then AWS config)
   --profile P        AWS profile (default: $AWS_PROFILE)
-  --output FORMAT    json or table (default: table on a terminal, else json)
+  --output FORMAT    json or table (default: table on a terminal, else json);
+                     csv for the usage commands
   --timeout D        per request (default 30s)
 
 The API URL is, in order: --api-url, --stack, $KEYGATE_API_URL,
@@ -266,6 +268,7 @@ var groups = []group{
 		{"update", (*app).keysUpdate}, {"revoke", (*app).keysRevoke}, {"rotate", (*app).keysRotate},
 		{"usage", (*app).keysUsage},
 	}, nil},
+	{"usage", nil, (*app).ownerUsage},
 	{"tokens", []subcommand{{"create", (*app).tokensCreate}}, nil},
 	{"console", nil, (*app).console},
 }
@@ -308,6 +311,8 @@ type command struct {
 	synopsis string // "keys create --name NAME --owner OWNER [flags]"
 	fs       *flag.FlagSet
 	a        *app
+	// csv is set by the commands that write CSV (--output csv).
+	csv bool
 }
 
 func (a *app) command(name, synopsis string) *command {
@@ -349,6 +354,9 @@ func (c *command) parse(args []string, want ...string) ([]string, error) {
 	}
 	if err := c.a.checkOptions(); err != nil {
 		return nil, err
+	}
+	if c.a.opts.output == "csv" && !c.csv {
+		return nil, usagef("--output csv: only 'keys usage' and 'usage' write CSV")
 	}
 	return pos, nil
 }

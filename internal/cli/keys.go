@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/wire"
@@ -445,40 +444,4 @@ func (a *app) keysRotate(ctx context.Context, args []string) error {
 		return err
 	}
 	return a.writeIssued(resp.body)
-}
-
-// maxUsageDays is the longest range one usage request may cover.
-const maxUsageDays = 366
-
-func (a *app) keysUsage(ctx context.Context, args []string) error {
-	c := a.command("keys usage", "keys usage ID [--from DAY] [--to DAY]")
-	fs := c.fs
-	var from, to dayFlag
-	fs.Var(&from, "from", "first day (UTC), e.g. 2026-11-01 (default: 29 days before --to)")
-	fs.Var(&to, "to", "last day (UTC), e.g. 2026-11-30 (default: today)")
-	resp, err := c.onKey(ctx, args, func(id string) (request, error) {
-		if from.day != "" && to.day != "" {
-			if to.t.Before(from.t) {
-				return request{}, usagef("--to must not be before --from")
-			}
-			if to.t.Sub(from.t) >= maxUsageDays*24*time.Hour {
-				return request{}, usagef("--from, --to: at most %d days at once", maxUsageDays)
-			}
-		}
-		q := url.Values{}
-		if from.day != "" {
-			q.Set("from", from.day)
-		}
-		if to.day != "" {
-			q.Set("to", to.day)
-		}
-		return request{method: http.MethodGet, path: keyPath(id, "/usage"), query: q}, nil
-	})
-	if err != nil {
-		return err
-	}
-	if a.outputFormat() == "json" {
-		return writeJSON(a.stdout, resp.body)
-	}
-	return a.writeUsage(resp.body)
 }

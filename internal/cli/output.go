@@ -138,21 +138,6 @@ func dash(s string) string {
 	return cell(s)
 }
 
-// writeUsage writes usage as a table of days and a total.
-func (a *app) writeUsage(raw []byte) error {
-	var u wire.Usage
-	if err := json.Unmarshal(raw, &u); err != nil {
-		return errUnexpected
-	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "DATE\tREQUESTS\t")
-	for _, d := range u.Days {
-		fmt.Fprintf(tw, "%s\t%d\t\n", cell(d.Date), d.Count)
-	}
-	fmt.Fprintf(tw, "total %s..%s\t%d\t\n", cell(u.From), cell(u.To), u.Total)
-	return tw.Flush()
-}
-
 // cell makes a value from the API safe to print on a terminal: control
 // characters (which could move the cursor or change colours) become '?'.
 func cell(s string) string {

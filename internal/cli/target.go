@@ -22,9 +22,9 @@ import (
 func (a *app) checkOptions() error {
 	o := &a.opts
 	switch o.output {
-	case "", "json", "table":
+	case "", "json", "table", "csv":
 	default:
-		return usagef("--output: must be json or table")
+		return usagef("--output: must be json or table, or csv for the usage commands")
 	}
 	if o.timeout <= 0 {
 		return usagef("--timeout: must be positive, for example 30s")

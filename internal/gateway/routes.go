@@ -53,6 +53,7 @@ var Routes = []Route{
 	{Method: "DELETE", Path: "/v1/keys/{id}", Function: FnIssuer, Auth: AuthIAM},
 	{Method: "GET", Path: "/v1/keys/{id}/usage", Function: FnIssuer, Auth: AuthIAM},
 	{Method: "GET", Path: "/v1/keys/{id}/audit", Function: FnIssuer, Auth: AuthIAM},
+	{Method: "GET", Path: "/v1/owners/{ownerId}/usage", Function: FnIssuer, Auth: AuthIAM},
 	{Method: "GET", Path: "/v1/openapi.json", Function: FnIssuer, Auth: AuthIAM},
 	{Method: "POST", Path: "/v1/keys/{id}/rotate", Function: FnRotator, Auth: AuthIAM},
 	{Method: "POST", Path: "/v1/tokens", Function: FnTokens, Auth: AuthKeygate},

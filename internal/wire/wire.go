@@ -7,8 +7,11 @@ package wire
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
+	"io"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/keygate/keygate/internal/fault"
@@ -189,21 +192,77 @@ type KeyList struct {
 
 // Usage is the response of GET /v1/keys/{id}/usage.
 type Usage struct {
-	KeyID string     `json:"keyId"`
-	From  string     `json:"from"`
-	To    string     `json:"to"`
-	Total int64      `json:"total"`
-	Days  []UsageDay `json:"days"`
+	KeyID string `json:"keyId"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	// Total is the requests admitted in the range, Credits the quota
+	// credits they spent.
+	Total   int64      `json:"total"`
+	Credits int64      `json:"credits"`
+	Days    []UsageDay `json:"days"`
 }
 
-// UsageDay is one UTC day of usage.
+// UsageDay is one UTC day of usage: requests admitted and credits spent.
 type UsageDay struct {
-	Date  string `json:"date"`
-	Count int64  `json:"count"`
+	Date    string `json:"date"`
+	Count   int64  `json:"count"`
+	Credits int64  `json:"credits"`
+}
+
+// OwnerUsage is the response of GET /v1/owners/{ownerId}/usage: the
+// owner's usage per day, and with by=key a page of its keys' usage per day.
+type OwnerUsage struct {
+	OwnerID string     `json:"ownerId"`
+	From    string     `json:"from"`
+	To      string     `json:"to"`
+	Total   int64      `json:"total"`
+	Credits int64      `json:"credits"`
+	Days    []UsageDay `json:"days"`
+	// Keys, with by=key, holds the key-days with usage, by day and then key
+	// id, a page at a time; NextCursor continues it.
+	Keys       []KeyUsageDay `json:"keys,omitempty"`
+	NextCursor string        `json:"nextCursor,omitempty"`
+}
+
+// KeyUsageDay is one key's usage on one UTC day.
+type KeyUsageDay struct {
+	Date    string `json:"date"`
+	KeyID   string `json:"keyId"`
+	Count   int64  `json:"count"`
+	Credits int64  `json:"credits"`
 }
 
 // MaxUsageDays is the longest range a usage request may cover.
 const MaxUsageDays = 366
+
+// The columns of usage as text/csv (RFC 4180, a header row), which the
+// admin API answers with Accept: text/csv and the CLI writes with
+// --output csv: a key's days and an owner's per-key days, and an owner's
+// days.
+var (
+	CSVKeyDays = []string{"date", "keyId", "count", "credits"}
+	CSVDays    = []string{"date", "count", "credits"}
+)
+
+// CSVKeyDay is a key's day as a CSV row of CSVKeyDays.
+func CSVKeyDay(d KeyUsageDay) []string {
+	return []string{d.Date, d.KeyID, strconv.FormatInt(d.Count, 10), strconv.FormatInt(d.Credits, 10)}
+}
+
+// CSVDay is a day as a CSV row of CSVDays.
+func CSVDay(d UsageDay) []string {
+	return []string{d.Date, strconv.FormatInt(d.Count, 10), strconv.FormatInt(d.Credits, 10)}
+}
+
+// WriteCSV writes rows under header as RFC 4180 CSV (CRLF line ends).
+func WriteCSV(w io.Writer, header []string, rows [][]string) error {
+	cw := csv.NewWriter(w)
+	cw.UseCRLF = true
+	if err := cw.Write(header); err != nil {
+		return err
+	}
+	return cw.WriteAll(rows)
+}
 
 // AuditEntry is one audit record on the wire.
 type AuditEntry struct {
