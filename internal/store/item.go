@@ -3,7 +3,6 @@ package store
 import (
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -54,39 +53,71 @@ const (
 // writes. The admin API reads it first; listings and the schedule are its
 // indexes.
 type recordItem struct {
-	PK            string          `dynamodbav:"pk"`
-	SK            string          `dynamodbav:"sk"`
-	ID            string          `dynamodbav:"id"`
-	Hash          string          `dynamodbav:"hash"`
-	Name          string          `dynamodbav:"name"`
-	OwnerID       string          `dynamodbav:"ownerId"`
-	Type          string          `dynamodbav:"type"`
-	Env           string          `dynamodbav:"env"`
-	Hint          string          `dynamodbav:"hint"`
-	Scopes        []string        `dynamodbav:"scopes,omitempty"`
-	Enabled       bool            `dynamodbav:"enabled"`
-	RevokedAt     int64           `dynamodbav:"revokedAt,omitempty"`
-	CreatedAt     int64           `dynamodbav:"createdAt"`
-	UpdatedAt     int64           `dynamodbav:"updatedAt"`
-	NotBefore     int64           `dynamodbav:"notBefore,omitempty"`
-	ExpiresAt     int64           `dynamodbav:"expiresAt,omitempty"`
-	RateLimits    []key.RateLimit `dynamodbav:"rateLimits,omitempty"`
-	Quota         *key.Quota      `dynamodbav:"quota,omitempty"`
-	Origins       []string        `dynamodbav:"origins,omitempty"`
-	CIDRs         []string        `dynamodbav:"cidrs,omitempty"`
-	Stages        []string        `dynamodbav:"stages,omitempty"`
-	Metadata      string          `dynamodbav:"metadata,omitempty"`
-	Version       int64           `dynamodbav:"version"`
-	PreviousKeyID string          `dynamodbav:"previousKeyId,omitempty"`
-	NextKeyID     string          `dynamodbav:"nextKeyId,omitempty"`
-	GSI1PK        string          `dynamodbav:"gsi1pk"`
-	GSI1SK        string          `dynamodbav:"gsi1sk"`
-	GSI2PK        string          `dynamodbav:"gsi2pk,omitempty"`
-	GSI2SK        string          `dynamodbav:"gsi2sk,omitempty"`
-	ExpiringFor   int64           `dynamodbav:"lcExpiringFor,omitempty"`
-	ExpiredFor    int64           `dynamodbav:"lcExpiredFor,omitempty"`
-	IdleFor       int64           `dynamodbav:"lcIdleFor,omitempty"`
-	TTL           int64           `dynamodbav:"ttl,omitempty"`
+	PK   string `dynamodbav:"pk"`
+	SK   string `dynamodbav:"sk"`
+	Hash string `dynamodbav:"hash"`
+	Name string `dynamodbav:"name"`
+	Hint string `dynamodbav:"hint"`
+	keySettings
+	CreatedAt     int64  `dynamodbav:"createdAt"`
+	UpdatedAt     int64  `dynamodbav:"updatedAt"`
+	Metadata      string `dynamodbav:"metadata,omitempty"`
+	Version       int64  `dynamodbav:"version"`
+	PreviousKeyID string `dynamodbav:"previousKeyId,omitempty"`
+	NextKeyID     string `dynamodbav:"nextKeyId,omitempty"`
+	GSI1PK        string `dynamodbav:"gsi1pk"`
+	GSI1SK        string `dynamodbav:"gsi1sk"`
+	GSI2PK        string `dynamodbav:"gsi2pk,omitempty"`
+	GSI2SK        string `dynamodbav:"gsi2sk,omitempty"`
+	ExpiringFor   int64  `dynamodbav:"lcExpiringFor,omitempty"`
+	ExpiredFor    int64  `dynamodbav:"lcExpiredFor,omitempty"`
+	IdleFor       int64  `dynamodbav:"lcIdleFor,omitempty"`
+	TTL           int64  `dynamodbav:"ttl,omitempty"`
+}
+
+// keySettings are the attributes both of a key's items hold: who it
+// belongs to and every setting a verification checks.
+type keySettings struct {
+	ID         string          `dynamodbav:"id"`
+	OwnerID    string          `dynamodbav:"ownerId"`
+	Type       string          `dynamodbav:"type"`
+	Env        string          `dynamodbav:"env"`
+	Scopes     []string        `dynamodbav:"scopes,omitempty"`
+	Enabled    bool            `dynamodbav:"enabled"`
+	RevokedAt  int64           `dynamodbav:"revokedAt,omitempty"`
+	NotBefore  int64           `dynamodbav:"notBefore,omitempty"`
+	ExpiresAt  int64           `dynamodbav:"expiresAt,omitempty"`
+	RateLimits []key.RateLimit `dynamodbav:"rateLimits,omitempty"`
+	Quota      *key.Quota      `dynamodbav:"quota,omitempty"`
+	Origins    []string        `dynamodbav:"origins,omitempty"`
+	CIDRs      []string        `dynamodbav:"cidrs,omitempty"`
+	Stages     []string        `dynamodbav:"stages,omitempty"`
+}
+
+func settingsOf(k *key.Key) keySettings {
+	return keySettings{
+		ID: k.ID, OwnerID: k.OwnerID, Type: string(k.Type), Env: string(k.Environment),
+		Scopes: k.Scopes, Enabled: k.Enabled,
+		RevokedAt: ms(k.RevokedAt), NotBefore: ms(k.NotBefore), ExpiresAt: ms(k.ExpiresAt),
+		RateLimits: k.RateLimits, Quota: k.Quota, Origins: k.AllowedOrigins, CIDRs: cidrsOf(k), Stages: k.Stages,
+	}
+}
+
+// key returns the key with the settings, and hash h.
+func (st keySettings) key(h apikey.Hash) (*key.Key, error) {
+	cidrs, err := key.ParseCIDRs(st.CIDRs)
+	if err != nil {
+		return nil, fault.Errorf(fault.Internal, "key %s has bad CIDRs", st.ID)
+	}
+	if len(cidrs) == 0 {
+		cidrs = nil
+	}
+	return &key.Key{
+		ID: st.ID, OwnerID: st.OwnerID, Type: key.Type(st.Type), Environment: key.Environment(st.Env),
+		Hash: h, Scopes: st.Scopes, Enabled: st.Enabled,
+		RevokedAt: fromMS(st.RevokedAt), NotBefore: fromMS(st.NotBefore), ExpiresAt: fromMS(st.ExpiresAt),
+		RateLimits: st.RateLimits, Quota: st.Quota, AllowedOrigins: st.Origins, AllowedCIDRs: cidrs, Stages: st.Stages,
+	}, nil
 }
 
 // hotItem is a key's hot item (KEY#<hash>): what a verification reads and
@@ -94,22 +125,9 @@ type recordItem struct {
 // (see doc.go, "The hot item"). Its settings are copies of the record
 // item's, written in the same transaction by every admin change.
 type hotItem struct {
-	PK         string           `dynamodbav:"pk"`
-	SK         string           `dynamodbav:"sk"`
-	ID         string           `dynamodbav:"id"`
-	OwnerID    string           `dynamodbav:"ownerId"`
-	Type       string           `dynamodbav:"type"`
-	Env        string           `dynamodbav:"env"`
-	Scopes     []string         `dynamodbav:"scopes,omitempty"`
-	Enabled    bool             `dynamodbav:"enabled"`
-	RevokedAt  int64            `dynamodbav:"revokedAt,omitempty"`
-	NotBefore  int64            `dynamodbav:"notBefore,omitempty"`
-	ExpiresAt  int64            `dynamodbav:"expiresAt,omitempty"`
-	RateLimits []key.RateLimit  `dynamodbav:"rateLimits,omitempty"`
-	Quota      *key.Quota       `dynamodbav:"quota,omitempty"`
-	Origins    []string         `dynamodbav:"origins,omitempty"`
-	CIDRs      []string         `dynamodbav:"cidrs,omitempty"`
-	Stages     []string         `dynamodbav:"stages,omitempty"`
+	PK string `dynamodbav:"pk"`
+	SK string `dynamodbav:"sk"`
+	keySettings
 	Plan       string           `dynamodbav:"plan,omitempty"`
 	LastUsedAt int64            `dynamodbav:"lastUsedAt,omitempty"`
 	RL         map[string]int64 `dynamodbav:"rl"`
@@ -140,14 +158,9 @@ func ownerSK(createdAt int64, id string) string { return fmt.Sprintf("%015d#%s",
 // toRecord returns k's record item.
 func toRecord(k *key.Key) (*recordItem, error) {
 	it := &recordItem{
-		PK: RecordPK(k.ID), SK: idSK,
-		ID: k.ID, Hash: k.Hash.String(), Name: k.Name, OwnerID: k.OwnerID,
-		Type: string(k.Type), Env: string(k.Environment), Hint: k.Hint,
-		Scopes: k.Scopes, Enabled: k.Enabled,
-		RevokedAt: ms(k.RevokedAt), CreatedAt: ms(k.CreatedAt), UpdatedAt: ms(k.UpdatedAt),
-		NotBefore: ms(k.NotBefore), ExpiresAt: ms(k.ExpiresAt),
-		RateLimits: k.RateLimits, Quota: k.Quota,
-		Origins: k.AllowedOrigins, CIDRs: cidrsOf(k), Stages: k.Stages,
+		PK: RecordPK(k.ID), SK: idSK, Hash: k.Hash.String(), Name: k.Name, Hint: k.Hint,
+		keySettings: settingsOf(k),
+		CreatedAt:   ms(k.CreatedAt), UpdatedAt: ms(k.UpdatedAt),
 		Version: k.Version, PreviousKeyID: k.PreviousKeyID, NextKeyID: k.NextKeyID,
 		GSI1PK: ownerPrefix + k.OwnerID, GSI1SK: ownerSK(ms(k.CreatedAt), k.ID),
 	}
@@ -164,12 +177,7 @@ func toRecord(k *key.Key) (*recordItem, error) {
 // toHot returns k's hot item, with empty counters.
 func toHot(k *key.Key) *hotItem {
 	return &hotItem{
-		PK: KeyPK(k.Hash), SK: keySK,
-		ID: k.ID, OwnerID: k.OwnerID, Type: string(k.Type), Env: string(k.Environment),
-		Scopes: k.Scopes, Enabled: k.Enabled,
-		RevokedAt: ms(k.RevokedAt), NotBefore: ms(k.NotBefore), ExpiresAt: ms(k.ExpiresAt),
-		RateLimits: k.RateLimits, Quota: k.Quota,
-		Origins: k.AllowedOrigins, CIDRs: cidrsOf(k), Stages: k.Stages, Plan: key.PlanOf(k),
+		PK: KeyPK(k.Hash), SK: keySK, keySettings: settingsOf(k), Plan: key.PlanOf(k),
 		LastUsedAt: ms(k.LastUsedAt),
 		RL:         map[string]int64{}, Q: map[string]int64{}, Usage: map[string]int64{}, Spent: map[string]int64{},
 	}
@@ -198,20 +206,12 @@ func (it *recordItem) toKey() (*key.Key, error) {
 	if !ok {
 		return nil, fault.Errorf(fault.Internal, "record item %s has a bad hash", it.ID)
 	}
-	cidrs, err := parseCIDRs(it.ID, it.CIDRs)
+	k, err := it.key(h)
 	if err != nil {
 		return nil, err
 	}
-	k := &key.Key{
-		ID: it.ID, Name: it.Name, OwnerID: it.OwnerID,
-		Type: key.Type(it.Type), Environment: key.Environment(it.Env),
-		Hash: h, Hint: it.Hint, Scopes: it.Scopes, Enabled: it.Enabled,
-		RevokedAt: fromMS(it.RevokedAt), CreatedAt: fromMS(it.CreatedAt), UpdatedAt: fromMS(it.UpdatedAt),
-		NotBefore: fromMS(it.NotBefore), ExpiresAt: fromMS(it.ExpiresAt),
-		RateLimits: it.RateLimits, Quota: it.Quota,
-		AllowedOrigins: it.Origins, AllowedCIDRs: cidrs, Stages: it.Stages,
-		Version: it.Version, PreviousKeyID: it.PreviousKeyID, NextKeyID: it.NextKeyID,
-	}
+	k.Name, k.Hint, k.CreatedAt, k.UpdatedAt = it.Name, it.Hint, fromMS(it.CreatedAt), fromMS(it.UpdatedAt)
+	k.Version, k.PreviousKeyID, k.NextKeyID = it.Version, it.PreviousKeyID, it.NextKeyID
 	if it.Metadata != "" {
 		if err := json.Unmarshal([]byte(it.Metadata), &k.Metadata); err != nil {
 			return nil, fault.Errorf(fault.Internal, "record item %s has bad metadata", it.ID)
@@ -229,33 +229,15 @@ func (it *hotItem) toKey() (*key.Key, error) {
 	if !ok {
 		return nil, fault.Errorf(fault.Internal, "hot item of key %s has a bad hash", it.ID)
 	}
-	cidrs, err := parseCIDRs(it.ID, it.CIDRs)
+	k, err := it.key(h)
 	if err != nil {
 		return nil, err
 	}
-	k := &key.Key{
-		ID: it.ID, OwnerID: it.OwnerID, Type: key.Type(it.Type), Environment: key.Environment(it.Env),
-		Hash: h, Scopes: it.Scopes, Enabled: it.Enabled,
-		RevokedAt: fromMS(it.RevokedAt), NotBefore: fromMS(it.NotBefore), ExpiresAt: fromMS(it.ExpiresAt),
-		RateLimits: it.RateLimits, Quota: it.Quota,
-		AllowedOrigins: it.Origins, AllowedCIDRs: cidrs, Stages: it.Stages,
-		LastUsedAt: fromMS(it.LastUsedAt),
-	}
+	k.LastUsedAt = fromMS(it.LastUsedAt)
 	if it.Plan != "" {
 		k.Metadata = map[string]any{key.PlanField: it.Plan}
 	}
 	return k, nil
-}
-
-func parseCIDRs(id string, in []string) ([]netip.Prefix, error) {
-	cidrs, err := key.ParseCIDRs(in)
-	if err != nil {
-		return nil, fault.Errorf(fault.Internal, "key %s has bad CIDRs", id)
-	}
-	if len(cidrs) == 0 {
-		return nil, nil
-	}
-	return cidrs, nil
 }
 
 // decodeRecordItem reads a record item returned by DynamoDB.

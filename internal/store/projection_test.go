@@ -9,12 +9,21 @@ import (
 	"github.com/keygate/keygate/internal/schema"
 )
 
-// attrs lists the DynamoDB attribute names of an item type.
+// attrs lists the DynamoDB attribute names of an item type, those of its
+// embedded structs included (attributevalue inlines them).
 func attrs(v any) []string {
-	rt := reflect.TypeOf(v)
+	return fields(reflect.TypeOf(v))
+}
+
+func fields(rt reflect.Type) []string {
 	var out []string
 	for i := 0; i < rt.NumField(); i++ {
-		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("dynamodbav"), ",")
+		f := rt.Field(i)
+		if f.Anonymous {
+			out = append(out, fields(f.Type)...)
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("dynamodbav"), ",")
 		out = append(out, name)
 	}
 	return out

@@ -75,7 +75,7 @@ func (s *Store) Rotate(ctx context.Context, r Rotation) (*key.Key, error) {
 	}
 	after := *old
 	after.NextKeyID, after.ExpiresAt, after.Version, after.UpdatedAt = nk.ID, expires, old.Version+1, now
-	due := &recordItem{ID: old.ID}
+	due := &recordItem{keySettings: keySettings{ID: old.ID}}
 	dueNow(due, now) // the scheduled run marks it expired when the grace ends
 	kc := newKeyChange(old.ID, old.Hash)
 	kc.rec.put("nextKeyId", nk.ID)

@@ -144,25 +144,20 @@ func (e *env) drain() {
 func (e *env) day(n int) string { return e.now.AddDate(0, 0, n).Format(time.DateOnly) }
 
 // keyDays returns a key's usage from the usage items and the hot item, as
-// GET /v1/keys/{id}/usage reads it.
+// GET /v1/keys/{id}/usage reads it, by day, days with usage only.
 func (e *env) keyDays(k *key.Key, from, to time.Time) map[string]store.DayCount {
 	e.t.Helper()
-	days, err := e.s.Usage(context.Background(), k.ID, from, to)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out := map[string]store.DayCount{}
-	for _, d := range days {
-		if d.Count != 0 || d.Credits != 0 {
-			out[d.Day] = d
-		}
-	}
-	return out
+	return e.used(e.s.Usage(context.Background(), k.ID, from, to))
 }
 
+// ownerDays returns an owner's usage by day, days with usage only.
 func (e *env) ownerDays(owner string, from, to time.Time) map[string]store.DayCount {
 	e.t.Helper()
-	days, err := e.s.OwnerUsage(context.Background(), owner, from, to)
+	return e.used(e.s.OwnerUsage(context.Background(), owner, from, to))
+}
+
+func (e *env) used(days []store.DayCount, err error) map[string]store.DayCount {
+	e.t.Helper()
 	if err != nil {
 		e.t.Fatal(err)
 	}
