@@ -187,7 +187,7 @@ func TestOwnerUsageBadInput(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400 on %s", path, r.Code, r.Body, field)
 		}
 	}
-	if r := e.do(http.MethodPost, "/v1/owners/acme/usage", ""); r.Code != 405 || r.Header().Get("Allow") != "GET" {
+	if r := e.do(http.MethodPost, "/v1/owners/acme/usage", ""); r.Code != 405 || !strings.Contains(r.Header().Get("Allow"), "GET") {
 		t.Errorf("POST: %d %s", r.Code, r.Body)
 	}
 	// A cursor of another owner's listing is refused too.
