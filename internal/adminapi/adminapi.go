@@ -115,15 +115,15 @@ func New(o Options) *API {
 	}
 	a := &API{o: o}
 	handlers := map[string]httpedge.HandlerFunc{
-		"POST /v1/keys":           a.issue,
-		"GET /v1/keys":            a.list,
-		"GET /v1/keys/{id}":       a.get,
-		"PATCH /v1/keys/{id}":     a.update,
-		"DELETE /v1/keys/{id}":    a.revoke,
-		"GET /v1/keys/{id}/usage": a.usage,
-		"GET /v1/keys/{id}/audit":         a.audit,
+		"POST /v1/keys":                  a.issue,
+		"GET /v1/keys":                   a.list,
+		"GET /v1/keys/{id}":              a.get,
+		"PATCH /v1/keys/{id}":            a.update,
+		"DELETE /v1/keys/{id}":           a.revoke,
+		"GET /v1/keys/{id}/usage":        a.usage,
+		"GET /v1/keys/{id}/audit":        a.audit,
 		"GET /v1/owners/{ownerId}/usage": a.ownerUsage,
-		"GET /v1/openapi.json":            a.openapi,
+		"GET /v1/openapi.json":           a.openapi,
 	}
 	a.mux = a.newMux(Routes, handlers)
 	return a

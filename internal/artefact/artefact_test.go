@@ -189,7 +189,8 @@ func BenchmarkColdStart(b *testing.B) {
 // Each function links only what it runs: the authorizer, which every
 // request waits for, links neither the admin API, the rotator, the token
 // routes, EventBridge nor KMS (whose package initialisation would run on
-// each of its cold starts), and no binary links a test package.
+// each of its cold starts), the usage consumer no stream client (Lambda
+// reads the stream for it), and no binary links a test package.
 func TestBinariesLinkOnlyWhatTheyRun(t *testing.T) {
 	deps := func(pkg string) []string {
 		cmd := exec.Command("go", "list", "-deps", pkg)
@@ -211,6 +212,12 @@ func TestBinariesLinkOnlyWhatTheyRun(t *testing.T) {
 		"./functions/issuer":  {"github.com/keygate/keygate/internal/tokenapi", "github.com/aws/aws-sdk-go-v2/service/kms"},
 		"./cmd/keygate-dev":   {},
 		"./functions/rotator": {"github.com/keygate/keygate/internal/tokenapi"},
+		// The usage consumer reads the stream through Lambda, never itself.
+		"./functions/usage": {
+			"github.com/keygate/keygate/internal/adminapi", "github.com/keygate/keygate/internal/tokenapi",
+			"github.com/keygate/keygate/internal/localstream", "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams",
+			"github.com/aws/aws-sdk-go-v2/service/eventbridge", "github.com/aws/aws-sdk-go-v2/service/kms",
+		},
 	}
 	for pkg, not := range forbidden {
 		got := deps(pkg)

@@ -29,6 +29,7 @@ const (
 	fnIssuer     = gateway.FnIssuer
 	fnRotator    = gateway.FnRotator
 	fnTokens     = gateway.FnTokens
+	fnUsage      = gateway.FnUsage
 )
 
 const day = 24 * time.Hour
@@ -37,7 +38,7 @@ const day = 24 * time.Hour
 var LogRetentionDays = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 
 var (
-	everyFunction = []string{fnAuthorizer, fnIssuer, fnRotator, fnTokens}
+	everyFunction = []string{fnAuthorizer, fnIssuer, fnRotator, fnTokens, fnUsage}
 	// hashing are the functions that hash keys: they verify or issue them.
 	hashing = []string{fnAuthorizer, fnIssuer, fnRotator}
 	// admin are the functions that serve the admin API.
@@ -232,6 +233,15 @@ var (
 		Env: "KEYGATE_MAX_GRACE", Functions: []string{fnRotator},
 		Doc: "the longest `gracePeriodSeconds` a rotation may give the old key",
 	}, 7*day, span{min: time.Second, max: 90 * day, step: time.Second})
+)
+
+// Read by the usage consumer.
+var (
+	// UsageRetention keeps usage history.
+	UsageRetention = duration(Setting{
+		Env: "KEYGATE_USAGE_RETENTION", Functions: []string{fnUsage},
+		Doc: "how long usage history (per key and per owner, per UTC day) is kept after its day ends; DynamoDB's TTL deletes older days",
+	}, 400*day, span{min: 31 * day, max: 3650 * day})
 )
 
 // Read by the token function (and the rotator, which rotates signing keys).

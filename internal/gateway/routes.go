@@ -23,6 +23,9 @@ const (
 	FnIssuer     = "issuer"
 	FnRotator    = "rotator"
 	FnTokens     = "tokens"
+	// FnUsage keeps usage history from the table's stream; no route
+	// reaches it.
+	FnUsage = "usage"
 )
 
 // Upstream is the Function of the protected proxy's routes: the request goes

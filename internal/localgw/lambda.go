@@ -140,6 +140,27 @@ func (f *function) warm(ctx context.Context) error {
 	return nil
 }
 
+// StreamTimeout is how long an invocation with a batch of stream records
+// may run (the usage function's timeout in the stack).
+const StreamTimeout = time.Minute
+
+// InvokeStream invokes the named function with a batch of DynamoDB stream
+// records, as an event source mapping on the table's stream does. An error
+// (the function's, or none that answered) means the batch must be
+// delivered again.
+func (g *Gateway) InvokeStream(ctx context.Context, name string, ev events.DynamoDBEvent) error {
+	fn := g.functions[name]
+	if fn == nil {
+		return fmt.Errorf("no function %s in the local stack", name)
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = fn.invoke(ctx, newRequestID(), StreamTimeout, payload)
+	return err
+}
+
 // ScheduleTimeout is how long a scheduled invocation may run (the rotator's
 // timeout in the stack).
 const ScheduleTimeout = 5 * time.Minute

@@ -271,3 +271,67 @@ func TestTheRotatorRunsOnItsSchedule(t *testing.T) {
 		t.Errorf("a scheduled run failed:\n%s", l.logs.String())
 	}
 }
+
+// Usage per key is exact at once, and an owner's usage (per day and per
+// key, JSON and CSV) matches the calls made well within a minute: the
+// local stack runs the usage consumer on DynamoDB Local's stream as the
+// deployed stack runs it on the table's.
+func TestUsageReachesTheOwnerWithinAMinute(t *testing.T) {
+	l := startLocal(t, nil)
+	var keys []issued
+	for _, name := range []string{"first", "second"} {
+		status, _, body := l.call(t, "POST", "/v1/keys", `{"name":"`+name+`","ownerId":"billing","environment":"test"}`)
+		if status != 201 {
+			t.Fatalf("POST /v1/keys: %d %s", status, body)
+		}
+		keys = append(keys, decodeJSON[issued](t, body))
+	}
+	start := time.Now()
+	for i, k := range keys {
+		for range 3 + i {
+			if status, _, body := l.call(t, "GET", "/demo/metered", "", "x-api-key", k.Key); status != 200 {
+				t.Fatalf("GET /demo/metered: %d %s", status, body)
+			}
+		}
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	// The key's own usage: at once.
+	status, _, body := l.call(t, "GET", "/v1/keys/"+keys[1].ID+"/usage?from="+today+"&to="+today, "", "Accept", "text/csv")
+	if want := "date,keyId,count,credits\r\n" + today + "," + keys[1].ID + ",4,4\r\n"; status != 200 || body != want {
+		t.Fatalf("key usage CSV: %d %q, want %q", status, body, want)
+	}
+	// The owner's: once the consumer has taken the stream.
+	type ownerUsage struct {
+		Total int64 `json:"total"`
+		Keys  []struct {
+			KeyID string `json:"keyId"`
+			Count int64  `json:"count"`
+		} `json:"keys"`
+	}
+	var got ownerUsage
+	for {
+		code, out, errOut := l.keygate(t, "usage", "--owner", "billing", "--from", today, "--to", today, "--by", "key")
+		if code != cli.ExitOK {
+			t.Fatalf("keygate usage: exit %d\n%s", code, errOut)
+		}
+		if got = decodeJSON[ownerUsage](t, out); got.Total == 7 {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatalf("the owner's usage is still %+v a minute after the calls", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("the owner's usage matched the calls %v after them", time.Since(start).Round(time.Millisecond))
+	counts := map[string]int64{}
+	for _, k := range got.Keys {
+		counts[k.KeyID] = k.Count
+	}
+	if len(counts) != 2 || counts[keys[0].ID] != 3 || counts[keys[1].ID] != 4 {
+		t.Fatalf("per key: %+v", got.Keys)
+	}
+	status, _, body = l.call(t, "GET", "/v1/owners/billing/usage?from="+today+"&to="+today, "", "Accept", "text/csv")
+	if want := "date,count,credits\r\n" + today + ",7,7\r\n"; status != 200 || body != want {
+		t.Fatalf("owner usage CSV: %d %q, want %q", status, body, want)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/keygate/keygate/internal/compose/issuer"
 	"github.com/keygate/keygate/internal/compose/rotator"
 	"github.com/keygate/keygate/internal/compose/tokens"
+	"github.com/keygate/keygate/internal/compose/usage"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/localgw"
 )
@@ -24,6 +25,7 @@ var Functions = map[string]compose.Func{
 	gateway.FnIssuer:     issuer.Compose,
 	gateway.FnRotator:    rotator.Compose,
 	gateway.FnTokens:     tokens.Compose,
+	gateway.FnUsage:      usage.Compose,
 }
 
 // Factories returns a localgw.Factory per function, each building one

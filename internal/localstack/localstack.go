@@ -26,11 +26,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/localgw"
+	"github.com/keygate/keygate/internal/localstream"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/usage"
 )
 
 // DemoBase is the path the protected proxy is mounted under locally: /demo
@@ -63,6 +67,12 @@ type Options struct {
 // schedule (the rotator's lifecycle sweep, hourly by default).
 var Scheduled = []string{gateway.FnRotator}
 
+// Streamed are the functions the stack invokes from the table's stream
+// (the usage consumer, through an event source mapping that passes only
+// the keys' hot items); the local stack feeds them by polling DynamoDB
+// Local's stream (internal/localstream) with the same filter.
+var Streamed = []string{gateway.FnUsage}
+
 // Stack is a running local stack without DynamoDB Local (Run and the tests
 // manage that).
 type Stack struct {
@@ -75,7 +85,9 @@ type Stack struct {
 
 	servers []*http.Server
 	stop    context.CancelFunc
-	ticks   sync.WaitGroup
+	// stops end the stream pollers.
+	stops []context.CancelFunc
+	ticks sync.WaitGroup
 }
 
 // Start creates the table if absent, builds one environment of every
@@ -143,7 +155,36 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	s.URL = "http://" + l.Addr().String()
 	s.serve(localgw.NewServer(loopbackOnly(gw), o.Log), l)
 	s.schedule(gw, o.Schedule, o.Log)
+	if err := s.stream(ctx, gw, endpoint, table, o.Log); err != nil {
+		s.Close(ctx)
+		return nil, err
+	}
 	return s, nil
+}
+
+// stream follows the table's stream for each streamed function, until
+// Close: a batch the function fails is delivered again, as Lambda does.
+func (s *Stack) stream(ctx context.Context, gw *localgw.Gateway, endpoint, table string, log *slog.Logger) error {
+	arn, err := localstream.StreamARN(ctx, store.LocalClient(endpoint), table)
+	if err != nil {
+		return fmt.Errorf("the table's stream: %w", err)
+	}
+	for _, name := range Streamed {
+		if Functions[name] == nil {
+			continue
+		}
+		p := localstream.New(localstream.Client(endpoint), arn, func(ctx context.Context, ev events.DynamoDBEvent) error {
+			return gw.InvokeStream(ctx, name, ev)
+		}, localstream.Options{Filter: usage.Wanted, Logger: log.With("function", name)})
+		pctx, cancel := context.WithCancel(context.Background())
+		s.stops = append(s.stops, cancel)
+		s.ticks.Add(1)
+		go func() {
+			defer s.ticks.Done()
+			_ = p.Run(pctx)
+		}()
+	}
+	return nil
 }
 
 // schedule invokes each scheduled function that the local stack runs every
@@ -196,8 +237,11 @@ func (s *Stack) serve(srv *http.Server, l net.Listener) {
 func (s *Stack) Close(ctx context.Context) {
 	if s.stop != nil {
 		s.stop()
-		s.ticks.Wait()
 	}
+	for _, stop := range s.stops {
+		stop()
+	}
+	s.ticks.Wait()
 	for i := len(s.servers) - 1; i >= 0; i-- {
 		if err := s.servers[i].Shutdown(ctx); err != nil {
 			_ = s.servers[i].Close()

@@ -36,14 +36,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/schema"
 	"github.com/keygate/keygate/internal/store"
 )
-
-// DefaultRetention is how long usage history is kept after its day ends:
-// 13 months and a few days, so that a month is still there on the same
-// day of the next year's month.
-const DefaultRetention = 400 * 24 * time.Hour
 
 // Recorder is the part of the store the consumer needs.
 type Recorder interface {
@@ -58,7 +54,8 @@ type Metrics interface {
 // Options configure a Handler.
 type Options struct {
 	// Retention is how long usage items are kept after their day ends
-	// (default DefaultRetention).
+	// (default config.UsageRetention's: 400 days, 13 months and a few days,
+	// so a month is still there on the same day of the next year's month).
 	Retention time.Duration
 	Logger    *slog.Logger
 	// Metrics, when set, receives a line per batch.
@@ -76,7 +73,7 @@ type Handler struct {
 // New returns a handler that records into st.
 func New(st Recorder, o Options) *Handler {
 	if o.Retention <= 0 {
-		o.Retention = DefaultRetention
+		o.Retention = config.UsageRetention.Default()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
