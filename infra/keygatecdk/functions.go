@@ -35,11 +35,17 @@ const (
 	// ReadWrite: everything the admin functions need, except Scan (the
 	// indexes answer every listing) and table management.
 	ReadWrite
+	// UsageItems: UpdateItem on usage items only (partition keys USAGE#...,
+	// enforced with dynamodb:LeadingKeys). The usage function reads the
+	// table's stream (its event source grants that) and writes usage
+	// history; it can read no key and write nothing else.
+	UsageItems
 )
 
 var tableActions = map[TableAccess][]string{
-	KeyItems: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
-	ReadOnly: {"dynamodb:GetItem", "dynamodb:Query"},
+	KeyItems:   {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+	UsageItems: {"dynamodb:UpdateItem"},
+	ReadOnly:   {"dynamodb:GetItem", "dynamodb:Query"},
 	ReadWrite: {
 		"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
 		"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
@@ -100,11 +106,15 @@ type Function struct {
 //     within a time budget taken from the invocation deadline, and picks up
 //     where it stopped on the next run.
 //   - tokens, 256 MB / 10 s: one KMS Sign call per token.
+//   - usage, 256 MB / 60 s: a batch of up to 1,000 stream records is
+//     a write per key and day it touches (8 at a time), then one per owner
+//     and day; 60 s leaves room for DynamoDB's retries of a large batch.
 var Functions = []Function{
 	{Name: gateway.FnAuthorizer, Description: "keygate: verifies API keys and tokens for API Gateway", MemoryMB: 512, TimeoutSeconds: 5, Table: KeyItems, Ring: RingRead},
 	{Name: gateway.FnIssuer, Description: "keygate: admin API for keys (issue, list, update, revoke, usage, audit)", MemoryMB: 256, TimeoutSeconds: 10, Table: ReadWrite, Events: true},
 	{Name: gateway.FnRotator, Description: "keygate: key rotation and scheduled lifecycle work", MemoryMB: 256, TimeoutSeconds: 300, Table: ReadWrite, Events: true, Ring: RingRotate},
 	{Name: gateway.FnTokens, Description: "keygate: exchanges a key for a short-lived signed token; publishes the JWKS", MemoryMB: 256, TimeoutSeconds: 10, Table: ReadOnly, Signs: true, Ring: RingPublish},
+	{Name: gateway.FnUsage, Description: "keygate: keeps usage history (per key and per owner, per day) from the table's stream", MemoryMB: 256, TimeoutSeconds: 60, Table: UsageItems},
 }
 
 // FunctionsProps configure NewFunctions.
@@ -215,11 +225,16 @@ func tableStatement(access TableAccess, table awsdynamodb.ITable) awsiam.PolicyS
 	}
 	resources := []string{*table.TableArn()}
 	var conditions map[string]interface{}
-	if access == KeyItems {
-		conditions = map[string]interface{}{
-			"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": []string{KeyItemPrefix() + "*"}},
+	switch access {
+	case KeyItems, UsageItems:
+		prefix := KeyItemPrefix()
+		if access == UsageItems {
+			prefix = UsageItemPrefix()
 		}
-	} else {
+		conditions = map[string]interface{}{
+			"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": []string{prefix + "*"}},
+		}
+	default:
 		for _, ix := range indexNames() {
 			resources = append(resources, *table.TableArn()+"/index/"+ix)
 		}
@@ -264,6 +279,10 @@ func KeyItemPrefix() string {
 	var h apikey.Hash
 	return strings.TrimSuffix(store.KeyPK(h), h.String())
 }
+
+// UsageItemPrefix is the partition key prefix of usage items, taken from
+// the store.
+func UsageItemPrefix() string { return strings.TrimSuffix(store.UsagePK("x"), "x") }
 
 // exportName turns a function name into a construct id: "authorizer" ->
 // "Authorizer".

@@ -104,7 +104,8 @@ type Route struct {
 // Keygate is all of keygate inside a team's own stack: the table, the
 // pepper, the event bus, the token signing key, the functions (built from
 // source at synth), the REST API with the admin routes and the protected
-// proxy, the rotator's schedule, the dashboard and the alarms. Its fields
+// proxy, the rotator's schedule, the usage function's stream mapping, the
+// dashboard and the alarms. Its fields
 // are what a stack wires further; it adds no stack outputs (the stack
 // chooses their names: NewKeygateStack adds keygate's).
 type Keygate struct {
@@ -126,6 +127,9 @@ type Keygate struct {
 	// REST and HTTP APIs (ForRestApi, ForHttpApi), with the settings' gateway
 	// cache.
 	Authorizer *Authorizer
+	// Usage is the usage function's stream mapping (nil when the function
+	// table has no usage function).
+	Usage      *UsagePipeline
 	Monitoring Monitoring
 }
 
@@ -211,7 +215,12 @@ func NewKeygate(scope constructs.Construct, id string, props *KeygateProps) *Key
 	if id != stackChildID {
 		dashboard = *awscdk.Aws_STACK_NAME() + "-" + id
 	}
-	mon := NewMonitoring(k, "Monitoring", MonitoringProps{Api: api, Table: table, Functions: fns, AlarmEmail: s.AlarmEmail, DashboardName: dashboard})
+	if fn, ok := fns[gateway.FnUsage]; ok {
+		p := NewUsagePipeline(k, "Usage", UsagePipelineProps{Table: table, Function: fn, Removal: removal})
+		k.Usage = &p
+	}
+	mon := NewMonitoring(k, "Monitoring", MonitoringProps{Api: api, Table: table, Functions: fns, Usage: k.Usage,
+		AlarmEmail: s.AlarmEmail, DashboardName: dashboard})
 
 	k.Settings, k.Table, k.Pepper, k.Bus, k.SigningKey = s, table, pepper, bus, signing
 	k.Functions, k.Api, k.Authorizer, k.Monitoring = fns, api, authorizer, mon

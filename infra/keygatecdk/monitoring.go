@@ -13,20 +13,22 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/metrics"
 )
 
-// The authorizer's embedded metrics (CloudWatch Embedded Metric Format in
-// its log lines, so no metrics API call is made). The dashboard and alarms
-// read exactly these names; the authorizer must emit them.
+// The functions' embedded metrics (CloudWatch Embedded Metric Format in
+// their log lines, so no metrics API call is made), under the names
+// internal/metrics writes: the dashboard and the alarms read exactly
+// those.
 const (
-	MetricNamespace = "Keygate"
+	MetricNamespace = metrics.Namespace
 	// MetricVerifications counts verifications (Count), with the dimension
 	// MetricOutcome: "allow" or the denial's reason code.
-	MetricVerifications = "Verifications"
-	MetricOutcome       = "Outcome"
+	MetricVerifications = metrics.Verifications
+	MetricOutcome       = metrics.OutcomeDimension
 	// MetricLatency is one verification's time in milliseconds, no
 	// dimensions.
-	MetricLatency = "Latency"
+	MetricLatency = metrics.Latency
 )
 
 // MonitoringProps configure NewMonitoring.
@@ -34,6 +36,8 @@ type MonitoringProps struct {
 	Api       awsapigateway.RestApi
 	Table     awsdynamodb.Table
 	Functions map[string]awslambda.Function
+	// Usage is the usage function's stream mapping, nil without one.
+	Usage *UsagePipeline
 	// AlarmEmail, when set, is subscribed to the alarm topic.
 	AlarmEmail string
 	// DashboardName names the dashboard (default: the stack's name).
@@ -48,9 +52,10 @@ type Monitoring struct {
 }
 
 // NewMonitoring creates the dashboard (verifications by outcome, authorizer
-// latency p50/p99, DynamoDB throttles, errors) and alarms on authorizer
-// errors, throttles, the API's 5xx rate and authorizer latency, each
-// notifying one SNS topic.
+// latency p50/p99, DynamoDB throttles, errors, the usage consumer) and
+// alarms on authorizer errors, throttles, the API's 5xx rate, authorizer
+// latency, and the usage consumer's lag, discarded batches and skipped
+// records, each notifying one SNS topic.
 func NewMonitoring(scope constructs.Construct, id string, props MonitoringProps) Monitoring {
 	c := constructs.NewConstruct(scope, str(id))
 	five := awscdk.Duration_Minutes(jsii.Number(5))
@@ -128,5 +133,26 @@ func NewMonitoring(scope constructs.Construct, id string, props MonitoringProps)
 		alarm("ServerErrorRate", "More than 1% of API requests answered 5xx for 10 minutes.", fiveXX, 0.01, 2),
 		alarm("AuthorizerLatency", "Authorizer p99 latency above 250 ms for 15 minutes: every protected request waits for it.", latency("p99"), 250, 3),
 	)
+	if u := props.Usage; u != nil {
+		fn := props.Functions[gateway.FnUsage]
+		age := fn.Metric(str("IteratorAge"), &awscloudwatch.MetricOptions{Statistic: str("Maximum"), Period: five, Label: str("iterator age (ms)")})
+		emitted := func(name string) awscloudwatch.Metric {
+			return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+				Namespace: str(MetricNamespace), MetricName: str(name), Statistic: str("Sum"), Period: five, Label: str(name),
+			})
+		}
+		consumer := graph("Usage consumer", age)
+		consumer.AddRightMetric(emitted(metrics.UsageChanges))
+		consumer.AddRightMetric(emitted(metrics.UsageSkipped))
+		dash.AddWidgets(consumer)
+		m.Alarms = append(m.Alarms,
+			alarm("UsageIteratorAge", "The usage consumer is more than 5 minutes behind the table's stream: owner usage trails the requests "+
+				"(nothing is lost while it catches up; at 23 hours Lambda discards what it has not taken). See docs/usage.md#failure-modes.", age, 5*60*1000, 1),
+			alarm("UsageFailedBatches", "Lambda discarded a batch of the table's stream: usage history misses its changes; the message in the queue names the shard and the time window. See docs/usage.md#failure-modes.",
+				u.Failed.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Statistic: str("Maximum"), Period: five}), 1, 1),
+			alarm("UsageSkippedRecords", "The usage consumer skipped a stream record it could not read (something other than keygate wrote a key's item); its log names the record. See docs/usage.md#failure-modes.",
+				emitted(metrics.UsageSkipped), 1, 1),
+		)
+	}
 	return m
 }

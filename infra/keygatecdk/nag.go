@@ -3,6 +3,8 @@ package keygatecdk
 import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/keygate/keygate/internal/gateway"
 )
 
 // nagSuppression is an AwsSolutions finding keygate accepts, with the
@@ -12,6 +14,9 @@ type nagSuppression struct {
 	ID, Reason string
 	On         func(*Keygate) constructs.IConstruct
 	Children   bool
+	// AppliesTo narrows a granular rule's suppression to these findings
+	// ("Resource::*"); empty means the rule's every finding.
+	AppliesTo []string
 }
 
 func apiChild(path ...string) func(*Keygate) constructs.IConstruct {
@@ -40,6 +45,23 @@ var nagSuppressions = []nagSuppression{
 		Reason: "The pepper keys every stored key hash; rotating it would make every issued key unknown. No function role can read it: CloudFormation resolves it into the functions' environment."},
 	{ID: "AwsSolutions-SNS2", On: func(k *Keygate) constructs.IConstruct { return k.Monitoring.Topic },
 		Reason: "Alarm notifications carry no secrets, and CloudWatch alarms cannot publish to a topic encrypted with the AWS managed SNS key; a customer managed key would cost more than what it protects."},
+	{ID: "AwsSolutions-SQS3", On: usagePart(func(k *Keygate) constructs.IConstruct { return k.Usage.Failed }),
+		Reason: "This queue is the on-failure destination of the usage function's stream mapping (Lambda's dead-letter destination, which SQS does not see as one): it keeps the description of each batch Lambda discarded for an operator to read (an alarm fires on it), and nothing consumes it, so it needs no queue of its own behind it."},
+	{ID: "AwsSolutions-IAM5", AppliesTo: []string{"Resource::*"}, On: usagePart(func(k *Keygate) constructs.IConstruct {
+		return k.Functions[gateway.FnUsage].Role().Node().FindChild(str("DefaultPolicy"))
+	}), Reason: "The stream mapping's grant: dynamodb:ListStreams, which Lambda needs to find the table's stream, acts on no resource (its IAM resource is *); DescribeStream, GetShardIterator and GetRecords are granted on the stream's ARN only."},
+}
+
+// usagePart is a construct of the usage pipeline, nil when the stack's
+// function table has no usage function (its suppressions then concern
+// nothing).
+func usagePart(part func(*Keygate) constructs.IConstruct) func(*Keygate) constructs.IConstruct {
+	return func(k *Keygate) constructs.IConstruct {
+		if k.Usage == nil {
+			return nil
+		}
+		return part(k)
+	}
 }
 
 // AddNagSuppressions records keygate's accepted cdk-nag findings with their
@@ -47,7 +69,18 @@ var nagSuppressions = []nagSuppression{
 // nothing else.
 func AddNagSuppressions(k *Keygate) {
 	for _, x := range nagSuppressions {
+		on := x.On(k)
+		if on == nil {
+			continue // not in this stack's function table
+		}
 		s := []*cdknag.NagPackSuppression{{Id: str(x.ID), Reason: str(x.Reason)}}
-		cdknag.NagSuppressions_AddResourceSuppressions(x.On(k), &s, &x.Children)
+		if len(x.AppliesTo) > 0 {
+			var applies []interface{}
+			for _, a := range x.AppliesTo {
+				applies = append(applies, a)
+			}
+			s[0].AppliesTo = &applies
+		}
+		cdknag.NagSuppressions_AddResourceSuppressions(on, &s, &x.Children)
 	}
 }

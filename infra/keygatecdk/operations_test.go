@@ -49,8 +49,8 @@ func TestAlarmsNotifyTheTopic(t *testing.T) {
 	tpl := defaults(t)
 	topic := obj{"Ref": logicalID(defaultStack.Stack, defaultStack.Monitoring.Topic)}
 	alarms := resources(t, tpl, "AWS::CloudWatch::Alarm")
-	if len(alarms) != 4 {
-		t.Errorf("%d alarms, want 4 (authorizer errors, throttles, 5xx rate, latency)", len(alarms))
+	if len(alarms) != 7 {
+		t.Errorf("%d alarms, want 7 (authorizer errors, throttles, 5xx rate, latency; the usage consumer's lag, discarded batches, skipped records)", len(alarms))
 	}
 	for id, a := range alarms {
 		if jsonOf(a.Properties["AlarmActions"]) != jsonOf(arr{topic}) {

@@ -19,8 +19,8 @@ type TableProps struct {
 // NewTable declares keygate's one table from internal/schema, the
 // definition the store and the local stack use too: on-demand billing (no
 // capacity to plan; the authorizer's load follows the API's), point-in-time
-// recovery (keys are hard to re-issue), TTL on the schema's attribute, and
-// every index the store needs.
+// recovery (keys are hard to re-issue), TTL on the schema's attribute, the
+// stream the usage function reads, and every index the store needs.
 func NewTable(scope constructs.Construct, id string, props TableProps) awsdynamodb.Table {
 	def := schema.Keygate
 	removal := awscdk.RemovalPolicy_DESTROY
@@ -37,6 +37,9 @@ func NewTable(scope constructs.Construct, id string, props TableProps) awsdynamo
 		},
 		DeletionProtection: jsii.Bool(props.Retain),
 		RemovalPolicy:      removal,
+		// The usage function reads every change of a key's hot item, old
+		// and new image, to keep usage history (see NewUsagePipeline).
+		Stream: awsdynamodb.StreamViewType(def.Stream),
 	})
 	for _, ix := range def.Indexes {
 		props := &awsdynamodb.GlobalSecondaryIndexProps{
