@@ -25,7 +25,7 @@ type TableAccess int
 
 // The table access levels.
 const (
-	// KeyItems: GetItem and UpdateItem on key items only (partition keys
+	// KeyItems: GetItem and UpdateItem on the keys' hot items only (partition keys
 	// KEY#..., enforced with dynamodb:LeadingKeys). The authorizer reads a
 	// key and updates its counters in the same conditional UpdateItem; it
 	// can neither create, delete nor list keys, nor read audit records.
@@ -273,7 +273,7 @@ func ringStatement(access RingAccess, table awsdynamodb.ITable) awsiam.PolicySta
 	})
 }
 
-// KeyItemPrefix is the partition key prefix of key items, taken from the
+// KeyItemPrefix is the partition key prefix of the keys' hot items, taken from the
 // store (the only package that knows the item layout).
 func KeyItemPrefix() string {
 	var h apikey.Hash

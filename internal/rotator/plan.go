@@ -48,8 +48,9 @@ func (p Policy) plan(d store.DueKey, now time.Time) plan {
 	}
 
 	if !k.RevokedAt.IsZero() {
-		// The issuer gave the key item its TTL; the id item gets the same,
-		// and the key leaves the schedule.
+		// The revocation gave both of the key's items their TTL; the step
+		// writes it again (so both go together) and the key leaves the
+		// schedule.
 		st.TTL = lc.TTL
 		if st.TTL.IsZero() {
 			st.TTL = k.RevokedAt.Add(p.Retention)

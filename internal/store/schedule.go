@@ -51,7 +51,7 @@ func dueNow(it *recordItem, now time.Time) {
 	it.GSI2PK, it.GSI2SK = shardPK(DueShard(it.ID)), dueSK(now, it.ID)
 }
 
-// Lifecycle is the bookkeeping the scheduled run keeps on a key item so that
+// Lifecycle is the bookkeeping the scheduled run keeps on a key's record item so that
 // each of its actions is done at most once: the expiry that an expiring
 // notice or an expired event was sent for, and the activity time that an idle
 // event was sent for. A changed expiry, or a key used again, makes the action
@@ -68,7 +68,7 @@ type Lifecycle struct {
 	// LastUsageDay is the latest UTC day with counted usage (zero if none),
 	// activity that counts even where lastUsedAt is absent.
 	LastUsageDay time.Time
-	// TTL is when DynamoDB deletes the key item (zero: never).
+	// TTL is when DynamoDB deletes the key's items (zero: never).
 	TTL time.Time
 }
 
@@ -261,7 +261,7 @@ type Step struct {
 	// records, are changes to the key and increment its version.
 	ExpireAt time.Time
 	Disable  bool
-	// TTL, when set, is written to the key item and its id item, so that
+	// TTL, when set, is written to both of the key's items, so that
 	// DynamoDB deletes both after the retention period.
 	TTL time.Time
 	// Next is the key's next due time; zero takes it off the schedule.

@@ -8,7 +8,7 @@
 //
 // # One round trip
 //
-// The checks after the cache are one conditional UpdateItem on the key item
+// The checks after the cache are one conditional UpdateItem on the key's hot item
 // (store.Verify): its condition holds everything DynamoDB can evaluate and
 // its update counts the request, returning the new item, which refreshes
 // the cache. When the condition fails, DynamoDB returns the old item and
