@@ -22,10 +22,11 @@
 // no day) is logged and skipped: it cannot become readable by retrying, and
 // a batch that failed on it would stall the shard. Any DynamoDB error fails
 // the batch: Lambda retries it (bisecting it) until it succeeds or its
-// records leave the stream (24 hours); only then does it go to the
-// on-failure queue. Nothing is lost while the consumer catches up within
-// those 24 hours, and the hot items keep counting meanwhile. docs/usage.md
-// says what an operator sees and does.
+// records are 23 hours old, an hour before the stream (24 hours) would drop
+// them; only then does it discard them, into the on-failure queue. Nothing
+// is lost while the consumer catches up within those 23 hours, and the hot
+// items keep counting meanwhile. docs/usage.md says what an operator sees
+// and does.
 package usage
 
 import (
