@@ -291,8 +291,7 @@ func buildVerify(in VerifyInput) (verifyExpr, error) {
 		}
 	}
 	set = append(set, "#lu = :now")
-	add = countUsage(&e, now, 1, cost)
-	current["u:"+key.UsageDay(now)] = true
+	add = countUsage(&e, current, []UsageDelta{{Day: key.UsageDay(now), Requests: 1, Credits: cost}})
 
 	// Counters of windows, periods and days that ended (more than skew
 	// ago) go, so the item stays small. Only counters the caller has seen
@@ -308,19 +307,29 @@ func buildVerify(in VerifyInput) (verifyExpr, error) {
 	return e, nil
 }
 
-// countUsage returns the ADD clauses that record requests admitted and
-// credits spent on the UTC day of now in the hot item's usage counters:
-// usage["YYYY-MM-DD"] and spent["YYYY-MM-DD"]. They record and never
-// limit (the limits have their own counters, rl and q), so a write may
-// add usage it did not admit itself, and an ADD of a negative amount takes
+// countUsage returns the ADD clauses that record, for each of days,
+// requests admitted and credits spent on that UTC day in the hot item's
+// usage counters, usage["YYYY-MM-DD"] and spent["YYYY-MM-DD"], and marks
+// the days current (so that the same write removes none of them). These
+// counters record and never limit (the limits have their own, rl and q),
+// so a write may add usage it did not admit itself (admissions made
+// elsewhere, reported with it), and an ADD of a negative amount takes
 // usage back (Refund). Every write that moves them adds 1 to useq, which
 // numbers the item's usage changes: the usage consumer (internal/usage)
 // turns the changes into usage history from the table's stream, each
 // exactly once by its number.
-func countUsage(e *verifyExpr, now time.Time, requests, credits int64) []string {
-	e.names["#u"], e.names["#sp"], e.names["#d"], e.names["#us"] = attrUsage, attrSpent, key.UsageDay(now), attrUseq
-	e.values[":ur"], e.values[":uc"], e.values[":us"] = num(requests), num(credits), num(1)
-	return []string{"#u.#d :ur", "#sp.#d :uc", "#us :us"}
+func countUsage(e *verifyExpr, current map[string]bool, days []UsageDelta) []string {
+	e.names["#u"], e.names["#sp"], e.names["#us"] = attrUsage, attrSpent, attrUseq
+	e.values[":us"] = num(1)
+	out := []string{"#us :us"}
+	for i, d := range days {
+		n := strconv.Itoa(i)
+		e.names["#d"+n] = d.Day
+		e.values[":ur"+n], e.values[":uc"+n] = num(d.Requests), num(d.Credits)
+		out = append(out, "#u.#d"+n+" :ur"+n, "#sp.#d"+n+" :uc"+n)
+		current["u:"+d.Day] = true
+	}
+	return out
 }
 
 // maxRemovals bounds the REMOVE clause, so an item that collected many
