@@ -226,3 +226,70 @@ func TestParseCIDRsBounds(t *testing.T) {
 		t.Fatalf("::ffff:0.0.0.0/95: err = %v, want invalid allowedCidrs", err)
 	}
 }
+
+// What a verification carries of a key (scopes, origins, CIDRs as text,
+// stages and the plan) is bounded as a whole, and a key over the budget is
+// refused on the field that takes the most of it.
+func TestVerifyBudgetBoundsWhatAVerificationCarries(t *testing.T) {
+	k := valid()
+	k.Scopes, k.AllowedOrigins, k.Stages = []string{"read:users"}, []string{"https://a.example"}, []string{"v1"}
+	k.AllowedCIDRs = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	k.Metadata = map[string]any{"plan": "pro", "team": strings.Repeat("t", 1000)}
+	if n, field := VerifyBytes(k); n != len("read:users")+len("https://a.example")+len("10.0.0.0/8")+len("v1")+len("pro") || field != "allowedOrigins" {
+		t.Fatalf("VerifyBytes = %d, %q: want every listed setting and the plan counted, no other metadata", n, field)
+	}
+	// Each case fills the budget exactly with its field taking the most;
+	// one more byte (a 1-character scope, or origin, longer) is refused.
+	repeat := func(n int, f func(i int) string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = f(i)
+		}
+		return out
+	}
+	scope := func(i int) string { return fmt.Sprintf("s%02d", i) + strings.Repeat("x", MaxScopeLen-3) }
+	origin := func(i int) string { return fmt.Sprintf("https://o%02d.", i) + strings.Repeat("h", maxOriginLen-12) }
+	for _, c := range []struct {
+		field     string
+		fill, one func(k *Key)
+	}{
+		{"scopes", func(k *Key) { k.Scopes = repeat(MaxVerifyBytes/MaxScopeLen, scope) },
+			func(k *Key) { k.Scopes = append(k.Scopes, "z") }},
+		{"allowedOrigins", func(k *Key) {
+			k.AllowedOrigins = append(repeat(MaxVerifyBytes/maxOriginLen, origin), "https://"+strings.Repeat("a", MaxVerifyBytes%maxOriginLen-8))
+		}, func(k *Key) { k.AllowedOrigins[len(k.AllowedOrigins)-1] += "a" }},
+		{"stages", func(k *Key) {
+			k.Stages = repeat(MaxStages, func(i int) string { return fmt.Sprintf("v%02d", i) + strings.Repeat("x", 125) })
+			k.Scopes = repeat((MaxVerifyBytes-MaxStages*128)/MaxScopeLen, scope)
+		}, func(k *Key) { k.Scopes = append(k.Scopes, "z") }},
+	} {
+		k := valid()
+		k.Scopes, k.AllowedOrigins, k.Stages, k.AllowedCIDRs, k.Metadata = nil, nil, nil, nil, nil
+		c.fill(k)
+		if n, field := VerifyBytes(k); n != MaxVerifyBytes || field != c.field {
+			t.Fatalf("%s: the case carries %d bytes, most in %s: fix the test", c.field, n, field)
+		}
+		if err := k.Validate(now); err != nil {
+			t.Errorf("%s filling the budget: refused: %v", c.field, err)
+		}
+		c.one(k)
+		if err := k.Validate(now); fault.FieldOf(err) != c.field || !strings.Contains(fault.MessageOf(err), "3073 bytes") {
+			t.Errorf("%s one byte over the budget: %v, want invalid %s naming the size", c.field, err, c.field)
+		}
+	}
+	// The plan: a string of at most MaxPlanLen characters, counted in the
+	// budget; a plan that is not a string is no plan (metadata like any other).
+	k = valid()
+	k.Metadata = map[string]any{"plan": strings.Repeat("é", MaxPlanLen)}
+	if err := k.Validate(now); err != nil || PlanOf(k) != strings.Repeat("é", MaxPlanLen) {
+		t.Fatalf("a plan at its bound: %v", err)
+	}
+	k.Metadata = map[string]any{"plan": strings.Repeat("é", MaxPlanLen+1)}
+	if err := k.Validate(now); fault.FieldOf(err) != "metadata.plan" {
+		t.Fatalf("a plan one past its bound: %v", err)
+	}
+	k.Metadata = map[string]any{"plan": map[string]any{"tier": strings.Repeat("x", 3000)}}
+	if n, _ := VerifyBytes(k); k.Validate(now) != nil || PlanOf(k) != "" || n > 200 {
+		t.Fatalf("a plan that is not a string: plan %q, %d bytes, %v", PlanOf(k), n, k.Validate(now))
+	}
+}
