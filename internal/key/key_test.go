@@ -238,6 +238,12 @@ func TestVerifyBudgetBoundsWhatAVerificationCarries(t *testing.T) {
 	if n, field := VerifyBytes(k); n != len("read:users")+len("https://a.example")+len("10.0.0.0/8")+len("v1")+len("pro") || field != "allowedOrigins" {
 		t.Fatalf("VerifyBytes = %d, %q: want every listed setting and the plan counted, no other metadata", n, field)
 	}
+	// On a tie the field named is the first of scopes, allowedOrigins,
+	// allowedCidrs, stages and metadata.plan.
+	k.Scopes, k.AllowedOrigins, k.AllowedCIDRs, k.Stages, k.Metadata = []string{"abcdefghijkl"}, []string{"https://a.bc"}, nil, nil, nil
+	if _, field := VerifyBytes(k); field != "scopes" {
+		t.Fatalf("a tie between scopes and origins names %s, want scopes", field)
+	}
 	// Each case fills the budget exactly with its field taking the most;
 	// one more byte (a 1-character scope, or origin, longer) is refused.
 	repeat := func(n int, f func(i int) string) []string {
