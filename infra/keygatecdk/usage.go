@@ -9,8 +9,15 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/keygate/keygate/internal/usage"
+	"github.com/keygate/keygate/internal/schema"
+	"github.com/keygate/keygate/internal/store"
 )
+
+// usageFilter passes the stream records of the keys' hot items only (the
+// records internal/usage's Wanted keeps in the local stack).
+var usageFilter = map[string]interface{}{
+	"dynamodb": map[string]interface{}{"Keys": map[string]interface{}{schema.SK: map[string]interface{}{"S": []string{store.HotSK}}}},
+}
 
 // How the table's stream feeds the usage function (see docs/usage.md):
 //
@@ -66,9 +73,7 @@ func NewUsagePipeline(scope constructs.Construct, id string, props UsagePipeline
 		RetryAttempts:      jsii.Number(-1),
 		MaxRecordAge:       awscdk.Duration_Seconds(jsii.Number(UsageMaxRecordAge)),
 		OnFailure:          awslambdaeventsources.NewSqsDlq(failed),
-		Filters: &[]*map[string]interface{}{
-			awslambda.FilterCriteria_Filter(&map[string]interface{}{"dynamodb": usage.FilterPattern()["dynamodb"]}),
-		},
+		Filters:            &[]*map[string]interface{}{awslambda.FilterCriteria_Filter(&usageFilter)},
 	})
 	props.Function.AddEventSource(src)
 	return UsagePipeline{Source: src, Failed: failed}

@@ -88,16 +88,10 @@ func New(st Recorder, o Options) *Handler {
 // Wanted reports whether a stream record is of a key's hot item, the only
 // records the consumer reads: the local stack's poller filters with it,
 // and the stack's event source mapping filters on the same sort key
-// (FilterPattern), so that no other change invokes the function.
+// (store.HotSK), so that no other change invokes the function.
 func Wanted(r events.DynamoDBEventRecord) bool {
 	sk, ok := r.Change.Keys[schema.SK]
 	return ok && sk.DataType() == events.DataTypeString && sk.String() == store.HotSK
-}
-
-// FilterPattern is the event source mapping's filter: records whose item
-// has the hot items' sort key.
-func FilterPattern() map[string]any {
-	return map[string]any{"dynamodb": map[string]any{"Keys": map[string]any{schema.SK: map[string]any{"S": []string{store.HotSK}}}}}
 }
 
 // Handle records one batch. It returns an error only when the batch must
