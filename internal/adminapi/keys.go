@@ -29,6 +29,9 @@ const (
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
+// keyPath is the path of key id's own route.
+func keyPath(id string) string { return "/v1/keys/" + url.PathEscape(id) }
+
 // pathID returns the {id} of the route; an id that cannot exist is simply
 // not found (the store refuses its shape before any lookup).
 func pathID(r *http.Request) string { return r.PathValue("id") }
@@ -150,7 +153,7 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request) error {
 	view := wire.FromKey(k, now)
 	rec := store.AuditRecord{KeyID: k.ID, At: now, Actor: actor.From(ctx), Action: ActionCreate, Changes: settingsChanges(view)}
 	view.Key = plain.Plaintext
-	resp, err := created(view)
+	resp, err := created(r, view)
 	if err != nil {
 		return err
 	}
@@ -164,14 +167,15 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request) error {
 	return resp.Write(w)
 }
 
-// created is the 201 response of a request that created key w (issue,
-// rotate): the key with its plaintext, where it lives and its ETag.
-func created(w wire.Key) (Response, error) {
+// created is the 201 response of request r that created key w (issue,
+// rotate): the key with its plaintext, where it lives (below the stage or
+// base path r came through) and its ETag.
+func created(r *http.Request, w wire.Key) (Response, error) {
 	body, err := json.Marshal(w)
 	if err != nil {
 		return Response{}, fault.Wrap(fault.Internal, err, "encode key")
 	}
-	return Response{Status: http.StatusCreated, Headers: map[string]string{"Location": "/v1/keys/" + w.ID, "ETag": etag(w.Version)}, Body: body}, nil
+	return Response{Status: http.StatusCreated, Headers: map[string]string{"Location": httpedge.Link(r, keyPath(w.ID)), "ETag": etag(w.Version)}, Body: body}, nil
 }
 
 func (a *API) publish(ctx context.Context, e lifecycle.Event) {
@@ -231,19 +235,34 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// ifMatch reads the version from If-Match: "3", W/"3" or 3.
-func ifMatch(r *http.Request) (int64, error) {
+// ifMatch reads the version from If-Match: "3" (or a bare 3); sent is
+// false when the request has no If-Match, which makes the change
+// unconditional (as Stripe's, GitHub's and Unkey's APIs do: optimistic
+// concurrency is the client's choice). A weak ETag (W/"3") is refused as
+// failing the precondition: If-Match compares entity tags strongly, and a
+// weak tag never matches strongly (RFC 9110, section 13.1.1), so a client
+// that weakened the tag (or a proxy that did) must not get its write
+// through as if it had checked the version.
+func ifMatch(r *http.Request) (version int64, sent bool, err error) {
 	v := strings.TrimSpace(r.Header.Get("If-Match"))
 	if v == "" {
-		return 0, httpedge.NewProblem(http.StatusPreconditionRequired, httpedge.CodePreconditionRequired, "If-Match",
-			"send If-Match with the key's ETag (its version) to change it")
+		return 0, false, nil
 	}
-	n, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(v, "W/"), `"`), 10, 64)
+	if strings.HasPrefix(v, "W/") || strings.HasPrefix(v, "w/") {
+		return 0, true, httpedge.NewProblem(http.StatusPreconditionFailed, httpedge.CodePreconditionFailed, "If-Match",
+			`a weak ETag never matches: send the key's ETag as it was given, such as "3"`)
+	}
+	n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
 	if err != nil || n < 1 {
-		return 0, httpedge.NewProblem(http.StatusBadRequest, httpedge.CodeInvalidRequest, "If-Match", `must be the key's ETag, such as "3"`)
+		return 0, true, httpedge.NewProblem(http.StatusBadRequest, httpedge.CodeInvalidRequest, "If-Match", `must be the key's ETag, such as "3"`)
 	}
-	return n, nil
+	return n, true, nil
 }
+
+// unconditionalAttempts bounds how often a PATCH without If-Match reads
+// the key again after a concurrent change won the race: the patch applies
+// to the key as it is, so a lost race is retried, not reported.
+const unconditionalAttempts = 3
 
 // apply applies a patch to a copy of k; it reports whether anything was set.
 func (a *API) apply(k *key.Key, p *wire.UpdateRequest) (bool, error) {
@@ -328,7 +347,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	version, err := ifMatch(r)
+	version, conditional, err := ifMatch(r)
 	if err != nil {
 		return err
 	}
@@ -336,24 +355,51 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) error {
 	if err := httpedge.Decode(b, &p); err != nil {
 		return err
 	}
-	old, err := a.o.Store.Get(ctx, pathID(r))
+	for attempt := 1; ; attempt++ {
+		updated, changes, err := a.updateOnce(ctx, pathID(r), &p, version, conditional)
+		if !conditional && attempt < unconditionalAttempts && fault.CodeOf(err) == fault.PreconditionFailed {
+			continue // a concurrent change won: apply the patch to the key as it is now
+		}
+		if err != nil {
+			return err
+		}
+		now := a.o.Now().UTC().Truncate(time.Millisecond)
+		after := wire.FromKey(updated, now)
+		fields := make([]string, 0, len(changes))
+		for f := range changes {
+			fields = append(fields, f)
+		}
+		a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyUpdated, KeyID: updated.ID, OwnerID: updated.OwnerID, Time: now, Actor: actor.From(ctx),
+			Detail: map[string]any{"fields": fields, "status": after.Status, "version": after.Version}})
+		w.Header().Set("ETag", etag(updated.Version))
+		httpedge.WriteJSON(w, http.StatusOK, after)
+		return nil
+	}
+}
+
+// updateOnce reads the key, applies the patch and writes it with its audit
+// record, conditional on the version read (and, when the request sent
+// If-Match, on that being the version it names). It returns the key as
+// written and the audit record's changes.
+func (a *API) updateOnce(ctx context.Context, id string, p *wire.UpdateRequest, version int64, conditional bool) (*key.Key, map[string]any, error) {
+	old, err := a.o.Store.Get(ctx, id)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	now := a.o.Now().UTC().Truncate(time.Millisecond)
 	if !old.RevokedAt.IsZero() {
-		return fault.Errorf(fault.Conflict, "key is revoked and cannot be changed")
+		return nil, nil, fault.Errorf(fault.Conflict, "key is revoked and cannot be changed")
 	}
-	if old.Version != version {
-		return fault.Errorf(fault.PreconditionFailed, "the key's version is %d, not %d; read it again", old.Version, version)
+	if conditional && old.Version != version {
+		return nil, nil, fault.Errorf(fault.PreconditionFailed, "the key's version is %d, not %d; read it again", old.Version, version)
 	}
 	k := *old
-	set, err := a.apply(&k, &p)
+	set, err := a.apply(&k, p)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if !set {
-		return httpedge.NewProblem(http.StatusBadRequest, httpedge.CodeInvalidRequest, "", "the body changes nothing; send at least one field")
+		return nil, nil, httpedge.NewProblem(http.StatusBadRequest, httpedge.CodeInvalidRequest, "", "the body changes nothing; send at least one field")
 	}
 	// An expiry the patch leaves alone is not checked again: an expired key
 	// can still be renamed or disabled, and only a new expiresAt must lie in
@@ -363,7 +409,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) error {
 		validAt = k.ExpiresAt.Add(-time.Millisecond)
 	}
 	if err := k.Validate(validAt); err != nil {
-		return err
+		return nil, nil, err
 	}
 	// The audit record is written in the update's own transaction, so it
 	// describes the change from the settings sent (version and updatedAt,
@@ -375,20 +421,8 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) error {
 		changes["enabled"] = map[string]any{"from": old.Enabled, "to": k.Enabled}
 	}
 	rec := store.AuditRecord{At: now, Actor: actor.From(ctx), Action: ActionUpdate, Changes: changes}
-	updated, err := a.o.Store.UpdateAudited(ctx, &k, version, rec)
-	if err != nil {
-		return err
-	}
-	after := wire.FromKey(updated, now)
-	fields := make([]string, 0, len(changes))
-	for f := range changes {
-		fields = append(fields, f)
-	}
-	a.publish(ctx, lifecycle.Event{Type: lifecycle.KeyUpdated, KeyID: k.ID, OwnerID: k.OwnerID, Time: now, Actor: rec.Actor,
-		Detail: map[string]any{"fields": fields, "status": after.Status, "version": after.Version}})
-	w.Header().Set("ETag", etag(updated.Version))
-	httpedge.WriteJSON(w, http.StatusOK, after)
-	return nil
+	updated, err := a.o.Store.UpdateAudited(ctx, &k, old.Version, rec)
+	return updated, changes, err
 }
 
 func (a *API) revoke(w http.ResponseWriter, r *http.Request) error {

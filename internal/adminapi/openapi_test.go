@@ -124,7 +124,7 @@ func TestOpenAPIBodiesMatchTheWireTypes(t *testing.T) {
 	}
 	for _, c := range []string{httpedge.CodeInvalidRequest, httpedge.CodeNotFound, httpedge.CodeMethodNotAllowed, httpedge.CodeConflict,
 		adminapi.CodeIdempotencyInProgress, adminapi.CodeIdempotencyKeyReused, adminapi.CodeIdempotencyUnreadable,
-		httpedge.CodePreconditionFailed, httpedge.CodePreconditionRequired, httpedge.CodeBodyTooLarge,
+		httpedge.CodePreconditionFailed, httpedge.CodeBodyTooLarge,
 		httpedge.CodeUnsupportedMediaType, httpedge.CodeThrottled, httpedge.CodeUnavailable, httpedge.CodeInternal} {
 		if !codes[c] {
 			t.Errorf("problem code %s is not documented", c)

@@ -129,7 +129,7 @@ func (a *Rotator) rotate(w http.ResponseWriter, r *http.Request) error {
 		}},
 	}
 	view.Key = plain.Plaintext
-	resp, err := created(view)
+	resp, err := created(r, view)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package httpedge
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -165,3 +166,23 @@ func (r *Recorder) Write(b []byte) (int, error) {
 
 // Unwrap returns the underlying ResponseWriter, for http.ResponseController.
 func (r *Recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+type basePathKey struct{}
+
+// WithBasePath returns ctx carrying the path prefix the request came
+// through before the handler's own routes: an execute-api URL's stage
+// ("/prod"), a custom domain's base path mapping, or "" when the routes
+// sit at the root. The adapter that turns an API Gateway event into a
+// request (internal/lambdahttp) sets it, from what API Gateway reports.
+func WithBasePath(ctx context.Context, prefix string) context.Context {
+	return context.WithValue(ctx, basePathKey{}, strings.TrimSuffix(prefix, "/"))
+}
+
+// Link returns path (a route's own path, such as /v1/keys/key_...) as the
+// client must request it: below the base path the request came through,
+// so a Location header or a link in a body works on the URL the client
+// used.
+func Link(r *http.Request, path string) string {
+	prefix, _ := r.Context().Value(basePathKey{}).(string)
+	return prefix + path
+}

@@ -27,7 +27,6 @@ const (
 	CodeMethodNotAllowed     = "method_not_allowed"
 	CodeConflict             = "conflict"
 	CodePreconditionFailed   = "precondition_failed"
-	CodePreconditionRequired = "precondition_required"
 	CodeBodyTooLarge         = "body_too_large"
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeThrottled            = "throttled"

@@ -22,6 +22,7 @@ import (
 
 	"github.com/keygate/keygate/internal/actor"
 	"github.com/keygate/keygate/internal/fault"
+	"github.com/keygate/keygate/internal/httpedge"
 )
 
 // Handler returns the Lambda handler function for h, for lambda.Start or
@@ -140,6 +141,12 @@ func serveV1(ctx context.Context, h http.Handler, ev *events.APIGatewayProxyRequ
 		ctx = WithAuthorizer(ctx, a)
 	}
 	ctx = context.WithValue(ctx, v1Key{}, ev)
+	// requestContext.path is the path the client requested, with the stage
+	// of an execute-api URL (/prod/v1/keys) or a custom domain's base path;
+	// path is the resource's own. What precedes it is where links go.
+	if prefix, ok := strings.CutSuffix(ev.RequestContext.Path, ev.Path); ok && ev.Path != "" {
+		ctx = httpedge.WithBasePath(ctx, prefix)
+	}
 	req, err := newRequest(ctx, ev.HTTPMethod, ev.Path, q.Encode(), hdr, b, ev.RequestContext.Identity.SourceIP)
 	if err != nil {
 		return nil, err
@@ -169,6 +176,7 @@ func serveV2(ctx context.Context, h http.Handler, ev *events.APIGatewayV2HTTPReq
 	// know the stage.
 	if st := ev.RequestContext.Stage; st != "" && st != "$default" && strings.HasPrefix(path, "/"+st+"/") {
 		path = path[len(st)+1:]
+		ctx = httpedge.WithBasePath(ctx, "/"+st)
 	}
 	if a := ev.RequestContext.Authorizer; a != nil && a.IAM != nil && a.IAM.UserARN != "" {
 		ctx = actor.With(ctx, a.IAM.UserARN)

@@ -101,7 +101,7 @@ func (q *request) authorizerEvent() events.APIGatewayCustomAuthorizerRequestType
 		Headers: p.Headers, MultiValueHeaders: p.MultiValueHeaders, PathParameters: p.PathParameters,
 		QueryStringParameters: p.QueryStringParameters, MultiValueQueryStringParameters: p.MultiValueQueryStringParameters,
 		RequestContext: events.APIGatewayCustomAuthorizerRequestTypeRequestContext{
-			Path:         "/" + q.stage + q.path,
+			Path:         q.path,
 			AccountID:    account,
 			ResourceID:   resourceID(q.match.route.Path),
 			Stage:        q.stage,
@@ -150,8 +150,11 @@ func (q *request) proxyEvent(authorizer map[string]any) proxyEvent {
 				SourceIP:  q.sourceIP,
 				UserAgent: q.header.Get("User-Agent"),
 			},
-			ResourcePath:     q.match.route.Path,
-			Path:             "/" + q.stage + q.path,
+			ResourcePath: q.match.route.Path,
+			// The path as the client requested it: the local gateway serves
+			// the stage at its root, as a custom domain mapped to the stage
+			// does, so links in responses have no stage prefix.
+			Path:             q.path,
 			Authorizer:       authorizer,
 			HTTPMethod:       q.method,
 			RequestTime:      q.received.UTC().Format("02/Jan/2006:15:04:05 -0700"),
