@@ -20,11 +20,11 @@ import (
 // gives 503 unavailable. Teams attaching the authorizer to their own REST
 // API call it too. The responses are created inside api.
 func AddGatewayResponses(api awsapigateway.RestApiBase) {
-	headers := map[string]*string{}
-	for k, v := range gateway.ResponseHeaders {
-		headers[k] = str("'" + v + "'") // a static value is quoted
-	}
 	for _, r := range gateway.Responses {
+		headers := map[string]*string{}
+		for k, v := range r.Headers() {
+			headers[k] = str("'" + v + "'") // a static value is quoted
+		}
 		awsapigateway.NewGatewayResponse(api, str("Response"+string(r.Type)), &awsapigateway.GatewayResponseProps{
 			RestApi:         api,
 			Type:            awsapigateway.ResponseType_Of(str(string(r.Type))),

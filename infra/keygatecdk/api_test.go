@@ -111,12 +111,22 @@ func TestGatewayResponsesFollowTheMapping(t *testing.T) {
 	tpl := defaults(t)
 	tpl.ResourceCountIs(str("AWS::ApiGateway::GatewayResponse"), num(len(gateway.Responses)))
 	for _, r := range gateway.Responses {
+		params := obj{}
+		for k, v := range r.Headers() {
+			params["gatewayresponse.header."+k] = "'" + v + "'"
+		}
 		tpl.HasResourceProperties(str("AWS::ApiGateway::GatewayResponse"), obj{
-			"ResponseType":      string(r.Type),
-			"StatusCode":        itoa(r.Status),
-			"ResponseTemplates": obj{"application/json": r.Body},
+			"ResponseType":       string(r.Type),
+			"StatusCode":         itoa(r.Status),
+			"ResponseTemplates":  obj{"application/json": r.Body},
+			"ResponseParameters": params,
 		})
 	}
+	// The 503s that say "retry shortly" carry Retry-After.
+	tpl.HasResourceProperties(str("AWS::ApiGateway::GatewayResponse"), obj{
+		"ResponseType":       "AUTHORIZER_FAILURE",
+		"ResponseParameters": assertions.Match_ObjectLike(&map[string]interface{}{"gatewayresponse.header.Retry-After": "'1'"}),
+	})
 }
 
 func TestStageIsThrottledAndWritesJSONAccessLogs(t *testing.T) {

@@ -4,14 +4,25 @@
 // decision, and renders it the way API Gateway and the stack's gateway
 // responses expect:
 //
-//   - no credential recognised (missing, malformed, unknown key): the error
-//     "Unauthorized", which API Gateway answers with 401;
-//   - a recognised key refused, limits included: a Deny policy (REST) or
-//     isAuthorized=false (HTTP API) with context code, message and
-//     retryAfterSeconds, which the gateway responses print (403);
-//   - no decision possible (DynamoDB down or slow, a panic): the error
-//     "unavailable", API Gateway's AUTHORIZER_FAILURE, which the stack maps
-//     to 503 unavailable.
+//   - REST API, no credential recognised (missing, malformed, unknown key):
+//     the error "Unauthorized", which API Gateway answers with 401;
+//   - REST API, a recognised key refused, limits included: a Deny policy
+//     with context code, message and retryAfterSeconds, which the gateway
+//     responses print (403);
+//   - REST API, no decision possible (DynamoDB down or slow, a panic): the
+//     error "unavailable", API Gateway's AUTHORIZER_FAILURE, which the stack
+//     maps to 503 unavailable;
+//   - HTTP API, every refusal, those three included: isAuthorized=false
+//     with the same context (403). An HTTP API answers an authorizer that
+//     returns an error, or an answer it cannot read, with 500 (AWS: "If API
+//     Gateway can't invoke your Lambda authorizer, or your Lambda authorizer
+//     returns a response in an invalid format, clients receive a 500
+//     Internal Server Error",
+//     https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-lambda-authorizer.html),
+//     and documents no error that becomes a 401: it gives 401 only itself,
+//     without invoking the authorizer, when a request lacks a configured
+//     identity source. A refusal is a decision, never an authorizer
+//     failure (which would also count as a Lambda error in the alarms).
 //
 // It writes one EMF metrics line per verification and one JSON log line
 // through log/slog (never the key): allows at debug, refusals at info,
@@ -35,8 +46,9 @@ import (
 	"github.com/keygate/keygate/internal/verify"
 )
 
-// The errors the handler returns. API Gateway turns exactly "Unauthorized"
-// into 401; any other error is an authorizer failure (the stack: 503).
+// The errors the handler returns to a REST API. API Gateway turns exactly
+// "Unauthorized" into 401; any other error is an authorizer failure (the
+// stack: 503). An HTTP API gets no error (see Handle).
 var (
 	ErrUnauthorized = errors.New("Unauthorized")
 	ErrUnavailable  = errors.New("unavailable")
@@ -136,23 +148,31 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 // or events.APIGatewayV2CustomAuthorizerSimpleResponse (HTTP API).
 func (h *Handler) Handle(ctx context.Context, ev *Event) (resp any, err error) {
 	start := h.o.Now()
+	httpEvent := ev.Version == "2.0"
 	defer func() {
 		if p := recover(); p != nil {
 			h.o.Logger.LogAttrs(ctx, slog.LevelError, "authorizer panic", slog.Any("panic", p))
 			resp, err = nil, ErrUnavailable
+			if httpEvent {
+				// An HTTP API turns an error into a 500: refuse instead.
+				d := verify.Decision{Reason: gateway.Unavailable}
+				resp, err = events.APIGatewayV2CustomAuthorizerSimpleResponse{Context: contextOf(&d)}, nil
+			}
 		}
 	}()
 	dl, req, resource := h.request(ctx, ev)
 	d := h.v.Verify(ctx, &req)
 	h.observe(ctx, dl, &req, &d, start)
+	if dl == httpAPI {
+		// Every refusal is isAuthorized=false: an HTTP API answers an
+		// authorizer's error with 500, whatever the error says.
+		return events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: d.Allowed(), Context: contextOf(&d)}, nil
+	}
 	switch {
 	case d.Reason == gateway.Unavailable:
 		return nil, ErrUnavailable
 	case d.Reason.Unrecognised():
 		return nil, ErrUnauthorized
-	}
-	if dl == httpAPI {
-		return events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: d.Allowed(), Context: contextOf(&d)}, nil
 	}
 	effect := "Allow"
 	if !d.Allowed() {
@@ -240,11 +260,15 @@ func splitMethodArn(arn string) (stage, method, path string) {
 // limits on an allow; code, message and retryAfterSeconds on a refusal.
 func contextOf(d *verify.Decision) map[string]any {
 	if !d.Allowed() {
+		retry := d.RetryAfter
+		if d.Reason == gateway.Unavailable && retry == 0 {
+			retry = gateway.UnavailableRetryAfter // as the REST API's 503 says
+		}
 		return map[string]any{
 			gateway.CtxCode:              string(d.Reason),
 			gateway.CtxMessage:           verify.Messages[d.Reason],
-			gateway.CtxRetryAfterSeconds: d.RetryAfter,
-			gateway.CtxRetryAfterField:   gateway.RetryAfterField(d.RetryAfter),
+			gateway.CtxRetryAfterSeconds: retry,
+			gateway.CtxRetryAfterField:   gateway.RetryAfterField(retry),
 		}
 	}
 	k := d.Key

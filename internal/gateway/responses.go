@@ -1,6 +1,9 @@
 package gateway
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // CredentialHeaders are the request headers a key or token can arrive in.
 // The protected proxy blanks them before the request reaches the upstream,
@@ -32,14 +35,27 @@ const (
 // "$context.authorizer.code" prints the context key "code".
 const ContextVar = "$context.authorizer."
 
-// Response is one gateway response: the status and the JSON body template.
-// Templates are plain substitution, as API Gateway applies them (gateway
-// response templates are not run through VTL): every $context.authorizer.X
-// is replaced by the context value X, or by nothing when it is absent.
+// Response is one gateway response: the status, the JSON body template and
+// any headers of its own. Templates are plain substitution, as API Gateway
+// applies them (gateway response templates are not run through VTL): every
+// $context.authorizer.X is replaced by the context value X, or by nothing
+// when it is absent.
+//
+// Header values are static: a gateway response's header mappings take a
+// request parameter or a literal, never the authorizer's context (AWS:
+// "The parameter values can take any incoming request parameter value or a
+// static custom value",
+// https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-swagger-extensions-gateway-responses.gatewayResponse.html).
+// So the one 403 that serves every refusal cannot carry a Retry-After that
+// only its rate-limit and quota denials should have: those say when to
+// retry in the body's retryAfterSeconds; the 503s, whose wait is fixed,
+// carry Retry-After too.
 type Response struct {
 	Type   ResponseType
 	Status int
 	Body   string
+	// Extra are headers of this response only, added to ResponseHeaders.
+	Extra map[string]string
 }
 
 // Responses is the response mapping, defined once: the stack turns each entry
@@ -69,11 +85,13 @@ var Responses = []Response{
 		Type:   AuthorizerFailure,
 		Status: 503,
 		Body:   unavailableBody,
+		Extra:  unavailableHeaders,
 	},
 	{
 		Type:   AuthorizerConfigurationError,
 		Status: 503,
 		Body:   unavailableBody,
+		Extra:  unavailableHeaders,
 	},
 }
 
@@ -85,7 +103,26 @@ var ResponseHeaders = map[string]string{
 	"Cache-Control": "no-store",
 }
 
-const unavailableBody = `{"code":"` + string(Unavailable) + `","message":"the key could not be verified; retry shortly","retryAfterSeconds":1}`
+// UnavailableRetryAfter is the wait, in whole seconds, that an unavailable
+// denial asks for, in its body and its Retry-After header.
+const UnavailableRetryAfter = 1
+
+var unavailableBody = `{"code":"` + string(Unavailable) + `","message":"the key could not be verified; retry shortly"` +
+	RetryAfterField(UnavailableRetryAfter) + `}`
+
+var unavailableHeaders = map[string]string{"Retry-After": strconv.Itoa(UnavailableRetryAfter)}
+
+// Headers are the headers of response r: ResponseHeaders and its own.
+func (r Response) Headers() map[string]string {
+	h := make(map[string]string, len(ResponseHeaders)+len(r.Extra))
+	for k, v := range ResponseHeaders {
+		h[k] = v
+	}
+	for k, v := range r.Extra {
+		h[k] = v
+	}
+	return h
+}
 
 // ResponseFor returns the mapping's response of type t, and false if keygate
 // does not customise t (API Gateway's default response applies).

@@ -236,7 +236,7 @@ func (g *Gateway) gatewayResponse(w http.ResponseWriter, t gateway.ResponseType,
 		apigwError(w, http.StatusInternalServerError, "Internal server error")
 		return
 	}
-	for k, v := range gateway.ResponseHeaders {
+	for k, v := range resp.Headers() {
 		w.Header().Set(k, v)
 	}
 	w.WriteHeader(resp.Status)

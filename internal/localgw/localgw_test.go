@@ -242,6 +242,15 @@ func TestDenialsAreTheStacksGatewayResponses(t *testing.T) {
 					t.Errorf("%s: %q, want %q", k, got, v)
 				}
 			}
+			// A client that could not be told yes or no learns when to
+			// try again from the header too; a refusal's 403 cannot say.
+			wantRetry := ""
+			if c.status == 503 {
+				wantRetry = "1"
+			}
+			if got := resp.Header.Get("Retry-After"); got != wantRetry {
+				t.Errorf("Retry-After %q, want %q", got, wantRetry)
+			}
 			var d denial
 			if err := json.Unmarshal([]byte(body), &d); err != nil || d.Code == "" || d.RetryAfterSeconds == nil {
 				t.Errorf("body is not a denial a client can read: %v %s", err, body)
