@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"regexp"
@@ -68,8 +69,14 @@ type deps struct {
 	isTerminal func(w io.Writer) bool
 	// sleep waits between retries.
 	sleep func(ctx context.Context, d time.Duration) error
+	// jitter returns a random duration in [0, d), spreading retries out.
+	jitter func(d time.Duration) time.Duration
 	// now is the clock used for signing.
 	now func() time.Time
+	// stdin is standard input (--key-file -, revoke's confirmation), and
+	// stdinTerminal reports whether it is a terminal a person types at.
+	stdin         io.Reader
+	stdinTerminal func() bool
 }
 
 func defaultDeps() deps {
@@ -86,15 +93,24 @@ func defaultDeps() deps {
 				return nil
 			}
 		},
-		now: time.Now,
+		jitter: func(d time.Duration) time.Duration {
+			if d <= 0 {
+				return 0
+			}
+			return rand.N(d)
+		},
+		now:           time.Now,
+		stdin:         os.Stdin,
+		stdinTerminal: func() bool { return isTerminalFile(os.Stdin) },
 	}
 }
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
+	return ok && isTerminalFile(f)
+}
+
+func isTerminalFile(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
@@ -266,7 +282,7 @@ var groups = []group{
 	{"keys", []subcommand{
 		{"create", (*app).keysCreate}, {"get", (*app).keysGet}, {"list", (*app).keysList},
 		{"update", (*app).keysUpdate}, {"revoke", (*app).keysRevoke}, {"rotate", (*app).keysRotate},
-		{"usage", (*app).keysUsage},
+		{"usage", (*app).keysUsage}, {"audit", (*app).keysAudit},
 	}, nil},
 	{"usage", nil, (*app).ownerUsage},
 	{"tokens", []subcommand{{"create", (*app).tokensCreate}}, nil},

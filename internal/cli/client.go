@@ -66,10 +66,16 @@ type response struct {
 // maxBody bounds what the CLI reads from a response.
 const maxBody = 16 << 20
 
-// retryDelays are the waits before the second and third attempt of a request
-// that is safe to repeat: GET, DELETE (revoke is idempotent) and anything
-// sent with an Idempotency-Key.
+// retryDelays are the base waits before the second and third attempt of a
+// request that is safe to repeat: GET, DELETE (revoke is idempotent) and
+// anything sent with an Idempotency-Key. Each wait is spread by jitter
+// (see backoff), unless the answer says how long to wait (see retryWait).
 var retryDelays = []time.Duration{500 * time.Millisecond, 2 * time.Second}
+
+// maxRetryAfter is the longest wait an answer may ask for (Retry-After, or
+// a body's retryAfterSeconds) that the CLI sits out by itself; an answer
+// asking for longer is reported at once, with when to try again.
+const maxRetryAfter = 30 * time.Second
 
 // do sends req and returns its 2xx response, or an *exitError that says what
 // went wrong and what to do.
@@ -79,7 +85,7 @@ func (c *client) do(ctx context.Context, req request) (*response, error) {
 		return nil, err
 	}
 	if resp.status/100 != 2 {
-		return nil, c.statusError(req, resp.status, resp.body)
+		return nil, c.statusError(req, resp.status, resp.header, resp.body)
 	}
 	return resp, nil
 }
@@ -106,7 +112,7 @@ func (c *client) send(ctx context.Context, req request) (*response, error) {
 		canRetry := retry && attempt < len(retryDelays) && ctx.Err() == nil
 		if err != nil {
 			if canRetry && !errors.Is(err, syscall.ECONNREFUSED) {
-				if c.app.deps.sleep(ctx, retryDelays[attempt]) == nil {
+				if c.app.deps.sleep(ctx, c.backoff(attempt)) == nil {
 					continue
 				}
 			}
@@ -115,16 +121,65 @@ func (c *client) send(ctx context.Context, req request) (*response, error) {
 		data, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 		resp.Body.Close()
 		if rerr != nil {
-			if canRetry && c.app.deps.sleep(ctx, retryDelays[attempt]) == nil {
+			if canRetry && c.app.deps.sleep(ctx, c.backoff(attempt)) == nil {
 				continue
 			}
 			return nil, c.networkError(req, rerr)
 		}
-		if canRetry && transient(resp.StatusCode, data) && c.app.deps.sleep(ctx, retryDelays[attempt]) == nil {
-			continue
+		if canRetry && transient(resp.StatusCode, data) {
+			if wait, ok := c.retryWait(attempt, resp.Header, data); ok && c.app.deps.sleep(ctx, wait) == nil {
+				continue
+			}
 		}
 		return &response{status: resp.StatusCode, header: resp.Header, body: data}, nil
 	}
+}
+
+// backoff is the wait before attempt+2 when the answer named none: the
+// base delay spread over [base/2, 3*base/2), so that clients that failed
+// together do not retry together.
+func (c *client) backoff(attempt int) time.Duration {
+	base := retryDelays[attempt]
+	return base/2 + c.app.deps.jitter(base)
+}
+
+// retryWait is the wait before retrying a transient answer. When the
+// answer says how long (Retry-After, else a body's retryAfterSeconds), the
+// wait is that, never less, plus up to a quarter more (at most a second) of
+// jitter; ok is false when it asks for more than maxRetryAfter. Otherwise
+// it is the backoff.
+func (c *client) retryWait(attempt int, h http.Header, body []byte) (time.Duration, bool) {
+	after, ok := retryAfter(h, body, c.app.deps.now())
+	if !ok {
+		return c.backoff(attempt), true
+	}
+	if after > maxRetryAfter {
+		return 0, false
+	}
+	return after + c.app.deps.jitter(min(after/4, time.Second)+1), true
+}
+
+// maxRetryAfterSeconds bounds a wait read from an answer, so that no
+// arithmetic on it overflows (a year: far beyond anything waited out).
+const maxRetryAfterSeconds = 366 * 86400
+
+// retryAfter reads how long an answer asks the client to wait: its
+// Retry-After header (seconds, or an HTTP date; RFC 9110, section 10.2.3),
+// else the retryAfterSeconds of its body (a keygate denial or problem).
+func retryAfter(h http.Header, body []byte, now time.Time) (time.Duration, bool) {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			return time.Duration(min(n, maxRetryAfterSeconds)) * time.Second, true
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(t.Sub(now), 0), true
+		}
+	}
+	var p problem
+	if json.Unmarshal(body, &p) == nil && p.RetryAfterSeconds != nil && *p.RetryAfterSeconds > 0 {
+		return time.Duration(min(*p.RetryAfterSeconds, maxRetryAfterSeconds)) * time.Second, true
+	}
+	return 0, false
 }
 
 // transient reports whether an answer may change if the same request is
@@ -224,7 +279,7 @@ type problem struct {
 
 // statusError explains a non-2xx answer. Only the problem's own fields are
 // shown (bounded and stripped of control characters), never the request.
-func (c *client) statusError(req request, status int, data []byte) error {
+func (c *client) statusError(req request, status int, header http.Header, data []byte) error {
 	var p problem
 	_ = json.Unmarshal(data, &p)
 	text := firstOf(p.Detail, p.Message, p.Title)
@@ -264,12 +319,15 @@ func (c *client) statusError(req request, status int, data []byte) error {
 	case status == http.StatusTooManyRequests:
 		e.code = ExitUnavailable
 		e.hint = "throttled: wait and try again"
-		if p.RetryAfterSeconds != nil {
-			e.hint = fmt.Sprintf("throttled: try again in %d s", *p.RetryAfterSeconds)
+		if d, ok := retryAfter(header, data, c.app.deps.now()); ok {
+			e.hint = fmt.Sprintf("throttled: try again in %d s", int64((d+time.Second-1)/time.Second))
 		}
 	case status >= 500:
 		e.code = ExitUnavailable
 		e.hint = "the admin API failed: try again later; if it persists, read the function's logs (CloudWatch Logs, or the 'make dev' terminal locally)"
+		if d, ok := retryAfter(header, data, c.app.deps.now()); ok {
+			e.hint = fmt.Sprintf("the admin API is unavailable: try again in %d s; if it persists, read the function's logs (CloudWatch Logs, or the 'make dev' terminal locally)", int64((d+time.Second-1)/time.Second))
+		}
 		if k := req.header.Get("Idempotency-Key"); k != "" {
 			e.hint += fmt.Sprintf("; retry with --idempotency-key %s so that it is not done twice", k)
 		}

@@ -126,6 +126,12 @@ type runOpts struct {
 	env       map[string]string
 	transport http.RoundTripper
 	terminal  bool
+	// stdin is what standard input holds; typing says a person types it
+	// at a terminal.
+	stdin  string
+	typing bool
+	// jitter, when set, replaces the random spread of retry waits.
+	jitter func(time.Duration) time.Duration
 }
 
 func runCLI(t *testing.T, o runOpts, args ...string) result {
@@ -136,6 +142,11 @@ func runCLI(t *testing.T, o runOpts, args ...string) result {
 	d.transport = o.transport
 	d.isTerminal = func(io.Writer) bool { return o.terminal }
 	d.now = func() time.Time { return testNow }
+	d.stdin = strings.NewReader(o.stdin)
+	d.stdinTerminal = func() bool { return o.typing }
+	if o.jitter != nil {
+		d.jitter = o.jitter
+	}
 	d.sleep = func(_ context.Context, dur time.Duration) error {
 		res.sleeps = append(res.sleeps, dur)
 		return nil

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -30,6 +32,10 @@ func (a *app) keysCreate(ctx context.Context, args []string) error {
 	fs.Var(&scopes, "scope", "a scope the key grants; repeat or comma-separate")
 	fs.Var(&origins, "allowed-origin", "an origin a publishable key may be used from (https://app.example.com); repeatable")
 	fs.Var(&cidrs, "allowed-cidr", "a CIDR the key may be used from (203.0.113.0/24); repeatable")
+	var stages listFlag
+	fs.Var(&stages, "stage", "an API stage the key may be used on (prod); repeatable; default: any")
+	var notBefore timeFlag
+	fs.Var(&notBefore, "not-before", "the key works from this time on, RFC 3339 (2027-01-01T00:00:00Z)")
 	var expires timeFlag
 	fs.Var(&expires, "expires-at", "expiry as RFC 3339 (2027-01-31T00:00:00Z)")
 	var ttl secondsFlag
@@ -62,8 +68,8 @@ func (a *app) keysCreate(ctx context.Context, args []string) error {
 	}
 	k := key.Key{
 		Name: *name, OwnerID: *owner, Type: key.Type(typ.value), Environment: key.Environment(envir.value),
-		Scopes: scopes, ExpiresAt: expires.t, RateLimits: limits, Quota: quota.q,
-		AllowedOrigins: origins, AllowedCIDRs: prefixes, Metadata: metadata,
+		Scopes: scopes, NotBefore: notBefore.t, ExpiresAt: expires.t, RateLimits: limits, Quota: quota.q,
+		AllowedOrigins: origins, AllowedCIDRs: prefixes, Stages: stages, Metadata: metadata,
 	}
 	if err := k.Validate(a.deps.now()); err != nil {
 		return invalid(err)
@@ -75,7 +81,10 @@ func (a *app) keysCreate(ctx context.Context, args []string) error {
 	body := wire.IssueRequest{
 		Name: *name, OwnerID: *owner, Type: key.Type(typ.value), Environment: key.Environment(envir.value),
 		Scopes: scopes, RateLimits: limits, Quota: quota.q,
-		AllowedOrigins: origins, AllowedCidrs: cidrs, Metadata: metadata,
+		AllowedOrigins: origins, AllowedCidrs: cidrs, Stages: stages, Metadata: metadata,
+	}
+	if notBefore.set {
+		body.NotBefore = &wire.Timestamp{Time: notBefore.t.UTC()}
 	}
 	if ttl.set {
 		body.TTLSeconds = &ttl.n
@@ -149,6 +158,20 @@ func keyPath(id string, suffix string) string {
 // request build makes for it (build may still refuse the flags: nothing is
 // sent then). Every flag is checked before the network is touched.
 func (c *command) onKey(ctx context.Context, args []string, build func(id string) (request, error)) (*response, error) {
+	var req request
+	return c.onKeyClient(ctx, args, func(id string) (err error) {
+		req, err = build(id)
+		return err
+	}, func(ctx context.Context, cl *client, _ string) (*response, error) {
+		return cl.do(ctx, req)
+	})
+}
+
+// onKeyClient is onKey for a command that makes its own requests: check
+// (when not nil) refuses bad flags before anything is sent, and run gets
+// the connected client and the checked key id.
+func (c *command) onKeyClient(ctx context.Context, args []string, check func(id string) error,
+	run func(ctx context.Context, cl *client, id string) (*response, error)) (*response, error) {
 	pos, err := c.parse(args, "ID")
 	if err != nil {
 		return nil, err
@@ -157,15 +180,16 @@ func (c *command) onKey(ctx context.Context, args []string, build func(id string
 	if err != nil {
 		return nil, err
 	}
-	req, err := build(id)
-	if err != nil {
-		return nil, err
+	if check != nil {
+		if err := check(id); err != nil {
+			return nil, err
+		}
 	}
 	cl, err := c.a.connect(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	return cl.do(ctx, req)
+	return run(ctx, cl, id)
 }
 
 func (a *app) keysGet(ctx context.Context, args []string) error {
@@ -285,12 +309,22 @@ func (a *app) keysUpdate(ctx context.Context, args []string) error {
 	fs.Var(meta, "metadata", "replace the metadata: KEY=VALUE (string values); repeatable")
 	var metaJSON jsonObjectFlag
 	fs.Var(&metaJSON, "metadata-json", "replace the metadata with this JSON object")
+	var origins, cidrs, stages listFlag
+	fs.Var(&origins, "allowed-origin", "replace the allowed origins (https://app.example.com); repeatable")
+	noOrigins := fs.Bool("no-allowed-origins", false, "remove every allowed origin")
+	fs.Var(&cidrs, "allowed-cidr", "replace the allowed CIDRs (203.0.113.0/24); repeatable")
+	noCIDRs := fs.Bool("no-allowed-cidrs", false, "remove every allowed CIDR: any source address")
+	fs.Var(&stages, "stage", "replace the API stages the key may be used on; repeatable")
+	noStages := fs.Bool("no-stages", false, "remove every stage: any stage")
+	var notBefore timeFlag
+	fs.Var(&notBefore, "not-before", "the key works from this time on, RFC 3339 (2027-01-01T00:00:00Z)")
+	noNotBefore := fs.Bool("no-not-before", false, "remove the start time: the key works at once")
 	var expires timeFlag
 	fs.Var(&expires, "expires-at", "new expiry, RFC 3339 (2027-01-31T00:00:00Z)")
 	noExpiry := fs.Bool("no-expiry", false, "remove the expiry")
 	enable := fs.Bool("enable", false, "enable a disabled key")
 	disable := fs.Bool("disable", false, "disable the key (reversible with --enable)")
-	ifMatch := fs.String("if-match", "", "apply only if the key is still at this version (default: the version read just before)")
+	ifMatch := fs.String("if-match", "", "apply only if the key is still at this version (default: apply to the key as it is)")
 	pos, err := c.parse(args, "ID")
 	if err != nil {
 		return err
@@ -300,7 +334,8 @@ func (a *app) keysUpdate(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, pair := range [][2]string{{"scope", "no-scopes"}, {"rate-limit", "no-rate-limits"}, {"quota", "no-quota"},
-		{"expires-at", "no-expiry"}, {"enable", "disable"}, {"metadata", "metadata-json"}} {
+		{"expires-at", "no-expiry"}, {"not-before", "no-not-before"}, {"allowed-origin", "no-allowed-origins"},
+		{"allowed-cidr", "no-allowed-cidrs"}, {"stage", "no-stages"}, {"enable", "disable"}, {"metadata", "metadata-json"}} {
 		if isSet(fs, pair[0]) && isSet(fs, pair[1]) {
 			return usagef("give --%s or --%s, not both", pair[0], pair[1])
 		}
@@ -311,8 +346,13 @@ func (a *app) keysUpdate(ctx context.Context, args []string) error {
 	}
 	// Check the changed settings with the admin API's rules: a key whose
 	// other settings are placeholders that pass.
+	prefixes, err := key.ParseCIDRs(cidrs)
+	if err != nil {
+		return invalid(err)
+	}
 	probe := key.Key{Name: "x", OwnerID: "x", Type: key.Secret, Environment: key.Live,
-		Scopes: scopes, RateLimits: limits, Quota: quota.q, Metadata: metadata, ExpiresAt: expires.t}
+		Scopes: scopes, RateLimits: limits, Quota: quota.q, Metadata: metadata, ExpiresAt: expires.t,
+		NotBefore: notBefore.t, AllowedOrigins: origins, AllowedCIDRs: prefixes, Stages: stages}
 	patch := map[string]any{}
 	if isSet(fs, "name") {
 		probe.Name = *name
@@ -345,6 +385,26 @@ func (a *app) keysUpdate(ctx context.Context, args []string) error {
 	if *noExpiry {
 		patch["expiresAt"] = nil
 	}
+	if notBefore.set {
+		patch["notBefore"] = wire.Time(notBefore.t)
+	}
+	if *noNotBefore {
+		patch["notBefore"] = nil
+	}
+	for _, l := range []struct {
+		field string
+		set   bool
+		none  *bool
+		v     []string
+	}{{"allowedOrigins", isSet(fs, "allowed-origin"), noOrigins, origins}, {"allowedCidrs", isSet(fs, "allowed-cidr"), noCIDRs, cidrs},
+		{"stages", isSet(fs, "stage"), noStages, stages}} {
+		if l.set {
+			patch[l.field] = l.v
+		}
+		if *l.none {
+			patch[l.field] = []string{}
+		}
+	}
 	if *enable {
 		patch["enabled"] = true
 	}
@@ -352,32 +412,26 @@ func (a *app) keysUpdate(ctx context.Context, args []string) error {
 		patch["enabled"] = false
 	}
 	if len(patch) == 0 {
-		return usagef("keys update: nothing to change; give at least one of --name, --scope, --rate-limit, --quota, --metadata, --expires-at, --enable, --disable (or a --no-... flag)")
+		return usagef("keys update: nothing to change; give at least one of --name, --scope, --rate-limit, --quota, --metadata, --allowed-origin, --allowed-cidr, --stage, --not-before, --expires-at, --enable, --disable (or a --no-... flag)")
 	}
 	if err := probe.Validate(a.deps.now()); err != nil {
 		return invalid(err)
 	}
-	version := ""
+	header := http.Header{}
 	if isSet(fs, "if-match") {
-		if version, err = ifMatchValue(*ifMatch); err != nil {
+		version, err := ifMatchValue(*ifMatch)
+		if err != nil {
 			return err
 		}
+		header.Set("If-Match", version)
 	}
 	cl, err := a.connect(ctx, true)
 	if err != nil {
 		return err
 	}
-	if version == "" {
-		resp, err := cl.do(ctx, request{method: http.MethodGet, path: keyPath(id, "")})
-		if err != nil {
-			return err
-		}
-		if version, err = versionOf(resp); err != nil {
-			return err
-		}
-	}
-	resp, err := cl.do(ctx, request{method: http.MethodPatch, path: keyPath(id, ""), body: patch,
-		header: http.Header{"If-Match": {version}}})
+	// Without --if-match the change applies to the key as it is (the
+	// admin API's If-Match is optional); with it, only to that version.
+	resp, err := cl.do(ctx, request{method: http.MethodPatch, path: keyPath(id, ""), body: patch, header: header})
 	if err != nil {
 		return err
 	}
@@ -395,31 +449,125 @@ func ifMatchValue(v string) (string, error) {
 	return `"` + bare + `"`, nil
 }
 
-// versionOf reads the version of the key in a GET response: its ETag, or
-// else its version field.
-func versionOf(resp *response) (string, error) {
-	if et := resp.header.Get("ETag"); et != "" {
-		return et, nil
-	}
-	var k struct {
-		Version json.RawMessage `json:"version"`
-	}
-	if json.Unmarshal(resp.body, &k) == nil && len(k.Version) > 0 {
-		if v, err := ifMatchValue(strings.Trim(string(k.Version), `"`)); err == nil {
-			return v, nil
-		}
-	}
-	return "", &exitError{code: ExitUnavailable, msg: "the API did not report the key's version", hint: "pass --if-match with the version"}
-}
-
 func (a *app) keysRevoke(ctx context.Context, args []string) error {
-	resp, err := a.command("keys revoke", "keys revoke ID").onKey(ctx, args, func(id string) (request, error) {
-		return request{method: http.MethodDelete, path: keyPath(id, "")}, nil
+	c := a.command("keys revoke", "keys revoke ID [--yes]")
+	yes := c.fs.Bool("yes", false, "revoke without asking (a terminal asks first; a script is never asked)")
+	resp, err := c.onKeyClient(ctx, args, nil, func(ctx context.Context, cl *client, id string) (*response, error) {
+		if !*yes && a.deps.stdinTerminal() {
+			if err := a.confirmRevoke(ctx, cl, id); err != nil {
+				return nil, err
+			}
+		}
+		return cl.do(ctx, request{method: http.MethodDelete, path: keyPath(id, "")})
 	})
 	if err != nil {
 		return err
 	}
 	return a.writeKey(resp.body)
+}
+
+// confirmRevoke shows the key about to be revoked and asks, on stderr,
+// whether to go on; anything but y or yes (or the end of input) stops.
+// Revocation cannot be undone, so a person at a terminal confirms it;
+// scripts (standard input not a terminal) are never asked.
+func (a *app) confirmRevoke(ctx context.Context, cl *client, id string) error {
+	got, err := cl.do(ctx, request{method: http.MethodGet, path: keyPath(id, "")})
+	if err != nil {
+		return err
+	}
+	var k wire.Key
+	if err := json.Unmarshal(got.body, &k); err != nil {
+		return errUnexpected
+	}
+	if k.Status == key.Revoked {
+		return nil // revoking again changes nothing: nothing to confirm
+	}
+	fmt.Fprintf(a.stderr, "Revoke %s %q (owner %s, %s, %s)? It stops working for good; this cannot be undone. [y/N] ",
+		cell(k.ID), cell(k.Name), cell(k.OwnerID), cell(string(k.Environment)), cell(string(k.Status)))
+	line, _ := bufio.NewReader(io.LimitReader(a.deps.stdin, 256)).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	fmt.Fprintln(a.stderr)
+	return &exitError{code: ExitAPI, msg: "revoke cancelled: the key was not changed",
+		hint: "answer y to revoke, or pass --yes to revoke without being asked"}
+}
+
+// maxAuditPage is the largest page of audit records the CLI asks for.
+const maxAuditPage = 100
+
+func (a *app) keysAudit(ctx context.Context, args []string) error {
+	c := a.command("keys audit", "keys audit ID [--limit N] [--cursor C | --all]")
+	fs := c.fs
+	limit := fs.Int("limit", 0, fmt.Sprintf("records per page, 1 to %d (default: the API's)", maxAuditPage))
+	cursor := fs.String("cursor", "", "continue from the cursor a previous page returned")
+	all := fs.Bool("all", false, "follow the cursor through every page")
+	var records []json.RawMessage
+	check := func(string) error {
+		if isSet(fs, "limit") && (*limit < 1 || *limit > maxAuditPage) {
+			return usagef("--limit: from 1 to %d", maxAuditPage)
+		}
+		if isSet(fs, "cursor") && (*cursor == "" || len(*cursor) > 2048) {
+			return usagef("--cursor: the value a previous page returned as nextCursor")
+		}
+		return nil
+	}
+	_, err := c.onKeyClient(ctx, args, check, func(ctx context.Context, cl *client, id string) (*response, error) {
+		q := url.Values{}
+		if *limit > 0 {
+			q.Set("limit", strconv.Itoa(*limit))
+		}
+		next, seen := *cursor, map[string]bool{}
+		for {
+			if next != "" {
+				q.Set("cursor", next)
+			}
+			resp, err := cl.do(ctx, request{method: http.MethodGet, path: keyPath(id, "/audit"), query: q})
+			if err != nil {
+				return nil, err
+			}
+			var page struct {
+				Records    []json.RawMessage `json:"records"`
+				NextCursor string            `json:"nextCursor"`
+			}
+			if err := json.Unmarshal(resp.body, &page); err != nil {
+				return nil, errUnexpected
+			}
+			if !*all {
+				if a.outputFormat() == "json" {
+					return nil, writeJSON(a.stdout, resp.body)
+				}
+				if err := a.writeAudit(page.Records); err != nil {
+					return nil, err
+				}
+				if page.NextCursor != "" {
+					fmt.Fprintf(a.stderr, "more records: run again with --cursor %s (or --all)\n", cell(page.NextCursor))
+				}
+				return nil, nil
+			}
+			records = append(records, page.Records...)
+			if page.NextCursor == "" {
+				break
+			}
+			if seen[page.NextCursor] {
+				return nil, &exitError{code: ExitUnavailable, msg: "the API returned the same cursor twice; stopping"}
+			}
+			seen[page.NextCursor], next = true, page.NextCursor
+		}
+		if records == nil {
+			records = []json.RawMessage{}
+		}
+		if a.outputFormat() == "json" {
+			b, err := json.Marshal(map[string]any{"records": records})
+			if err != nil {
+				return nil, err
+			}
+			return nil, writeJSON(a.stdout, b)
+		}
+		return nil, a.writeAudit(records)
+	})
+	return err
 }
 
 func (a *app) keysRotate(ctx context.Context, args []string) error {

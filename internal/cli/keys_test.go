@@ -24,7 +24,8 @@ func TestCreateSendsTheContractAndPrintsTheKeyOnce(t *testing.T) {
 				"--scope", "read,write", "--ttl", "30d",
 				"--rate-limit", "second=10/1s", "--rate-limit", "day=10000/1d",
 				"--quota", "100000/month", "--metadata", "team=billing",
-				"--allowed-cidr", "203.0.113.0/24", "--allowed-origin", "https://app.example.com")
+				"--allowed-cidr", "203.0.113.0/24", "--allowed-origin", "https://app.example.com",
+				"--stage", "prod", "--not-before", "2026-12-01T01:00:00+01:00")
 			if res.code != ExitOK {
 				t.Fatalf("want exit 0, got %v", res)
 			}
@@ -49,7 +50,8 @@ func TestCreateSendsTheContractAndPrintsTheKeyOnce(t *testing.T) {
 				"scopes":["read","write"],"ttlSeconds":2592000,
 				"rateLimits":[{"name":"second","limit":10,"windowSeconds":1},{"name":"day","limit":10000,"windowSeconds":86400}],
 				"quota":{"limit":100000,"period":"month"},"metadata":{"team":"billing"},
-				"allowedCidrs":["203.0.113.0/24"],"allowedOrigins":["https://app.example.com"]}`)
+				"allowedCidrs":["203.0.113.0/24"],"allowedOrigins":["https://app.example.com"],
+				"stages":["prod"],"notBefore":"2026-12-01T00:00:00Z"}`)
 
 			if n := strings.Count(res.stdout, plaintext); n != 1 {
 				t.Errorf("the plaintext appears %d times in stdout, want exactly once:\n%s", n, res.stdout)
@@ -166,7 +168,7 @@ func TestNonIdempotentRequestsAreNotRetried(t *testing.T) {
 	}
 }
 
-func TestUpdateReadsTheVersionAndSendsIfMatch(t *testing.T) {
+func TestUpdateSendsOnlyThePatchAndNoIfMatch(t *testing.T) {
 	api := newLocalAPI(t, func(n int, r seen) reply {
 		return reply{status: 200, body: keyBody(t, testID, "", map[string]any{"version": 7}), header: map[string]string{"ETag": `"7"`}}
 	})
@@ -176,21 +178,51 @@ func TestUpdateReadsTheVersionAndSendsIfMatch(t *testing.T) {
 		t.Fatalf("update failed: %v", res)
 	}
 	reqs := api.requests()
-	if len(reqs) != 2 || reqs[0].Method != http.MethodGet || reqs[1].Method != http.MethodPatch {
-		t.Fatalf("want GET then PATCH, got %+v", reqs)
+	if len(reqs) != 1 || reqs[0].Method != http.MethodPatch {
+		t.Fatalf("want one PATCH, got %+v", reqs)
 	}
-	p := reqs[1]
+	p := reqs[0]
 	if p.Path != "/v1/keys/"+testID {
 		t.Errorf("PATCH path %s", p.Path)
 	}
-	if im := p.Header.Get("If-Match"); im != `"7"` {
-		t.Errorf(`If-Match %q, want "7"`, im)
+	// The admin API applies a PATCH without If-Match to the key as it is.
+	if im := p.Header.Get("If-Match"); im != "" {
+		t.Errorf(`If-Match %q sent without --if-match`, im)
 	}
 	jsonEqual(t, decodeBody(t, p), `{"name":"renamed","enabled":false,"quota":null,
 		"rateLimits":[{"name":"minute","limit":600,"windowSeconds":60}],"expiresAt":"2027-01-31T00:00:00Z"}`)
 }
 
-func TestUpdateWithIfMatchSkipsTheRead(t *testing.T) {
+// Every setting a key has can be changed from the command line, and
+// removed with its --no-... flag.
+func TestUpdateSetsAndClearsEverySetting(t *testing.T) {
+	api := newLocalAPI(t, func(n int, r seen) reply { return reply{status: 200, body: keyBody(t, testID, "", nil)} })
+	res := runCLI(t, local(api), "keys", "update", testID, "--allowed-origin", "https://app.example.com",
+		"--allowed-cidr", "203.0.113.0/24,2001:db8::/32", "--stage", "prod", "--not-before", "2027-01-01T00:00:00Z")
+	if res.code != 0 {
+		t.Fatalf("update failed: %v", res)
+	}
+	jsonEqual(t, decodeBody(t, api.requests()[0]), `{"allowedOrigins":["https://app.example.com"],
+		"allowedCidrs":["203.0.113.0/24","2001:db8::/32"],"stages":["prod"],"notBefore":"2027-01-01T00:00:00Z"}`)
+	res = runCLI(t, local(api), "keys", "update", testID, "--no-allowed-origins", "--no-allowed-cidrs", "--no-stages", "--no-not-before")
+	if res.code != 0 {
+		t.Fatalf("update failed: %v", res)
+	}
+	jsonEqual(t, decodeBody(t, api.requests()[1]), `{"allowedOrigins":[],"allowedCidrs":[],"stages":[],"notBefore":null}`)
+	for _, bad := range [][]string{
+		{"--allowed-cidr", "203.0.113.0/33"}, {"--allowed-origin", "app.example.com"}, {"--stage", "no spaces"},
+		{"--not-before", "tomorrow"}, {"--stage", "prod", "--no-stages"},
+	} {
+		if res := runCLI(t, local(api), append([]string{"keys", "update", testID}, bad...)...); res.code != ExitUsage {
+			t.Errorf("%v: want exit 2, got %v", bad, res)
+		}
+	}
+	if n := len(api.requests()); n != 2 {
+		t.Errorf("a refused command line sent a request (%d in all)", n)
+	}
+}
+
+func TestUpdateWithIfMatchSendsIt(t *testing.T) {
 	api := newLocalAPI(t, func(n int, r seen) reply { return reply{status: 200, body: keyBody(t, testID, "", nil)} })
 	res := runCLI(t, local(api), "keys", "update", "--if-match", "3", testID, "--enable", "--no-scopes")
 	if res.code != 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -147,4 +148,52 @@ func cell(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// writeAudit writes audit records (wire.AuditEntry) as a table, one row
+// each, oldest first; a change is field=from->to, comma separated.
+func (a *app) writeAudit(items []json.RawMessage) error {
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tACTION\tVERSION\tACTOR\tCHANGES")
+	for _, raw := range items {
+		var r wire.AuditEntry
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return errUnexpected
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", dash(r.At), dash(r.Action), r.Version, dash(r.Actor), dash(changesText(r.Changes)))
+	}
+	return tw.Flush()
+}
+
+// changesText writes an audit record's changes in field order: a
+// {"from", "to"} change as field=from->to, anything else (a creation's
+// settings) as field=value, values in JSON.
+func changesText(changes map[string]any) string {
+	fields := make([]string, 0, len(changes))
+	for f := range changes {
+		fields = append(fields, f)
+	}
+	sort.Strings(fields)
+	parts := make([]string, 0, len(fields))
+	for _, f := range fields {
+		v := changes[f]
+		if m, ok := v.(map[string]any); ok && len(m) <= 2 {
+			to, hasTo := m["to"]
+			from, hasFrom := m["from"]
+			if hasTo && (hasFrom || len(m) == 1) {
+				parts = append(parts, f+"="+jsonText(from)+"->"+jsonText(to))
+				continue
+			}
+		}
+		parts = append(parts, f+"="+jsonText(v))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "?"
+	}
+	return string(b)
 }

@@ -110,6 +110,14 @@ func regionOfURL(u *url.URL) string {
 // loadAWSConfig loads the AWS default configuration (environment, shared
 // files, SSO, container and instance roles). Settings read through env win,
 // so that the environment handed to Run is the one that counts.
+//
+// Credentials resolve in the AWS SDK's and CLI's order: a profile named on
+// the command line (--profile) first, then keys in the environment
+// (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, with AWS_SESSION_TOKEN),
+// then a web identity token file, then the profile AWS_PROFILE names (or
+// the default profile), and the container and instance roles last. So
+// exported keys win over an AWS_PROFILE left in the shell, as they do for
+// `aws`, and an explicit --profile wins over both.
 func loadAWSConfig(ctx context.Context, env func(string) string, region, profile string) (aws.Config, error) {
 	// The SDK's own log lines (IMDS fallbacks, retries) would only add noise
 	// to the CLI's stderr; failures come back as errors and are explained.
@@ -120,15 +128,22 @@ func loadAWSConfig(ctx context.Context, env func(string) string, region, profile
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
-	if profile == "" {
-		profile = env("AWS_PROFILE")
-	}
-	if profile != "" {
+	id, secret := env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")
+	switch {
+	case profile != "": // --profile: named on the command line
 		opts = append(opts, config.WithSharedConfigProfile(profile))
-	}
-	if id, secret := env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" && profile == "" {
+	case id != "" && secret != "":
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(id, secret, env("AWS_SESSION_TOKEN"))))
+		// The profile still gives the region and other settings.
+		if p := env("AWS_PROFILE"); p != "" {
+			opts = append(opts, config.WithSharedConfigProfile(p))
+		}
+	case env("AWS_WEB_IDENTITY_TOKEN_FILE") != "":
+		// The SDK reads the token file and role from the environment, and
+		// prefers them to AWS_PROFILE's credentials, as its chain says.
+	case env("AWS_PROFILE") != "":
+		opts = append(opts, config.WithSharedConfigProfile(env("AWS_PROFILE")))
 	}
 	return config.LoadDefaultConfig(ctx, opts...)
 }

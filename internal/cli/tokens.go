@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -35,7 +36,7 @@ func (a *app) tokensCreate(ctx context.Context, args []string) error {
 	fs.Var(&ttl, "ttl", "token lifetime: seconds or a duration (15m) (default: the API's)")
 	var scopes listFlag
 	fs.Var(&scopes, "scope", "ask for only these of the key's scopes; repeat or comma-separate")
-	keyFile := fs.String("key-file", "", "read the API key from this file (default: $KEYGATE_API_KEY)")
+	keyFile := fs.String("key-file", "", "read the API key from this file, or from standard input with - (default: $KEYGATE_API_KEY)")
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
@@ -48,9 +49,9 @@ func (a *app) tokensCreate(ctx context.Context, args []string) error {
 	plaintext := a.env("KEYGATE_API_KEY")
 	source := "KEYGATE_API_KEY"
 	if *keyFile != "" {
-		b, err := os.ReadFile(*keyFile)
+		b, err := a.readKeyFile(*keyFile)
 		if err != nil {
-			return usagef("--key-file: cannot read %s", *keyFile)
+			return err
 		}
 		plaintext, source = strings.TrimSpace(string(b)), "--key-file"
 	}
@@ -82,4 +83,33 @@ func (a *app) tokensCreate(ctx context.Context, args []string) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "token\t%s\nexpires\t%s\n", cell(t.Token), dash(t.ExpiresAt))
 	return tw.Flush()
+}
+
+// maxKeyFile bounds what --key-file reads: a key is under 100 bytes, and a
+// file or pipe much longer than that is not one.
+const maxKeyFile = 4096
+
+// readKeyFile reads --key-file: a file, or standard input for "-" (so a
+// key can come from a secret manager's command without touching disk:
+// vault kv get -field=key ... | keygate tokens create --key-file -).
+func (a *app) readKeyFile(name string) ([]byte, error) {
+	var r io.Reader
+	if name == "-" {
+		r = a.deps.stdin
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, usagef("--key-file: cannot read %s", name)
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxKeyFile+1))
+	if err != nil {
+		return nil, usagef("--key-file: cannot read %s", name)
+	}
+	if len(b) > maxKeyFile {
+		return nil, usagef("--key-file: %s holds more than a key", name)
+	}
+	return b, nil
 }
