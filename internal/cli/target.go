@@ -164,6 +164,7 @@ const credentialsHint = "check your AWS credentials (aws sts get-caller-identity
 // first step of a command that may touch the network.
 func (a *app) connect(ctx context.Context, signed bool) (*client, error) {
 	src, raw := a.urlSource()
+	var stackOutputs map[string]string
 	var cfg *aws.Config
 	loadCfg := func(region string) (*aws.Config, error) {
 		if cfg != nil {
@@ -181,16 +182,17 @@ func (a *app) connect(ctx context.Context, signed bool) (*client, error) {
 		if err != nil {
 			return nil, err
 		}
-		if raw, err = a.stackURL(ctx, *c); err != nil {
+		var outputs map[string]string
+		if raw, outputs, err = a.stackURL(ctx, *c); err != nil {
 			return nil, err
 		}
-		src = "stack " + a.stackName()
+		src, stackOutputs = "stack "+a.stackName(), outputs
 	}
 	u, err := parseAPIURL(raw)
 	if err != nil {
 		return nil, &exitError{code: ExitUnavailable, msg: fmt.Sprintf("%s: %v", src, err)}
 	}
-	cl := &client{base: u, app: a, source: src}
+	cl := &client{base: u, app: a, source: src, outputs: stackOutputs}
 	if !signed || isLoopback(u) {
 		return cl, nil
 	}
@@ -215,11 +217,12 @@ func (a *app) connect(ctx context.Context, signed bool) (*client, error) {
 	return cl, nil
 }
 
-// stackURL reads the API URL from the CloudFormation stack's outputs.
-func (a *app) stackURL(ctx context.Context, cfg aws.Config) (string, error) {
+// stackURL reads the API URL from the CloudFormation stack's outputs, and
+// returns every output by key too.
+func (a *app) stackURL(ctx context.Context, cfg aws.Config) (string, map[string]string, error) {
 	name := a.stackName()
 	if cfg.Region == "" {
-		return "", usagef("no AWS region to find stack %q in: pass --region or set AWS_REGION", name)
+		return "", nil, usagef("no AWS region to find stack %q in: pass --region or set AWS_REGION", name)
 	}
 	cf := cloudformation.NewFromConfig(cfg, func(o *cloudformation.Options) {
 		if ep := firstOf(a.env("AWS_ENDPOINT_URL_CLOUDFORMATION"), a.env("AWS_ENDPOINT_URL")); ep != "" {
@@ -230,25 +233,27 @@ func (a *app) stackURL(ctx context.Context, cfg aws.Config) (string, error) {
 	if err != nil {
 		var ae smithy.APIError
 		if errors.As(err, &ae) && ae.ErrorCode() == "ValidationError" {
-			return "", &exitError{code: ExitAPI,
+			return "", nil, &exitError{code: ExitAPI,
 				msg:  fmt.Sprintf("stack %q: %s", name, ae.ErrorMessage()),
 				hint: fmt.Sprintf("check --stack and the region (%s): stacks are regional", cfg.Region)}
 		}
-		return "", &exitError{code: ExitUnavailable, msg: fmt.Sprintf("cannot read stack %q: %v", name, err), hint: credentialsHint}
+		return "", nil, &exitError{code: ExitUnavailable, msg: fmt.Sprintf("cannot read stack %q: %v", name, err), hint: credentialsHint}
 	}
 	if len(out.Stacks) == 0 {
-		return "", &exitError{code: ExitAPI, msg: fmt.Sprintf("stack %q not found in %s", name, cfg.Region)}
+		return "", nil, &exitError{code: ExitAPI, msg: fmt.Sprintf("stack %q not found in %s", name, cfg.Region)}
 	}
 	var keys []string
+	outputs := map[string]string{}
 	for _, o := range out.Stacks[0].Outputs {
 		k := aws.ToString(o.OutputKey)
-		if k == a.opts.stackOutput {
-			return aws.ToString(o.OutputValue), nil
-		}
+		outputs[k] = aws.ToString(o.OutputValue)
 		keys = append(keys, k)
 	}
+	if v, ok := outputs[a.opts.stackOutput]; ok {
+		return v, outputs, nil
+	}
 	sort.Strings(keys)
-	return "", &exitError{code: ExitAPI,
+	return "", nil, &exitError{code: ExitAPI,
 		msg:  fmt.Sprintf("stack %q has no output %q (it has: %s)", name, a.opts.stackOutput, strings.Join(keys, ", ")),
 		hint: "pass --stack-output with the output that holds the admin API URL, or --api-url"}
 }

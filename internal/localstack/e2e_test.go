@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,20 @@ func startLocal(t *testing.T, extra map[string]string) *local {
 
 func startLocalWith(t *testing.T, extra map[string]string, schedule time.Duration) *local {
 	t.Helper()
+	return startLocalOpts(t, extra, func(o *Options) { o.Schedule = schedule })
+}
+
+// startLocalUpstream starts a local stack whose protected proxy sends to
+// upstream.
+func startLocalUpstream(t *testing.T, upstream *url.URL) *local {
+	t.Helper()
+	return startLocalOpts(t, nil, func(o *Options) { o.Upstream = upstream })
+}
+
+// startLocalOpts starts a local stack with the functions' environment
+// extra and the options set changes.
+func startLocalOpts(t *testing.T, extra map[string]string, set func(*Options)) *local {
+	t.Helper()
 	_, table := dynamotest.Table(t)
 	env := map[string]string{
 		"KEYGATE_DYNAMODB_ENDPOINT": dynamotest.Endpoint(t),
@@ -48,12 +63,15 @@ func startLocalWith(t *testing.T, extra map[string]string, schedule time.Duratio
 		env[k] = v
 	}
 	logs := &logtest.Buffer{}
-	st, err := Start(context.Background(), Options{
+	o := Options{
 		Getenv:      envOf(env),
 		Log:         slog.New(slog.NewJSONHandler(logs, nil)),
 		FunctionLog: logs,
-		Schedule:    schedule,
-	})
+	}
+	if set != nil {
+		set(&o)
+	}
+	st, err := Start(context.Background(), o)
 	if err != nil {
 		t.Fatalf("start the local stack: %v", err)
 	}
@@ -136,11 +154,11 @@ func TestEndToEnd(t *testing.T) {
 	}
 	b := decodeJSON[issued](t, body)
 
-	// The key opens /demo; the echo upstream shows the context headers and
+	// The key opens /api; the echo upstream shows the context headers and
 	// no credential.
-	status, _, body = l.call(t, "GET", "/demo/hello?x=1", "", "x-api-key", a.Key)
+	status, _, body = l.call(t, "GET", "/api/hello?x=1", "", "x-api-key", a.Key)
 	if status != 200 {
-		t.Fatalf("GET /demo/hello with a fresh key: %d %s", status, body)
+		t.Fatalf("GET /api/hello with a fresh key: %d %s", status, body)
 	}
 	echo := decodeJSON[localgw.EchoResponse](t, body)
 	if echo.Method != "GET" || echo.Path != "/hello" || echo.Query != "x=1" {
@@ -157,8 +175,8 @@ func TestEndToEnd(t *testing.T) {
 	if echo.Headers["X-Keygate-Key-Id"] != a.ID || strings.Contains(body, a.Key) {
 		t.Errorf("upstream headers %v", echo.Headers)
 	}
-	if status, _, _ = l.call(t, "POST", "/demo", `{}`, "Authorization", "Bearer "+a.Key); status != 200 {
-		t.Errorf("POST /demo with a bearer key: %d", status)
+	if status, _, _ = l.call(t, "POST", "/api", `{}`, "Authorization", "Bearer "+a.Key); status != 200 {
+		t.Errorf("POST /api with a bearer key: %d", status)
 	}
 
 	// No credential recognised: the generic 401.
@@ -172,7 +190,7 @@ func TestEndToEnd(t *testing.T) {
 		"malformed": {"x-api-key", "kg_sk_test_notakey"},
 		"unknown":   {"x-api-key", unknown.Plaintext},
 	} {
-		status, _, body = l.call(t, "GET", "/demo/hello", "", hdr...)
+		status, _, body = l.call(t, "GET", "/api/hello", "", hdr...)
 		if status != 401 || body != unauthorized.Render(nil) {
 			t.Errorf("%s key: %d %s", name, status, body)
 		}
@@ -181,18 +199,18 @@ func TestEndToEnd(t *testing.T) {
 	// A rate limit: the third request in the window is refused, with when
 	// to retry.
 	for i := 1; i <= 2; i++ {
-		if status, _, body = l.call(t, "GET", "/demo/limited", "", "x-api-key", b.Key); status != 200 {
+		if status, _, body = l.call(t, "GET", "/api/limited", "", "x-api-key", b.Key); status != 200 {
 			t.Fatalf("request %d under the limit: %d %s", i, status, body)
 		}
 	}
-	status, _, body = l.call(t, "GET", "/demo/limited", "", "x-api-key", b.Key)
+	status, _, body = l.call(t, "GET", "/api/limited", "", "x-api-key", b.Key)
 	d := decodeJSON[denial](t, body)
 	if status != 403 || d.Code != string(gateway.RateLimited) || d.RetryAfterSeconds == nil || *d.RetryAfterSeconds < 1 {
 		t.Errorf("over the limit: %d %s; want 403 rate_limited with retryAfterSeconds", status, body)
 	}
 
 	// Exchange the key for an access token with the CLI: the token opens
-	// /demo with the key's context, and the JWKS that verifies it is public.
+	// /api with the key's context, and the JWKS that verifies it is public.
 	code, out, errOut = l.keygateEnv(t, map[string]string{"KEYGATE_API_KEY": a.Key}, "tokens", "create", "--ttl", "5m")
 	if code != cli.ExitOK {
 		t.Fatalf("keygate tokens create: exit %d\n%s", code, errOut)
@@ -200,9 +218,9 @@ func TestEndToEnd(t *testing.T) {
 	tok := decodeJSON[struct {
 		Token string `json:"token"`
 	}](t, out)
-	status, _, body = l.call(t, "GET", "/demo/token", "", "Authorization", "Bearer "+tok.Token)
+	status, _, body = l.call(t, "GET", "/api/token", "", "Authorization", "Bearer "+tok.Token)
 	if status != 200 || decodeJSON[localgw.EchoResponse](t, body).Authorizer[gateway.CtxKeyID] != a.ID {
-		t.Errorf("GET /demo with the access token: %d %s", status, body)
+		t.Errorf("GET /api with the access token: %d %s", status, body)
 	}
 	if status, _, body = l.call(t, "GET", "/.well-known/jwks.json", ""); status != 200 || !strings.Contains(body, `"keys"`) {
 		t.Errorf("GET /.well-known/jwks.json: %d %s", status, body)
@@ -214,16 +232,16 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("keygate keys rotate: exit %d\n%s", code, errOut)
 	}
 	rotated := decodeJSON[issued](t, out)
-	if status, _, body = l.call(t, "GET", "/demo/rotated", "", "x-api-key", rotated.Key); status != 200 || rotated.ID == b.ID {
+	if status, _, body = l.call(t, "GET", "/api/rotated", "", "x-api-key", rotated.Key); status != 200 || rotated.ID == b.ID {
 		t.Errorf("the rotated key %s: %d %s", rotated.ID, status, body)
 	}
 
 	// Revoke with the CLI: the next request is refused as revoked (the
 	// manual: revocation bites at the next request).
-	if code, _, errOut = l.keygate(t, "keys", "revoke", a.ID); code != cli.ExitOK {
+	if code, _, errOut = l.keygate(t, "keys", "revoke", a.ID, "--yes"); code != cli.ExitOK {
 		t.Fatalf("keygate keys revoke: exit %d\n%s", code, errOut)
 	}
-	status, _, body = l.call(t, "GET", "/demo/hello", "", "x-api-key", a.Key)
+	status, _, body = l.call(t, "GET", "/api/hello", "", "x-api-key", a.Key)
 	if d = decodeJSON[denial](t, body); status != 403 || d.Code != string(gateway.Revoked) {
 		t.Errorf("revoked key: %d %s; want 403 revoked", status, body)
 	}

@@ -30,14 +30,14 @@ var Functions = map[string]compose.Func{
 
 // Factories returns a localgw.Factory per function, each building one
 // environment of the function on demand with its composition, from the
-// local stack's environment (getenv) and with its logs and metric lines
-// tagged and written to stdout. Every function the route table reaches,
-// and the authorizer, must be in Functions;
+// function's environment (envOf(name), as os.Getenv) and with its logs and
+// metric lines tagged and written to stdout. Every function the route
+// table reaches, and the authorizer, must be in Functions;
 // TestEveryRoutedFunctionRunsLocally holds that.
-func Factories(getenv func(string) string, stdout io.Writer) map[string]localgw.Factory {
+func Factories(envOf func(fn string) func(string) string, stdout io.Writer) map[string]localgw.Factory {
 	out := make(map[string]localgw.Factory, len(Functions))
 	for name, c := range Functions {
-		e := compose.Env{Getenv: getenv, Stdout: stdout, Name: name}
+		e := compose.Env{Getenv: envOf(name), Stdout: stdout, Name: name}
 		out[name] = func() (lambda.Handler, error) { return c(context.Background(), e) }
 	}
 	return out

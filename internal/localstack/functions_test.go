@@ -16,7 +16,7 @@ func TestEveryRoutedFunctionRunsLocally(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	routed := append(gateway.Functions(Routes()), gateway.FnAuthorizer)
+	routed := append(gateway.Functions(Routes(gateway.DefaultProxyBase)), gateway.FnAuthorizer)
 	n := 0
 	for _, e := range entries {
 		if !e.IsDir() || !slices.Contains(routed, e.Name()) {

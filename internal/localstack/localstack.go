@@ -6,7 +6,10 @@
 // Run starts DynamoDB Local (data under .local/dynamodb), creates the table
 // if it is absent, and serves the local gateway (internal/localgw) on
 // 127.0.0.1:$PORT, with every function built in process as its main.go
-// builds it, and the echo upstream behind /demo. It stops everything it
+// builds it, and the echo upstream behind the protected proxy (at the
+// stack's proxy path, /api unless cdk.json says otherwise). Settings come
+// from cdk.json's keygate:* context, as the stack takes them, under the
+// functions' environment variables. It stops everything it
 // started when its context ends (Ctrl-C, SIGTERM): the gateway drains, then
 // DynamoDB Local gets SIGTERM and time to close its files. The pepper that
 // hashes keys is generated once and kept in .local/secrets.json, so keys
@@ -37,19 +40,21 @@ import (
 	"github.com/keygate/keygate/internal/usage"
 )
 
-// DemoBase is the path the protected proxy is mounted under locally: /demo
-// and everything below it go to the upstream, behind the authorizer. (The
-// stack mounts it under gateway.DefaultProxyBase.)
-const DemoBase = "demo"
-
 // Options configure Start.
 type Options struct {
 	// Getenv reads the functions' environment (KEYGATE_*), with
 	// KEYGATE_DYNAMODB_ENDPOINT pointing at DynamoDB Local.
 	Getenv func(string) string
+	// Context is the deployment's keygate:* context (cdk.json), by key
+	// without the prefix (config.ReadCDKJSON): the functions get the
+	// variables the stack would give them from it (a variable set in
+	// Getenv wins), the proxy is mounted at its proxyBasePath and the
+	// stage is its stageName, unless Stage says otherwise.
+	Context map[string]string
 	// Port is the gateway's port on 127.0.0.1; 0 picks a free one.
 	Port int
-	// Stage is the stage name the functions see (default "local").
+	// Stage is the stage name the functions see (default: the context's
+	// stageName, as deployed).
 	Stage string
 	// Upstream is the protected proxy's upstream; nil runs the built-in
 	// echo upstream.
@@ -78,6 +83,10 @@ var Streamed = []string{gateway.FnUsage}
 type Stack struct {
 	// URL is the gateway's base URL, http://127.0.0.1:PORT.
 	URL string
+	// ProxyPath is where the protected proxy is mounted, such as /api.
+	ProxyPath string
+	// Stage is the stage name the functions see.
+	Stage string
 	// Table is the table the functions use.
 	Table string
 	// Format is the format (the prefix) of the keys the functions issue.
@@ -99,7 +108,20 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	// local keys (KEYGATE_SIGNING_DIR), never KMS, and lifecycle events are
 	// logged, never sent to an EventBridge bus.
 	o.Getenv = overlay(o.Getenv, map[string]string{config.SigningKey.Setting().Env: "", config.EventBus.Setting().Env: ""})
-	r := config.FromEnv(o.Getenv)
+	dep, err := deployment(o.Context)
+	if err != nil {
+		return nil, err
+	}
+	if o.Stage == "" {
+		o.Stage = dep.stage
+	}
+	// Every function reads its environment as the stack would set it from
+	// the context, under the local one: a variable set in the environment
+	// wins, so KEYGATE_ROUTES=... make dev tries a setting out.
+	envOf := func(fn string) func(string) string {
+		return under(o.Getenv, dep.variables[fn])
+	}
+	r := config.FromEnv(envOf(gateway.FnAuthorizer))
 	table, format, endpoint := config.Table.From(r), config.KeyPrefix.From(r), config.DynamoDBEndpoint.From(r)
 	keyParam, signingDir := config.KeyQueryParam.From(r), config.SigningDir.From(r)
 	if err := r.Err(); err != nil {
@@ -122,7 +144,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err := store.EnsureTable(tctx, store.LocalClient(endpoint), table); err != nil {
 		return nil, fmt.Errorf("create table %s in DynamoDB Local: %w", table, err)
 	}
-	s := &Stack{Table: table, Format: format}
+	s := &Stack{Table: table, Format: format, ProxyPath: "/" + dep.proxyBase, Stage: o.Stage}
 	upstream := o.Upstream
 	if upstream == nil {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -134,8 +156,8 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		upstream = &url.URL{Scheme: "http", Host: l.Addr().String()}
 	}
 	gw := localgw.New(localgw.Options{
-		Routes:    Routes(),
-		Functions: Factories(o.Getenv, o.FunctionLog),
+		Routes:    Routes(dep.proxyBase),
+		Functions: Factories(envOf, o.FunctionLog),
 		Upstream:  upstream,
 		Stage:     o.Stage,
 		Logger:    o.Log,
@@ -222,9 +244,51 @@ func (s *Stack) schedule(gw *localgw.Gateway, every time.Duration, log *slog.Log
 }
 
 // Routes is the local gateway's route table: the stack's own routes and the
-// protected proxy under /demo.
-func Routes() []gateway.Route {
-	return append(append([]gateway.Route{}, gateway.Routes...), gateway.Proxy(DemoBase)...)
+// protected proxy under base (the stack's proxyBasePath, "api" by default).
+func Routes(base string) []gateway.Route {
+	return append(append([]gateway.Route{}, gateway.Routes...), gateway.Proxy(base)...)
+}
+
+// deployed is what the local stack takes from the deployment's context.
+type deployed struct {
+	proxyBase string
+	stage     string
+	// variables are each function's variables from the context, by
+	// function name.
+	variables map[string]map[string]string
+}
+
+// deployment reads the deployment's context (cdk.json) through the
+// settings registry, as the stack reads it: a bad value is an error that
+// names its key.
+func deployment(ctx map[string]string) (deployed, error) {
+	if err := config.CheckContextKeys(ctx); err != nil {
+		return deployed{}, fmt.Errorf("cdk.json: %w", err)
+	}
+	r := config.FromContext(ctx)
+	d := deployed{proxyBase: config.ProxyBasePath.From(r), stage: config.StageName.From(r), variables: map[string]map[string]string{}}
+	if err := r.Err(); err != nil {
+		return deployed{}, fmt.Errorf("cdk.json: %w", err)
+	}
+	for _, fn := range config.Functions() {
+		vars, err := config.FunctionVariables(ctx, fn)
+		if err != nil {
+			return deployed{}, fmt.Errorf("cdk.json: %w", err)
+		}
+		d.variables[fn] = vars
+	}
+	return d, nil
+}
+
+// under returns getenv, falling back to base for a variable getenv does
+// not set.
+func under(getenv func(string) string, base map[string]string) func(string) string {
+	return func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return base[k]
+	}
 }
 
 func (s *Stack) serve(srv *http.Server, l net.Listener) {

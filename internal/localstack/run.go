@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -40,9 +41,13 @@ type Settings struct {
 	// DataDir holds DynamoDB Local's files, the secrets and the logs
 	// (default .local).
 	DataDir string
-	// Stage is the stage name the functions see (default "local").
+	// Stage is the stage name the functions see (default: cdk.json's
+	// keygate:stageName, else the stack's default, as deployed).
 	Stage string
-	// Upstream, when set, replaces the echo upstream behind /demo.
+	// CDKJSON is the cdk.json whose keygate:* context make dev runs with
+	// (default cdk.json, in the folder make dev runs in).
+	CDKJSON string
+	// Upstream, when set, replaces the echo upstream behind the proxy.
 	Upstream *url.URL
 	// Schedule is how often the rotator's scheduled sweep runs (default
 	// 1 minute, so that grace periods and expiries show soon; the stack's
@@ -53,7 +58,7 @@ type Settings struct {
 // ParseSettings reads make dev's command line. It returns flag.ErrHelp for
 // -h, having printed the usage to stderr.
 func ParseSettings(args []string, getenv func(string) string, stderr io.Writer) (Settings, error) {
-	s := Settings{Port: 3000, DynamoDBPort: 8000, ConsolePort: 4000, DataDir: ".local", Stage: "local", Schedule: time.Minute}
+	s := Settings{Port: 3000, DynamoDBPort: 8000, ConsolePort: 4000, DataDir: ".local", CDKJSON: "cdk.json", Schedule: time.Minute}
 	for _, p := range []struct {
 		env string
 		dst *int
@@ -75,9 +80,10 @@ func ParseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	ddbPort := fs.String("dynamodb-port", strconv.Itoa(s.DynamoDBPort), "DynamoDB Local's port ($"+EnvDynamoDBPort+")")
 	fs.IntVar(&s.ConsolePort, "console-port", s.ConsolePort, "the console's port on 127.0.0.1, 0 for a free one ($"+EnvConsolePort+")")
 	fs.StringVar(&s.DataDir, "data", s.DataDir, "folder for DynamoDB Local's files, the local secrets and the logs")
-	fs.StringVar(&s.Stage, "stage", s.Stage, "the API stage name the authorizer sees (keys limited to other stages are refused)")
+	fs.StringVar(&s.Stage, "stage", s.Stage, "the API stage name the authorizer sees (keys limited to other stages are refused) (default: cdk.json's keygate:stageName, else prod)")
+	fs.StringVar(&s.CDKJSON, "cdk-json", s.CDKJSON, "the cdk.json whose keygate:* settings the local stack runs with, as the deployed stack does")
 	fs.DurationVar(&s.Schedule, "schedule", s.Schedule, "how often the rotator's scheduled lifecycle sweep runs (0 never)")
-	upstream := fs.String("upstream", "", "send /demo/... to this http(s) URL instead of the built-in echo upstream")
+	upstream := fs.String("upstream", "", "send the protected proxy's requests (/api/...) to this http(s) URL instead of the built-in echo upstream")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: keygate-dev [flags]   (make dev)\n\nRuns DynamoDB Local, the keygate functions and a local gateway on 127.0.0.1.")
 		fs.PrintDefaults()
@@ -110,8 +116,11 @@ func ParseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	if s.Schedule < 0 || (s.Schedule > 0 && s.Schedule < time.Second) {
 		return Settings{}, errors.New("-schedule must be 0 (never) or at least 1s")
 	}
-	if s.Stage == "" {
+	if isSetFlag(fs, "stage") && s.Stage == "" {
 		return Settings{}, errors.New("-stage must not be empty")
+	}
+	if s.CDKJSON == "" {
+		return Settings{}, errors.New("-cdk-json must name a file")
 	}
 	if *upstream != "" {
 		u, err := url.Parse(*upstream)
@@ -121,6 +130,13 @@ func ParseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 		s.Upstream = u
 	}
 	return s, nil
+}
+
+// isSetFlag reports whether the flag called name was given.
+func isSetFlag(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
 }
 
 func parsePort(v string) (int, error) {
@@ -212,6 +228,10 @@ func run(ctx context.Context, s Settings, stdout, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
+	cdk, err := config.ReadCDKJSON(s.CDKJSON)
+	if err != nil {
+		return err
+	}
 	ddbLog, err := os.OpenFile(filepath.Join(logDir, "dynamodb.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -252,6 +272,7 @@ func run(ctx context.Context, s Settings, stdout, stderr io.Writer, getenv func(
 	}
 	stack, err := Start(ctx, Options{
 		Getenv:      overlay(getenv, set),
+		Context:     cdk,
 		Port:        s.Port,
 		Stage:       s.Stage,
 		Upstream:    s.Upstream,
@@ -262,7 +283,7 @@ func run(ctx context.Context, s Settings, stdout, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
-	tryThis(stdout, stack, s, ddb.URL)
+	tryThis(stdout, stack, s, ddb.URL, cdk)
 	consoleCtx, stopConsole := context.WithCancel(ctx)
 	defer stopConsole()
 	consoleDone := runConsole(consoleCtx, stack.URL, s.ConsolePort, stdout, stderr, getenv)
@@ -299,21 +320,32 @@ func runConsole(ctx context.Context, apiURL string, port int, stdout, stderr io.
 }
 
 // tryThis prints where everything runs and the ready-to-paste commands.
-func tryThis(w io.Writer, st *Stack, s Settings, ddbURL string) {
+func tryThis(w io.Writer, st *Stack, s Settings, ddbURL string, cdk map[string]string) {
 	upstream := "the echo upstream"
 	if s.Upstream != nil {
 		upstream = s.Upstream.String()
 	}
+	settings := "defaults"
+	if len(cdk) > 0 {
+		keys := make([]string, 0, len(cdk))
+		for k := range cdk {
+			keys = append(keys, config.ContextPrefix+k)
+		}
+		sort.Strings(keys)
+		settings = strings.Join(keys, ", ")
+	}
 	fmt.Fprintf(w, `
 keygate is running locally (Ctrl-C stops it):
-  gateway        %s   admin API /v1 (no signature; loopback only), /demo/... -> %s
+  gateway        %s   admin API /v1 (no signature; loopback only), %s/... -> %s
+  stage          %s
+  settings       %s (%s)
   DynamoDB Local %s   data in %s
   logs           %s
 
 Try this in another terminal:
 
-`, st.URL, upstream, ddbURL, filepath.Join(s.DataDir, "dynamodb"), filepath.Join(s.DataDir, "logs"))
-	for _, line := range strings.SplitAfter(TryCommands(st.URL, st.Format.Prefix()), "\n") {
+`, st.URL, st.ProxyPath, upstream, st.Stage, s.CDKJSON, settings, ddbURL, filepath.Join(s.DataDir, "dynamodb"), filepath.Join(s.DataDir, "logs"))
+	for _, line := range strings.SplitAfter(TryCommands(st.URL, st.ProxyPath, st.Format.Prefix()), "\n") {
 		if strings.TrimSpace(line) != "" {
 			line = "  " + line
 		}
@@ -322,10 +354,10 @@ Try this in another terminal:
 	fmt.Fprintln(w)
 }
 
-// TryCommands are the commands make dev prints for a gateway at url and
-// keys with prefix; the README's quickstart shows them for the defaults
-// (a test holds the two together).
-func TryCommands(url, prefix string) string {
+// TryCommands are the commands make dev prints for a gateway at url with
+// the protected proxy at proxy (/api) and keys with prefix; the README's
+// quickstart shows them for the defaults (a test holds the two together).
+func TryCommands(url, proxy, prefix string) string {
 	export := ""
 	if url != cli.DefaultAPIURL {
 		export = "export KEYGATE_API_URL=" + url + "\n"
@@ -334,19 +366,24 @@ func TryCommands(url, prefix string) string {
 OUT=$(go run ./cmd/keygate keys create --name demo --owner demo --scope read --rate-limit minute=5/1m --output json)
 KEY=$(echo "$OUT" | grep -oE '\b%[3]s_(sk|pk)_(live|test)_[0-9A-Za-z]{49}\b'); ID=$(echo "$OUT" | grep -oE 'key_[0-9a-z]+' | head -1)
 
-# call the protected demo API: the echo upstream shows what it receives
-curl -s -w '\n' %[1]s/demo/hello -H "x-api-key: $KEY"
+# call the protected API: the echo upstream shows what it receives
+curl -s -w '\n' %[1]s%[4]s/hello -H "x-api-key: $KEY"
 
 # 5 requests a minute, the call above included: the loop prints 200 200 200 200 403,
 # and the next call shows the 403 rate_limited body with retryAfterSeconds
-for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%%{http_code} ' %[1]s/demo/hello -H "x-api-key: $KEY"; done; echo
-curl -s -w '\n' %[1]s/demo/hello -H "x-api-key: $KEY"
+for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%%{http_code} ' %[1]s%[4]s/hello -H "x-api-key: $KEY"; done; echo
+curl -s -w '\n' %[1]s%[4]s/hello -H "x-api-key: $KEY"
 
 # no key: 401
-curl -s -w '\n' %[1]s/demo/hello
+curl -s -w '\n' %[1]s%[4]s/hello
 
-# revoke the key: refused with 403 revoked (once this minute's limit resets)
-go run ./cmd/keygate keys revoke "$ID"
-curl -s -w '\n' %[1]s/demo/hello -H "x-api-key: $KEY"
-`, url, export, prefix)
+# disable the key without If-Match (optional), then revoke it: refused with 403 revoked
+# (once this minute's limit resets)
+go run ./cmd/keygate keys update "$ID" --disable
+go run ./cmd/keygate keys revoke "$ID" --yes
+curl -s -w '\n' %[1]s%[4]s/hello -H "x-api-key: $KEY"
+
+# run the smoke test against the local stack, as against a deployed one after cdk deploy
+go run ./cmd/keygate smoke
+`, url, export, prefix, proxy)
 }

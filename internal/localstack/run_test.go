@@ -99,7 +99,7 @@ func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 	for _, want := range []string{
 		"export KEYGATE_API_URL=" + first.url,
 		"go run ./cmd/keygate keys create",
-		"curl -s -w '\\n' " + first.url + "/demo/hello -H \"x-api-key: $KEY\"",
+		"curl -s -w '\\n' " + first.url + "/api/hello -H \"x-api-key: $KEY\"",
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("the banner lacks %q:\n%s", want, banner)
@@ -118,8 +118,8 @@ func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 		t.Fatalf("keys create: exit %d %s", code, errOut)
 	}
 	k := decodeJSON[issued](t, out)
-	if status, _, body := first.call(t, "GET", "/demo", "", "x-api-key", k.Key); status != 200 {
-		t.Fatalf("first run, /demo: %d %s", status, body)
+	if status, _, body := first.call(t, "GET", "/api", "", "x-api-key", k.Key); status != 200 {
+		t.Fatalf("first run, /api: %d %s", status, body)
 	}
 	if n := javaOn(ddbPort); n != 1 {
 		t.Fatalf("%d DynamoDB Local processes on port %d while make dev runs, want 1", n, ddbPort)
@@ -142,8 +142,8 @@ func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 	if code != cli.ExitOK || decodeJSON[issued](t, out).Status != "active" {
 		t.Fatalf("second run, keys get: exit %d %s %s", code, out, errOut)
 	}
-	if status, _, body := second.call(t, "GET", "/demo", "", "x-api-key", k.Key); status != 200 {
-		t.Errorf("second run, /demo with the first run's key: %d %s", status, body)
+	if status, _, body := second.call(t, "GET", "/api", "", "x-api-key", k.Key); status != 200 {
+		t.Errorf("second run, /api with the first run's key: %d %s", status, body)
 	}
 	if _, err := os.Stat(filepath.Join(data, "dynamodb", "shared-local-instance.db")); err != nil {
 		t.Errorf("no database file under the data folder: %v", err)

@@ -19,7 +19,7 @@ func envOf(m map[string]string) func(string) string {
 func TestSettingsComeFromFlagsThenEnvironmentThenDefaults(t *testing.T) {
 	var stderr bytes.Buffer
 	s, err := ParseSettings(nil, envOf(nil), &stderr)
-	if err != nil || s.Port != 3000 || s.DynamoDBPort != 8000 || s.ConsolePort != 4000 || s.DataDir != ".local" || s.Stage != "local" || s.Upstream != nil || s.Schedule != time.Minute {
+	if err != nil || s.Port != 3000 || s.DynamoDBPort != 8000 || s.ConsolePort != 4000 || s.DataDir != ".local" || s.Stage != "" || s.CDKJSON != "cdk.json" || s.Upstream != nil || s.Schedule != time.Minute {
 		t.Errorf("defaults: %+v %v", s, err)
 	}
 	s, err = ParseSettings(nil, envOf(map[string]string{"PORT": "4100", "DYNAMODB_PORT": "9000", "CONSOLE_PORT": "4200"}), &stderr)
@@ -125,7 +125,7 @@ func TestReadmeQuickstartIsWhatMakeDevPrints(t *testing.T) {
 	if !strings.Contains(qs, want) {
 		t.Errorf("the quickstart does not start with %q", want)
 	}
-	cmds := "```sh\n" + TryCommands("http://127.0.0.1:3000", "kg") + "```\n"
+	cmds := "```sh\n" + TryCommands("http://127.0.0.1:3000", "/api", "kg") + "```\n"
 	if !strings.Contains(qs, cmds) {
 		t.Errorf("the quickstart does not show what make dev prints:\n%s", cmds)
 	}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/smoke"
+)
+
+// ProxyPathOutput is the stack output that says where the protected proxy
+// is mounted (the keygate:proxyBasePath setting), which smoke reads when
+// it is given --stack.
+const ProxyPathOutput = "ProxyPath"
+
+// smoke runs the smoke test (internal/smoke) against the deployment the
+// common flags point at: the admin API through this client, as every
+// command calls it (signed for a stack), and the protected proxy and
+// token route unsigned, each request sent once.
+func (a *app) smoke(ctx context.Context, args []string) error {
+	c := a.command("smoke", "smoke [--proxy-path /api] [--scope S] [--environment test] [--wait 1m]")
+	fs := c.fs
+	proxyPath := fs.String("proxy-path", "", "where the protected proxy is mounted (default: the stack's "+ProxyPathOutput+" output, else /"+gateway.DefaultProxyBase+")")
+	envir := newEnum(string(key.Test), string(key.Live), string(key.Test))
+	fs.Var(envir, "environment", "the environment of the keys it issues: test, or live for a deployment that takes only live keys")
+	var scopes listFlag
+	fs.Var(&scopes, "scope", "a scope the proxy's route needs (keygate:routes); repeat or comma-separate")
+	owner := fs.String("owner", smoke.DefaultOwner, "the owner of the keys it issues (all revoked when it ends)")
+	wait := fs.Duration("wait", smoke.DefaultWait, "how long a revocation may take to bite (the authorizer's key cache TTL, plus API Gateway's cache if on)")
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	if err := key.ValidateScopes(scopes); err != nil {
+		return invalid(err)
+	}
+	if err := key.ValidateOwner(*owner); err != nil {
+		return invalid(err)
+	}
+	if *wait <= 0 || *wait > time.Hour {
+		return usagef("--wait: from 1s to 1h")
+	}
+	if p := strings.Trim(*proxyPath, "/"); isSet(fs, "proxy-path") && (p == "" || strings.ContainsAny(p, "?#") || url.PathEscape(p) != strings.ReplaceAll(url.PathEscape(p), "%2F", "/")) {
+		return usagef("--proxy-path: a path such as /api")
+	}
+	cl, err := a.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	edge := *cl
+	edge.signer = nil // behind the keygate authorizer: the key is the credential
+	path := *proxyPath
+	if path == "" {
+		path = firstOf(cl.outputs[ProxyPathOutput], gateway.DefaultProxyBase)
+	}
+	target := cl.base.String() + " (" + cl.source + ")"
+	fmt.Fprintf(a.stdout, "keygate smoke test of %s, proxy /%s\n", target, strings.Trim(path, "/"))
+	res := smoke.Run(ctx, smoke.Options{
+		Admin:       smoke.ClientFunc(cl.smokeCall(false)),
+		Edge:        smoke.ClientFunc(edge.smokeCall(true)),
+		ProxyPath:   path,
+		Environment: key.Environment(envir.value),
+		Scopes:      scopes,
+		Owner:       *owner,
+		Wait:        *wait,
+		Out:         redactWriter{a.stdout},
+		Sleep:       a.deps.sleep,
+		Now:         a.deps.now,
+	})
+	if !res.OK() {
+		return &exitError{code: ExitAPI, msg: fmt.Sprintf("the smoke test failed: %d of %d checks", res.Failed, res.Passed+res.Failed)}
+	}
+	return nil
+}
+
+// smokeCall sends one of the smoke test's requests, returning the answer
+// whatever its status; once sends it exactly once.
+func (c *client) smokeCall(once bool) func(ctx context.Context, r smoke.Request) (*smoke.Response, error) {
+	return func(ctx context.Context, r smoke.Request) (*smoke.Response, error) {
+		req := request{method: r.Method, path: r.Path, header: r.Header, body: r.Body, once: once}
+		if req.header == nil {
+			req.header = map[string][]string{}
+		}
+		if b, ok := r.Body.(json.RawMessage); ok {
+			req.body = b
+		}
+		resp, err := c.send(ctx, req)
+		if err != nil {
+			var ee *exitError
+			if e, ok := err.(*exitError); ok {
+				ee = e
+			}
+			if ee != nil && ee.hint != "" {
+				return nil, fmt.Errorf("%s; %s", ee.msg, ee.hint)
+			}
+			return nil, err
+		}
+		return &smoke.Response{Status: resp.status, Header: resp.header, Body: resp.body}, nil
+	}
+}
+
+// redactWriter removes anything shaped like a keygate key from what it
+// writes: the smoke test never prints a key, and this holds even if an
+// answer it quotes echoed one.
+type redactWriter struct{ w io.Writer }
+
+func (r redactWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(r.w, redact(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
