@@ -36,12 +36,17 @@ func TestOutputsNameWhatOperatorsNeed(t *testing.T) {
 		"AuthorizerFunctionArn": obj{"Fn::GetAtt": arr{logicalID(s.Stack, s.Functions[gateway.FnAuthorizer]), "Arn"}},
 		"TableName":             obj{"Ref": logicalID(s.Stack, s.Table)},
 		"EventBusName":          obj{"Ref": logicalID(s.Stack, s.Bus)},
+		"ProxyPath":             "/api",
 	} {
 		props := obj{}
 		if want != nil {
 			props["Value"] = want
 		}
 		tpl.HasOutput(str(id), props)
+	}
+	// Without an upstream there is no proxy to point at.
+	if outs := *variant(t).FindOutputs(str("ProxyPath"), nil); len(outs) != 0 {
+		t.Errorf("a stack without a proxy has a ProxyPath output: %v", outs)
 	}
 }
 

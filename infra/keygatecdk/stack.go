@@ -51,6 +51,10 @@ func NewKeygateStack(scope constructs.Construct, id string, props *KeygateStackP
 	out("TableName", "The keygate DynamoDB table", k.Table.TableName())
 	out("EventBusName", "EventBridge bus for key lifecycle events", k.Bus.EventBusName())
 	out("AlarmTopicArn", "SNS topic the alarms notify", k.Monitoring.Topic.TopicArn())
+	if k.Settings.UpstreamURL != "" {
+		// keygate smoke --stack reads it to find the protected proxy.
+		out("ProxyPath", "Where the protected proxy is mounted, under ApiUrl", str("/"+k.Settings.ProxyBasePath))
+	}
 	return &KeygateStack{Stack: stack, Keygate: k}
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,5 +197,59 @@ func TestCredentialsFollowTheSDKsOrder(t *testing.T) {
 				t.Errorf("signed with %q, want access key %s", got, c.want)
 			}
 		})
+	}
+}
+
+// smoke --stack signs its admin API calls as every command does, calls
+// the protected proxy unsigned where the stack's ProxyPath output says,
+// and revokes the key it made even when a check fails.
+func TestSmokeAgainstAStackSignsTheAdminAPIAndFindsTheProxy(t *testing.T) {
+	cfn := &fakeCloudFormation{}
+	cfnSrv := httptest.NewServer(cfn)
+	t.Cleanup(cfnSrv.Close)
+	plaintext := newPlaintext(t)
+	api, tr := newDeployedAPI(t, func(_ int, r seen) reply {
+		switch {
+		case r.Method == http.MethodPost && r.Path == "/prod/v1/keys":
+			return reply{status: 201, body: keyBody(t, testID, plaintext, nil), header: map[string]string{"Location": "/prod/v1/keys/" + testID}}
+		case r.Method == http.MethodDelete:
+			return reply{status: 200, body: keyBody(t, testID, "", map[string]any{"status": "revoked"})}
+		case r.Path == "/prod/shop" && r.Header.Get("X-Api-Key") == "":
+			return reply{status: 401, body: `{"code":"unauthorized","message":"a valid API key is required","retryAfterSeconds":0}`,
+				header: map[string]string{"Cache-Control": "no-store"}}
+		case r.Path == "/prod/shop":
+			return reply{status: 403, body: `{"code":"wrong_environment","message":"no","retryAfterSeconds":0}`}
+		}
+		return reply{status: 200, body: keyBody(t, testID, "", map[string]any{"hint": plaintext[:len("kg_sk_live_")+4]})}
+	})
+	env := awsEnv(t, map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_CLOUDFORMATION": cfnSrv.URL})
+	res := runCLI(t, runOpts{transport: tr, env: env}, "smoke", "--stack", "keygate")
+	if res.code != ExitAPI {
+		t.Fatalf("a failed check: want exit 1, got %v", res)
+	}
+	mustContain(t, "report", res.stdout, "proxy /shop", "FAIL the key opens the protected proxy: GET /shop: 403 wrong_environment",
+		"ok   clean up: revoke the key the smoke test made", "4 passed, 1 failed")
+	var proxied, deleted int
+	for _, r := range api.requests() {
+		switch {
+		case strings.HasPrefix(r.Path, "/prod/v1/"):
+			verifySigV4(t, r, "eu-west-1")
+			if r.Method == http.MethodDelete {
+				deleted++
+			}
+		case r.Path == "/prod/shop":
+			proxied++
+			if r.Header.Get("Authorization") != "" || r.Header.Get("X-Amz-Date") != "" {
+				t.Errorf("a request to the proxy was signed")
+			}
+		default:
+			t.Errorf("a request to %s", r.Path)
+		}
+	}
+	if proxied != 2 || deleted != 1 {
+		t.Errorf("%d proxy requests (want 2: without and with the key) and %d revocations (want 1)", proxied, deleted)
+	}
+	if strings.Contains(res.stdout+res.stderr, plaintext) {
+		t.Error("the smoke test printed a key")
 	}
 }

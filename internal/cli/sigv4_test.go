@@ -185,6 +185,7 @@ func (f *fakeCloudFormation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 <Outputs>
 <member><OutputKey>TableName</OutputKey><OutputValue>keygate</OutputValue></member>
 <member><OutputKey>ApiUrl</OutputKey><OutputValue>%s</OutputValue></member>
+<member><OutputKey>ProxyPath</OutputKey><OutputValue>/shop</OutputValue></member>
 </Outputs></member></Stacks></DescribeStacksResult>
 <ResponseMetadata><RequestId>r2</RequestId></ResponseMetadata></DescribeStacksResponse>`, deployedURL)
 }
@@ -216,7 +217,7 @@ func TestStackOutputsGiveTheURL(t *testing.T) {
 	if res.code != ExitAPI {
 		t.Fatalf("missing output: want exit 1, got %v", res)
 	}
-	mustContain(t, "stderr", res.stderr, `no output "AdminUrl"`, "ApiUrl, TableName", "--stack-output")
+	mustContain(t, "stderr", res.stderr, `no output "AdminUrl"`, "ApiUrl, ProxyPath, TableName", "--stack-output")
 
 	res = runCLI(t, runOpts{transport: tr, env: env}, "keys", "get", testID, "--stack", "other")
 	if res.code != ExitAPI {

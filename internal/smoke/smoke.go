@@ -373,6 +373,9 @@ func (r *run) allowed(ctx context.Context, header http.Header) (string, error) {
 	if d, ok := asDenial(resp); ok {
 		return "", fmt.Errorf("GET %s: %d %s: %s", r.o.ProxyPath, resp.Status, d.Code, d.Message)
 	}
+	if resp.Status == http.StatusForbidden && strings.Contains(string(resp.Body), "Missing Authentication Token") {
+		return "", fmt.Errorf("GET %s: API Gateway has no such route: the stack has no protected proxy (set keygate:upstreamUrl) or it is mounted elsewhere (--proxy-path)", r.o.ProxyPath)
+	}
 	if resp.Status >= 500 {
 		return "", fmt.Errorf("GET %s: let through, but the upstream answered %d: %s", r.o.ProxyPath, resp.Status, clip(resp.Body))
 	}
