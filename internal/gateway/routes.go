@@ -74,7 +74,7 @@ const DefaultProxyBase = "api"
 const ProxyParam = "proxy"
 
 // Proxy returns the protected proxy's routes under base (without slashes,
-// for example "api" in the stack or "demo" in the local gateway): any method
+// for example "api", the stack's and the local gateway's default): any method
 // on /<base> and on everything below it, behind the keygate authorizer, sent
 // to the upstream.
 func Proxy(base string) []Route {

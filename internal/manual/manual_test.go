@@ -231,9 +231,10 @@ func (c *checker) resolve(from, link string) string {
 	return ""
 }
 
-// commandExists asks the CLI for the help of cmd ("keys create", "help"):
-// a command that exists answers -h with exit 0, and a subcommand's help
-// names it.
+// commandExists asks the CLI for the help of cmd ("keys create", "help",
+// "completion bash"): a command that exists answers -h with exit 0, and a
+// subcommand's help names it (a command's help names the command and its
+// arguments, such as "completion bash|zsh|fish").
 func (c *checker) commandExists(cmd string) bool {
 	if ok, seen := c.known[cmd]; seen {
 		return ok
@@ -242,8 +243,11 @@ func (c *checker) commandExists(cmd string) bool {
 	args := append(strings.Fields(cmd), "-h")
 	code := cli.Run(context.Background(), args, &stdout, &stderr, func(string) string { return "" })
 	ok := code == cli.ExitOK
-	if ok && strings.Contains(cmd, " ") {
-		ok = strings.Contains(stdout.String(), "Usage: keygate "+cmd)
+	if first, arg, two := strings.Cut(cmd, " "); ok && two {
+		line, _, _ := strings.Cut(strings.TrimPrefix(stdout.String(), "Usage: keygate "+first+" "), "\n")
+		args := strings.Fields(line)
+		ok = strings.HasPrefix(stdout.String(), "Usage: keygate "+cmd) ||
+			(strings.HasPrefix(stdout.String(), "Usage: keygate "+first+" ") && len(args) > 0 && slices.Contains(strings.Split(args[0], "|"), arg))
 	}
 	c.known[cmd] = ok
 	return ok

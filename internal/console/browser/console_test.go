@@ -153,12 +153,12 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 
 	// Calls through the gateway show in the usage chart, under the quota line.
 	for range 7 {
-		if status, b := e.call("/demo/hello", secret); status != http.StatusOK {
+		if status, b := e.call("/api/hello", secret); status != http.StatusOK {
 			t.Fatalf("a call through the gateway with billing-prod: %d %s", status, b)
 		}
 	}
 	for range 3 {
-		if status, b := e.call("/demo/hello", other); status != http.StatusOK {
+		if status, b := e.call("/api/hello", other); status != http.StatusOK {
 			t.Fatalf("a call through the gateway with reporting: %d %s", status, b)
 		}
 	}
@@ -202,7 +202,7 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 	if got := e.text(`.key-title .badge`); got != "disabled" {
 		t.Errorf("after disabling, the badge reads %q", got)
 	}
-	if status, b := e.call("/demo/hello", secret); status != http.StatusForbidden || denial(b) != "disabled" {
+	if status, b := e.call("/api/hello", secret); status != http.StatusForbidden || denial(b) != "disabled" {
 		t.Errorf("a disabled key through the gateway: %d %s", status, b)
 	}
 	e.do("owners after disabling", chromedp.Navigate(e.base+"/owners?owner=acme"), chromedp.WaitVisible(css(`table.keys`)))
@@ -250,7 +250,7 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 	if got := e.text(`.key-title .badge`); got != "expired" {
 		t.Errorf("a key rotated with no grace reads %q, want expired", got)
 	}
-	if status, _ := e.call("/demo/hello", successor); status != http.StatusOK {
+	if status, _ := e.call("/api/hello", successor); status != http.StatusOK {
 		t.Errorf("the successor through the gateway: %d", status)
 	}
 
@@ -266,7 +266,7 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 	}
 	e.checkPage("the revocation's confirmation")
 	e.screenshot("revoke-confirm")
-	if status, _ := e.call("/demo/hello", secret); status != http.StatusOK { // the 8th request of billing-prod
+	if status, _ := e.call("/api/hello", secret); status != http.StatusOK { // the 8th request of billing-prod
 		t.Errorf("asking for the confirmation revoked the key already: %d", status)
 	}
 	e.do("cancel", chromedp.Click(css(`.confirm a`)),
@@ -275,7 +275,7 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 		chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(css(`.confirm button.danger`)),
 		chromedp.Click(css(`.confirm button.danger`)),
 		chromedp.WaitVisible(css(`.key-title .badge-revoked`)))
-	if status, b := e.call("/demo/hello", secret); status != http.StatusForbidden || denial(b) != "revoked" {
+	if status, b := e.call("/api/hello", secret); status != http.StatusForbidden || denial(b) != "revoked" {
 		t.Errorf("a revoked key through the gateway: %d %s", status, b)
 	}
 	actions := eval[int](e, `document.querySelectorAll('form[action$="/enabled"], form[action$="/rotate"]').length`)

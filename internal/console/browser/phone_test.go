@@ -21,7 +21,7 @@ func TestEveryPageFitsAPhone(t *testing.T) {
 	keyID := eval[string](e, `document.querySelector('.issued a[href^="/keys/"]').getAttribute('href').slice(6)`)
 	e.screenshot("phone-created")
 	for range 4 {
-		if status, _ := e.call("/demo/hello", secret); status != http.StatusOK {
+		if status, _ := e.call("/api/hello", secret); status != http.StatusOK {
 			t.Fatalf("a call through the gateway: %d", status)
 		}
 	}
