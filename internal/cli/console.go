@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
 
+	"github.com/keygate/keygate/internal/apicall"
 	"github.com/keygate/keygate/internal/console"
 )
 
@@ -39,7 +41,7 @@ func (a *app) console(ctx context.Context, args []string) error {
 	if cl.signer != nil {
 		target = cl.base.String() + " (" + cl.source + ", SigV4 for " + cl.signer.region + ")"
 	}
-	con, err := console.New(console.Options{API: console.APIFunc(cl.consoleCall), Target: target, Now: a.deps.now}, l.Addr().(*net.TCPAddr).Port)
+	con, err := console.New(console.Options{API: console.APIFunc(cl.call(false)), Target: target, Now: a.deps.now}, l.Addr().(*net.TCPAddr).Port)
 	if err != nil {
 		return err
 	}
@@ -50,22 +52,28 @@ func (a *app) console(ctx context.Context, args []string) error {
 	return con.Serve(ctx, l)
 }
 
-// consoleCall sends one of the console's requests, returning the API's
-// answer whatever its status (the console shows problems itself).
-func (c *client) consoleCall(ctx context.Context, r console.Request) (*console.Response, error) {
-	req := request{method: r.Method, path: r.Path, query: r.Query, header: r.Header}
-	if r.Body != nil {
-		req.body = json.RawMessage(r.Body)
-	}
-	resp, err := c.send(ctx, req)
-	if err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) && ee.hint != "" {
-			return nil, errors.New(ee.msg + "; " + ee.hint)
+// call returns a function that sends one call through this client,
+// answering whatever the status (the console shows problems itself, the
+// smoke test judges them); once sends each call exactly once.
+func (c *client) call(once bool) func(ctx context.Context, r apicall.Request) (*apicall.Response, error) {
+	return func(ctx context.Context, r apicall.Request) (*apicall.Response, error) {
+		req := request{method: r.Method, path: r.Path, query: r.Query, header: r.Header, once: once}
+		if req.header == nil {
+			req.header = http.Header{}
 		}
-		return nil, err
+		if r.Body != nil {
+			req.body = json.RawMessage(r.Body)
+		}
+		resp, err := c.send(ctx, req)
+		if err != nil {
+			var ee *exitError
+			if errors.As(err, &ee) && ee.hint != "" {
+				return nil, errors.New(ee.msg + "; " + ee.hint)
+			}
+			return nil, err
+		}
+		return &apicall.Response{Status: resp.status, Header: resp.header, Body: resp.body}, nil
 	}
-	return &console.Response{Status: resp.status, Header: resp.header, Body: resp.body}, nil
 }
 
 // openBrowser opens url in the desktop's browser, if there is one: with

@@ -2,13 +2,13 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/keygate/keygate/internal/apicall"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/smoke"
@@ -61,8 +61,8 @@ func (a *app) smoke(ctx context.Context, args []string) error {
 	target := cl.base.String() + " (" + cl.source + ")"
 	fmt.Fprintf(a.stdout, "keygate smoke test of %s, proxy /%s\n", target, strings.Trim(path, "/"))
 	res := smoke.Run(ctx, smoke.Options{
-		Admin:       smoke.ClientFunc(cl.smokeCall(false)),
-		Edge:        smoke.ClientFunc(edge.smokeCall(true)),
+		Admin:       apicall.ClientFunc(cl.call(false)),
+		Edge:        apicall.ClientFunc(edge.call(true)),
 		ProxyPath:   path,
 		Environment: key.Environment(envir.value),
 		Scopes:      scopes,
@@ -76,32 +76,6 @@ func (a *app) smoke(ctx context.Context, args []string) error {
 		return &exitError{code: ExitAPI, msg: fmt.Sprintf("the smoke test failed: %d of %d checks", res.Failed, res.Passed+res.Failed)}
 	}
 	return nil
-}
-
-// smokeCall sends one of the smoke test's requests, returning the answer
-// whatever its status; once sends it exactly once.
-func (c *client) smokeCall(once bool) func(ctx context.Context, r smoke.Request) (*smoke.Response, error) {
-	return func(ctx context.Context, r smoke.Request) (*smoke.Response, error) {
-		req := request{method: r.Method, path: r.Path, header: r.Header, body: r.Body, once: once}
-		if req.header == nil {
-			req.header = map[string][]string{}
-		}
-		if b, ok := r.Body.(json.RawMessage); ok {
-			req.body = b
-		}
-		resp, err := c.send(ctx, req)
-		if err != nil {
-			var ee *exitError
-			if e, ok := err.(*exitError); ok {
-				ee = e
-			}
-			if ee != nil && ee.hint != "" {
-				return nil, fmt.Errorf("%s; %s", ee.msg, ee.hint)
-			}
-			return nil, err
-		}
-		return &smoke.Response{Status: resp.status, Header: resp.header, Body: resp.body}, nil
-	}
 }
 
 // redactWriter removes anything shaped like a keygate key from what it

@@ -42,44 +42,28 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/keygate/keygate/internal/apicall"
 )
 
 // DefaultPort is the console's port on 127.0.0.1 unless --port says otherwise.
 const DefaultPort = 4000
 
 // Request is one admin API call the console makes for a page.
-type Request struct {
-	Method string
-	// Path is under the API's base URL, e.g. /v1/keys.
-	Path  string
-	Query url.Values
-	// Body is a JSON document; nil sends none.
-	Body []byte
-	// Header holds If-Match and Idempotency-Key when the call needs them.
-	Header http.Header
-}
+type Request = apicall.Request
 
 // Response is the admin API's answer, whatever its status: the console shows
 // problems (RFC 9457) to the admin next to the field they name.
-type Response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
+type Response = apicall.Response
 
 // API sends requests to the admin API. The CLI's client implements it, so
 // the console reaches exactly the API every other command does (--api-url,
 // --stack) and signs exactly as they do. An error means no answer at all
 // (unreachable, no credentials); its message is shown to the admin.
-type API interface {
-	Do(ctx context.Context, r Request) (*Response, error)
-}
+type API = apicall.Client
 
 // APIFunc makes a function an API.
-type APIFunc func(ctx context.Context, r Request) (*Response, error)
-
-// Do calls f.
-func (f APIFunc) Do(ctx context.Context, r Request) (*Response, error) { return f(ctx, r) }
+type APIFunc = apicall.ClientFunc
 
 // Options configure a console.
 type Options struct {

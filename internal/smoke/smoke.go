@@ -28,45 +28,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keygate/keygate/internal/apicall"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/wire"
 )
 
-// Request is one HTTP request, by path under the deployment's API URL.
-type Request struct {
-	Method string
-	Path   string
-	Header http.Header
-	// Body is sent as JSON; nil sends none.
-	Body any
-}
-
-// Response is an answer, whatever its status.
-type Response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// Client sends requests to the deployment. An error means no answer.
-type Client interface {
-	Do(ctx context.Context, r Request) (*Response, error)
-}
-
-// ClientFunc is a Client as a function.
-type ClientFunc func(ctx context.Context, r Request) (*Response, error)
-
-// Do calls f.
-func (f ClientFunc) Do(ctx context.Context, r Request) (*Response, error) { return f(ctx, r) }
-
 // Options configure Run.
 type Options struct {
 	// Admin reaches the admin API (/v1/keys...), as an admin (signed).
-	Admin Client
+	Admin apicall.Client
 	// Edge reaches what sits behind the keygate authorizer, unsigned,
 	// without retrying anything (every request counts against a limit).
-	Edge Client
+	Edge apicall.Client
 	// ProxyPath is where the protected proxy is mounted, such as /api
 	// (default: gateway.DefaultProxyBase): the smoke test calls it.
 	ProxyPath string
@@ -84,7 +58,8 @@ type Options struct {
 	Poll time.Duration
 	// Out receives one line per check and the summary.
 	Out io.Writer
-	// Sleep waits (default: a timer that ctx can end); Now is the clock.
+	// Sleep waits d, or less if ctx ends (and then says so); Now is the
+	// clock (default time.Now).
 	Sleep func(ctx context.Context, d time.Duration) error
 	Now   func() time.Time
 }
@@ -133,9 +108,6 @@ func Run(ctx context.Context, o Options) Result {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Sleep == nil {
-		o.Sleep = sleep
-	}
 	r := &run{o: o, stamp: o.Now().UTC().Format("20060102T150405Z")}
 	r.scenario(ctx)
 	// The cleanup runs whatever happened, even after Ctrl-C, within a
@@ -145,17 +117,6 @@ func Run(ctx context.Context, o Options) Result {
 	r.cleanup(cctx)
 	fmt.Fprintf(o.Out, "%d passed, %d failed\n", r.res.Passed, r.res.Failed)
 	return r.res
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // check runs one check and prints its line; it reports whether it passed.
@@ -200,7 +161,7 @@ func (r *run) scenario(ctx context.Context) {
 		return
 	}
 	r.check("the key is shown once, then only by its hint", func() (string, error) {
-		resp, err := r.o.Admin.Do(ctx, Request{Method: http.MethodGet, Path: keyPath(main.ID)})
+		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodGet, Path: keyPath(main.ID)})
 		if err != nil {
 			return "", err
 		}
@@ -259,8 +220,8 @@ func (r *run) scenario(ctx context.Context) {
 		return fmt.Sprintf("retry after %d s", *d.RetryAfterSeconds), nil
 	})
 	if r.check("exchange the key for an access token", func() (string, error) {
-		resp, err := r.o.Edge.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/tokens",
-			Header: http.Header{"X-Api-Key": {main.Key.Key}}, Body: map[string]any{"ttlSeconds": 300}})
+		resp, err := r.o.Edge.Do(ctx, apicall.Request{Method: http.MethodPost, Path: "/v1/tokens",
+			Header: http.Header{"X-Api-Key": {main.Key.Key}}, Body: jsonOf(map[string]any{"ttlSeconds": 300})})
 		if err != nil {
 			return "", err
 		}
@@ -282,8 +243,8 @@ func (r *run) scenario(ctx context.Context) {
 		})
 	}
 	if !r.check("rotate the key with no grace period", func() (string, error) {
-		resp, err := r.o.Admin.Do(ctx, Request{Method: http.MethodPost, Path: keyPath(main.ID) + "/rotate",
-			Header: http.Header{"Idempotency-Key": {"keygate-smoke-rotate-" + main.ID}}, Body: map[string]any{"gracePeriodSeconds": 0}})
+		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodPost, Path: keyPath(main.ID) + "/rotate",
+			Header: http.Header{"Idempotency-Key": {"keygate-smoke-rotate-" + main.ID}}, Body: jsonOf(map[string]any{"gracePeriodSeconds": 0})})
 		if err != nil {
 			return "", err
 		}
@@ -308,7 +269,7 @@ func (r *run) scenario(ctx context.Context) {
 		return r.refusedWithin(ctx, main.Key.Key, gateway.Expired, gateway.Revoked)
 	})
 	if !r.check("revoke the new key", func() (string, error) {
-		resp, err := r.o.Admin.Do(ctx, Request{Method: http.MethodDelete, Path: keyPath(rotated.ID)})
+		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodDelete, Path: keyPath(rotated.ID)})
 		if err != nil {
 			return "", err
 		}
@@ -336,7 +297,7 @@ func (r *run) issue(ctx context.Context, what string, limits []key.RateLimit) (i
 	}
 	body := wire.IssueRequest{Name: name, OwnerID: r.o.Owner, Environment: r.o.Environment, Scopes: r.o.Scopes,
 		RateLimits: limits, Metadata: map[string]any{"createdBy": "keygate smoke"}}
-	resp, err := r.o.Admin.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/keys", Body: body,
+	resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodPost, Path: "/v1/keys", Body: jsonOf(body),
 		Header: http.Header{"Idempotency-Key": {"keygate-smoke-" + r.stamp + "-" + strconv.Itoa(len(r.issued))}}})
 	if err != nil {
 		return issued{}, err
@@ -359,8 +320,8 @@ func (r *run) issue(ctx context.Context, what string, limits []key.RateLimit) (i
 }
 
 // proxy calls the protected proxy with header.
-func (r *run) proxy(ctx context.Context, header http.Header) (*Response, error) {
-	return r.o.Edge.Do(ctx, Request{Method: http.MethodGet, Path: r.o.ProxyPath, Header: header})
+func (r *run) proxy(ctx context.Context, header http.Header) (*apicall.Response, error) {
+	return r.o.Edge.Do(ctx, apicall.Request{Method: http.MethodGet, Path: r.o.ProxyPath, Header: header})
 }
 
 // allowed calls the proxy and checks that the authorizer let the request
@@ -419,7 +380,7 @@ func (r *run) cleanup(ctx context.Context) {
 	}
 	var failed []string
 	for _, id := range r.issued {
-		resp, err := r.o.Admin.Do(ctx, Request{Method: http.MethodDelete, Path: keyPath(id)})
+		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodDelete, Path: keyPath(id)})
 		if err == nil {
 			err = want(resp, http.StatusOK, nil)
 		}
@@ -439,6 +400,15 @@ func (r *run) cleanup(ctx context.Context) {
 	})
 }
 
+// jsonOf encodes a request body (of types that always encode).
+func jsonOf(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("smoke: encode a request body: " + err.Error())
+	}
+	return b
+}
+
 func keyPath(id string) string { return "/v1/keys/" + url.PathEscape(id) }
 
 // body is a keygate denial, or the fields of a problem that matter here.
@@ -450,7 +420,7 @@ type body struct {
 }
 
 // want checks an answer's status and decodes its JSON body into v.
-func want(resp *Response, status int, v any) error {
+func want(resp *apicall.Response, status int, v any) error {
 	if resp.Status != status {
 		var b body
 		_ = json.Unmarshal(resp.Body, &b)
@@ -473,7 +443,7 @@ func want(resp *Response, status int, v any) error {
 }
 
 // asDenial reads a keygate denial: a 401, 403 or 503 JSON body with a code.
-func asDenial(resp *Response) (body, bool) {
+func asDenial(resp *apicall.Response) (body, bool) {
 	if resp.Status != http.StatusUnauthorized && resp.Status != http.StatusForbidden && resp.Status != http.StatusServiceUnavailable {
 		return body{}, false
 	}
@@ -487,7 +457,7 @@ func asDenial(resp *Response) (body, bool) {
 // denial checks that an answer is a keygate denial with status, as the
 // stack's gateway responses write it: JSON, never cached, a code and a
 // message, and retryAfterSeconds.
-func denial(resp *Response, status int) (body, error) {
+func denial(resp *apicall.Response, status int) (body, error) {
 	d, ok := asDenial(resp)
 	switch {
 	case resp.Status != status:
