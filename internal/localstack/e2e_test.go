@@ -307,8 +307,8 @@ func TestUsageReachesTheOwnerWithinAMinute(t *testing.T) {
 	start := time.Now()
 	for i, k := range keys {
 		for range 3 + i {
-			if status, _, body := l.call(t, "GET", "/demo/metered", "", "x-api-key", k.Key); status != 200 {
-				t.Fatalf("GET /demo/metered: %d %s", status, body)
+			if status, _, body := l.call(t, "GET", "/api/metered", "", "x-api-key", k.Key); status != 200 {
+				t.Fatalf("GET /api/metered: %d %s", status, body)
 			}
 		}
 	}
