@@ -314,7 +314,7 @@ func (r *run) issue(ctx context.Context, what string, limits []key.RateLimit) (i
 		return k, errors.New("the answer holds no key id or no plaintext key")
 	}
 	if !strings.HasSuffix(k.location, keyPath(k.ID)) {
-		return k, fmt.Errorf("Location %q does not name the key %s", k.location, k.ID)
+		return k, fmt.Errorf("the Location header %q does not name the key %s", k.location, k.ID)
 	}
 	return k, nil
 }
