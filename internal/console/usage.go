@@ -6,14 +6,16 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"maps"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/wire"
 )
 
 // Ranges are the usage ranges the pages offer, in days ending today (UTC).
@@ -137,7 +139,8 @@ type OwnerUsage struct {
 	Days    []string
 	Keys    []KeyUsage
 	Total   int64
-	// Truncated is true when the owner has more keys than were read.
+	// Truncated is true when the owner has more keys than were named, or
+	// more key-days than were read; Total is still the owner's whole total.
 	Truncated bool
 }
 
@@ -148,18 +151,54 @@ type KeyUsage struct {
 	Counts          []int64
 }
 
-// maxOwnerKeys bounds the keys ownerUsage reads.
-const maxOwnerKeys = 1000
+// maxOwnerKeys bounds the keys ownerUsage names; maxUsagePages bounds the
+// pages of key-days it reads (1,000 rows each: 366 days of 1,000 keys).
+const (
+	maxOwnerKeys  = 1000
+	maxUsagePages = 400
+)
 
 // ownerUsage returns an owner's daily usage per key for the UTC days
-// from..to. Until the owner usage API (GET /v1/owners/{ownerId}/usage?by=key)
-// exists, it is built from per-key usage: it lists the owner's keys (every
-// status: revoked keys were used too) and reads GET /v1/keys/{id}/usage for
-// each. This is the one function to switch when that API lands.
+// from..to. The counts come from the owner usage API
+// (GET /v1/owners/{ownerId}/usage?by=key, every page), which reads the
+// owner's usage items, not each key's; the names and states come from the
+// owner's key listing (every status: revoked keys were used too), so a key
+// without usage in the range still gets its row.
 func (c *Console) ownerUsage(ctx context.Context, owner string, from, to time.Time) (*OwnerUsage, *Problem) {
 	out := &OwnerUsage{OwnerID: owner, From: from, To: to}
+	index := map[string]int{}
 	for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
+		index[d.Format(time.DateOnly)] = len(out.Days)
 		out.Days = append(out.Days, d.Format(time.DateOnly))
+	}
+	counts := map[string][]int64{}
+	q := url.Values{"from": {from.Format(time.DateOnly)}, "to": {to.Format(time.DateOnly)}, "by": {"key"}}
+	for page := 0; ; page++ {
+		var u wire.OwnerUsage
+		if _, p := c.call(ctx, Request{Method: http.MethodGet, Path: "/v1/owners/" + url.PathEscape(owner) + "/usage", Query: q}, &u); p != nil {
+			return nil, p
+		}
+		if page == 0 {
+			out.Total = u.Total
+		}
+		for _, kd := range u.Keys {
+			j, ok := index[kd.Date]
+			if !ok {
+				continue
+			}
+			if counts[kd.KeyID] == nil {
+				counts[kd.KeyID] = make([]int64, len(out.Days))
+			}
+			counts[kd.KeyID][j] += kd.Count
+		}
+		if u.NextCursor == "" || u.NextCursor == q.Get("cursor") {
+			break
+		}
+		if page+1 >= maxUsagePages {
+			out.Truncated = true
+			break
+		}
+		q.Set("cursor", u.NextCursor)
 	}
 	var keys []Key
 	cursor := ""
@@ -181,38 +220,23 @@ func (c *Console) ownerUsage(ctx context.Context, owner string, from, to time.Ti
 	if len(keys) > maxOwnerKeys {
 		keys, out.Truncated = keys[:maxOwnerKeys], true
 	}
-	out.Keys = make([]KeyUsage, len(keys))
-	index := map[string]int{}
-	for j, d := range out.Days {
-		index[d] = j
-	}
-	var (
-		mu    sync.Mutex
-		first *Problem
-	)
-	inParallel(len(keys), func(i int) {
-		k := keys[i]
-		ku := KeyUsage{ID: k.ID, Name: k.Name, State: k.State, Counts: make([]int64, len(out.Days))}
-		u, p := c.keyUsage(ctx, k.ID, from, to)
-		if p != nil {
-			mu.Lock()
-			first = cmp.Or(first, p)
-			mu.Unlock()
-			return
+	row := func(ku KeyUsage) KeyUsage {
+		ku.Counts = counts[ku.ID]
+		if ku.Counts == nil {
+			ku.Counts = make([]int64, len(out.Days))
 		}
-		for _, d := range u.Days {
-			if j, ok := index[d.Date]; ok {
-				ku.Counts[j] = d.Count
-				ku.Total += d.Count
-			}
+		for _, n := range ku.Counts {
+			ku.Total += n
 		}
-		out.Keys[i] = ku
-	})
-	if first != nil {
-		return nil, first
+		delete(counts, ku.ID)
+		return ku
 	}
-	for _, k := range out.Keys {
-		out.Total += k.Total
+	for _, k := range keys {
+		out.Keys = append(out.Keys, row(KeyUsage{ID: k.ID, Name: k.Name, State: k.State}))
+	}
+	// Keys past the listing's bound still count: by id, without a name.
+	for _, id := range slices.Sorted(maps.Keys(counts)) {
+		out.Keys = append(out.Keys, row(KeyUsage{ID: id}))
 	}
 	// The biggest users first; ties by name, then id, so the order is stable.
 	slices.SortStableFunc(out.Keys, func(a, b KeyUsage) int {

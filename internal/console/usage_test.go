@@ -11,12 +11,14 @@ import (
 )
 
 // ownerAPI is an owner with n keys, listed two to a page; key i was used
-// i+1 times on each of the last three days.
+// i+1 times on each of the last three days, which the owner usage API
+// answers five key-days to a page.
 func ownerAPI(n int) *fakeAPI {
 	return &fakeAPI{answer: func(r Request) (int, any) {
-		if r.Path == "/v1/keys" {
-			start := 0
-			fmt.Sscan(r.Query.Get("cursor"), &start)
+		start := 0
+		fmt.Sscan(r.Query.Get("cursor"), &start)
+		switch r.Path {
+		case "/v1/keys":
 			var keys []any
 			for i := start; i < min(start+2, n); i++ {
 				keys = append(keys, wireKey(map[string]any{"id": fmt.Sprintf("key_%026d", i), "name": fmt.Sprintf("k%d", i)}))
@@ -26,22 +28,34 @@ func ownerAPI(n int) *fakeAPI {
 				page["nextCursor"] = fmt.Sprint(start + 2)
 			}
 			return 200, page
+		case "/v1/owners/acme/usage":
+		default:
+			return 404, map[string]any{"code": "not_found", "detail": "no such route " + r.Path}
 		}
-		var i int
-		fmt.Sscanf(r.Path, "/v1/keys/key_%d/usage", &i)
+		if r.Query.Get("by") != "key" {
+			return 400, map[string]any{"code": "invalid_request", "field": "by", "detail": "the console wants by=key"}
+		}
 		from, _ := time.Parse(time.DateOnly, r.Query.Get("from"))
 		to, _ := time.Parse(time.DateOnly, r.Query.Get("to"))
-		var days []any
+		var days, keyDays []any
 		total := 0
 		for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
 			c := 0
 			if to.Sub(d) < 3*24*time.Hour {
-				c = i + 1
+				for i := range n {
+					c += i + 1
+					keyDays = append(keyDays, map[string]any{"date": d.Format(time.DateOnly), "keyId": fmt.Sprintf("key_%026d", i), "count": i + 1})
+				}
 			}
 			total += c
 			days = append(days, map[string]any{"date": d.Format(time.DateOnly), "count": c})
 		}
-		return 200, map[string]any{"from": r.Query.Get("from"), "to": r.Query.Get("to"), "total": total, "days": days}
+		page := map[string]any{"ownerId": "acme", "from": r.Query.Get("from"), "to": r.Query.Get("to"), "total": total, "days": days,
+			"keys": keyDays[start:min(start+5, len(keyDays))]}
+		if start+5 < len(keyDays) {
+			page["nextCursor"] = fmt.Sprint(start + 5)
+		}
+		return 200, page
 	}}
 }
 
@@ -62,6 +76,11 @@ func TestOwnerUsageAddsUpEveryKeyOnEveryPage(t *testing.T) {
 	}
 	if u.Keys[0].Name != "k10" || u.Keys[0].Total != 33 || u.Keys[10].Total != 3 {
 		t.Errorf("keys are not ordered by usage: %+v", u.Keys[0])
+	}
+	// 11 keys in 6 listing pages, 33 key-days in 7 usage pages: the
+	// console reads the owner's usage, never each key's.
+	if calls := len(api.requests()); calls != 6+7 {
+		t.Errorf("the owner's usage took %d admin API calls, want 13 (6 listing pages, 7 usage pages)", calls)
 	}
 	ch := u.Chart()
 	if len(ch.Series) != chartKeys+1 || ch.Series[chartKeys].Label != "3 other keys" {
