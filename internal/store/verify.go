@@ -56,6 +56,10 @@ type VerifyInput struct {
 	// deployment share a plan), with the same guard; nil guesses "no
 	// limits".
 	Shape *key.Key
+	// Reserve, when set, makes the write a reservation (see Reservation);
+	// nil counts exactly this one request, as a cold key's verification
+	// does.
+	Reserve *Reservation
 }
 
 // VerifyResult is the outcome of the update.
@@ -259,39 +263,56 @@ func buildVerify(in VerifyInput) (verifyExpr, error) {
 	}
 
 	current := map[string]bool{}
-	if len(limits) > 0 || quota != nil {
-		e.values[":zero"] = num(0)
-	}
-	if len(limits) > 0 {
-		e.names["#rl"] = attrRL
-		e.values[":one"] = num(1)
-	}
+	impossible := false
 	for i, l := range limits {
 		n, lim := "#c"+strconv.Itoa(i), ":l"+strconv.Itoa(i)
 		c := l.Counter(now)
 		current[c] = true
-		e.names[n] = c
-		e.values[lim] = num(l.Limit - 1)
-		set = append(set, "#rl."+n+" = if_not_exists(#rl."+n+", :zero) + :one")
+		take := in.Reserve.rate(i)
+		if take == 0 {
+			continue // admitted from a block the caller holds
+		}
+		if take > l.Limit {
+			impossible = true
+			continue
+		}
+		e.names["#rl"], e.names[n] = attrRL, c
+		e.values[":zero"] = num(0)
+		tv := ":t" + strconv.Itoa(i)
+		e.values[tv] = num(take)
+		e.values[lim] = num(l.Limit - take)
+		set = append(set, "#rl."+n+" = if_not_exists(#rl."+n+", :zero) + "+tv)
 		cond = append(cond, "(attribute_not_exists(#rl."+n+") OR #rl."+n+" <= "+lim+")")
 	}
 	if quota != nil {
 		pk := quota.PeriodKey(now)
 		current["q:"+pk] = true
-		e.names["#q"], e.names["#qp"] = "q", pk
-		e.values[":cost"] = num(cost)
-		set = append(set, "#q.#qp = if_not_exists(#q.#qp, :zero) + :cost")
-		if cost > quota.Limit {
-			// Can never be afforded. (DynamoDB refuses a request whose
-			// values are not all used, so :qlim is set only below.)
-			cond = append(cond, "attribute_not_exists(pk)")
-		} else {
-			e.values[":qlim"] = num(quota.Limit - cost)
+		take := cost
+		if in.Reserve != nil {
+			take = in.Reserve.Credits
+		}
+		switch {
+		case take > quota.Limit:
+			impossible = true
+		case take > 0:
+			e.names["#q"], e.names["#qp"] = attrQ, pk
+			e.values[":zero"], e.values[":cost"] = num(0), num(take)
+			e.values[":qlim"] = num(quota.Limit - take)
+			set = append(set, "#q.#qp = if_not_exists(#q.#qp, :zero) + :cost")
 			cond = append(cond, "(attribute_not_exists(#q.#qp) OR #q.#qp <= :qlim)")
 		}
 	}
+	if impossible {
+		// Can never be afforded. (DynamoDB refuses a request whose values
+		// are not all used, so the limit's value is set only when it can.)
+		cond = append(cond, "attribute_not_exists(pk)")
+	}
 	set = append(set, "#lu = :now")
-	add = countUsage(&e, current, []UsageDelta{{Day: key.UsageDay(now), Requests: 1, Credits: cost}})
+	days := []UsageDelta{{Day: key.UsageDay(now), Requests: 1, Credits: cost}}
+	if in.Reserve != nil {
+		days = mergeUsage(days, in.Reserve.Report)
+	}
+	add = countUsage(&e, current, days)
 
 	// Counters of windows, periods and days that ended (more than skew
 	// ago) go, so the item stays small. Only counters the caller has seen
