@@ -34,6 +34,10 @@ func (s benchOnlyFakeStore) Verify(ctx context.Context, in store.VerifyInput) (s
 
 func (benchOnlyFakeStore) Refund(context.Context, store.VerifyInput, *store.Record) error { return nil }
 
+func (benchOnlyFakeStore) Report(context.Context, store.ReportInput) (store.ReportResult, error) {
+	return store.ReportResult{}, nil
+}
+
 // BenchmarkHandler compares a whole warm invocation of the REST REQUEST
 // authorizer (lambda.NewHandler(...).Invoke on the allow event: decode,
 // verify with the key cached, render, encode, log and metrics, the store

@@ -26,6 +26,10 @@ func (panickingStore) Refund(context.Context, store.VerifyInput, *store.Record) 
 	panic("the store broke")
 }
 
+func (panickingStore) Report(context.Context, store.ReportInput) (store.ReportResult, error) {
+	panic("the store broke")
+}
+
 // A panic denies, in each dialect the way its API type can show a client:
 // REST APIs get the error their gateway response maps to 503; an HTTP API,
 // which answers any authorizer error with 500, gets a refusal (403) that

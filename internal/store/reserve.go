@@ -97,19 +97,32 @@ type ReportInput struct {
 // without the returns, which only leaves a window admitting fewer. The
 // key's hot item must exist; the result is the item after the write (nil
 // when the key is gone). A report of nothing writes nothing.
-func (s *Store) Report(ctx context.Context, in ReportInput) (*Record, error) {
-	rec, err := s.report(ctx, in, true)
+func (s *Store) Report(ctx context.Context, in ReportInput) (ReportResult, error) {
+	res, err := s.report(ctx, in, true)
 	var ccf *ddb.ConditionalCheckFailedException
 	if errors.As(err, &ccf) && (len(in.Return) > 0 || len(in.ReturnCredits) > 0) {
-		rec, err = s.report(ctx, in, false)
+		first := res.Writes
+		res, err = s.report(ctx, in, false)
+		res.Writes += first
 	}
 	if errors.As(err, &ccf) {
-		return nil, nil // the key is gone: nothing left to count against
+		return res, nil // the key is gone: nothing left to count against
 	}
-	return rec, err
+	return res, err
 }
 
-func (s *Store) report(ctx context.Context, in ReportInput, returns bool) (*Record, error) {
+// ReportResult is the outcome of a Report.
+type ReportResult struct {
+	// Record is the hot item after the write; nil when nothing was written
+	// or the key is gone.
+	Record *Record
+	// WriteUnits is the write capacity DynamoDB reports the write consumed
+	// (ReturnConsumedCapacity), and Writes the requests it took (0 to 2).
+	WriteUnits float64
+	Writes     int
+}
+
+func (s *Store) report(ctx context.Context, in ReportInput, returns bool) (ReportResult, error) {
 	e := verifyExpr{names: map[string]string{}, values: map[string]ddb.AttributeValue{}}
 	cond := []string{"attribute_exists(pk)"}
 	var set, add []string
@@ -125,7 +138,7 @@ func (s *Store) report(ctx context.Context, in ReportInput, returns bool) (*Reco
 		add, cond = returnTo(&e, add, cond, attrQ, "p", in.ReturnCredits)
 	}
 	if len(add) == 0 && len(set) == 0 {
-		return nil, nil
+		return ReportResult{}, nil
 	}
 	upd := ""
 	if len(set) > 0 {
@@ -141,15 +154,21 @@ func (s *Store) report(ctx context.Context, in ReportInput, returns bool) (*Reco
 		ExpressionAttributeNames:  e.names,
 		ExpressionAttributeValues: e.values,
 		ReturnValues:              ddb.ReturnValueAllNew,
+		ReturnConsumedCapacity:    ddb.ReturnConsumedCapacityTotal,
 	})
+	res := ReportResult{Writes: 1}
 	if err != nil {
 		var ccf *ddb.ConditionalCheckFailedException
 		if errors.As(err, &ccf) {
-			return nil, err
+			return res, err
 		}
-		return nil, mapErr(err, "report usage")
+		return res, mapErr(err, "report usage")
 	}
-	return decodeRecord(out.Attributes)
+	if out.ConsumedCapacity != nil {
+		res.WriteUnits = aws.ToFloat64(out.ConsumedCapacity.CapacityUnits)
+	}
+	res.Record, err = decodeRecord(out.Attributes)
+	return res, err
 }
 
 // returnTo adds the ADD clauses that take n off each counter of the map

@@ -81,20 +81,28 @@ func TestReportRecordsUsageAndReturnsBlocks(t *testing.T) {
 		t.Fatal(res, err)
 	}
 	day := key.UsageDay(f.now)
-	rec, err := f.s.Report(ctx, store.ReportInput{Hash: k.Hash, Now: f.now, LastUsedAt: f.now,
-		Usage: []store.UsageDelta{{Day: day, Requests: 12, Credits: 12}},
+	rr, err := f.s.Report(ctx, store.ReportInput{Hash: k.Hash, Now: f.now, LastUsedAt: f.now,
+		Usage:  []store.UsageDelta{{Day: day, Requests: 12, Credits: 12}},
 		Return: map[string]int64{c: 17}, ReturnCredits: map[string]int64{p: 17}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rec := rr.Record
+	if rr.Writes != 1 || rr.WriteUnits != 1 || !rec.Key.LastUsedAt.Equal(f.now) {
+		t.Fatalf("report: %d writes, %v units, lastUsedAt %v; want 1 write of 1 unit", rr.Writes, rr.WriteUnits, rec.Key.LastUsedAt)
+	}
 	if rec.RL[c] != 13 || rec.Q[p] != 13 || rec.Usage[day] != 13 {
 		t.Fatalf("after the report: rl=%d q=%d usage=%d; want 13 each (1 + 12 admitted)", rec.RL[c], rec.Q[p], rec.Usage[day])
 	}
-	rec, err = f.s.Report(ctx, store.ReportInput{Hash: k.Hash, Now: f.now,
+	rr, err = f.s.Report(ctx, store.ReportInput{Hash: k.Hash, Now: f.now,
 		Usage:  []store.UsageDelta{{Day: day, Requests: 2, Credits: 2}},
 		Return: map[string]int64{c: 14, "minute@0": 5}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	rec = rr.Record
+	if rr.Writes != 2 {
+		t.Fatalf("a refused return: %d writes, want 2 (the usage again, without the returns)", rr.Writes)
 	}
 	if rec.RL[c] != 13 || rec.Usage[day] != 15 {
 		t.Fatalf("a return the counters do not hold: rl=%d usage=%d; want the counter kept at 13 and usage 15", rec.RL[c], rec.Usage[day])
@@ -102,8 +110,8 @@ func TestReportRecordsUsageAndReturnsBlocks(t *testing.T) {
 	if _, ok := rec.RL["minute@0"]; ok {
 		t.Fatal("a return created a counter")
 	}
-	if rec, err := f.s.Report(ctx, store.ReportInput{Hash: k.Hash, Now: f.now}); rec != nil || err != nil {
-		t.Fatalf("a report of nothing: %v, %v; want no write", rec, err)
+	if rr, err := f.s.Report(ctx, store.ReportInput{Hash: k.Hash, Now: f.now}); rr.Writes != 0 || err != nil {
+		t.Fatalf("a report of nothing: %+v, %v; want no write", rr, err)
 	}
 }
 

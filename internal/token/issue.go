@@ -91,7 +91,7 @@ func (is *Issuer) Issue(ctx context.Context, k *key.Key, r Request, now time.Tim
 		},
 		OwnerID: k.OwnerID, Type: k.Type, Environment: k.Environment,
 		Scopes: orEmpty(scopes), Plan: plan, Stages: k.Stages, AllowedOrigins: k.AllowedOrigins,
-		AllowedCIDRs: key.FormatCIDRs(k.AllowedCIDRs),
+		AllowedCIDRs: key.FormatCIDRs(k.AllowedCIDRs), KeyHash: k.Hash.String(),
 	}
 	kid, signer, err := is.keys.Active(ctx, now)
 	if err != nil {

@@ -87,19 +87,22 @@ func (f *fixture) storedKey(t *testing.T, mod func(*key.Key)) (*key.Key, string)
 	return k, p.Plaintext
 }
 
-// TestAuthorizerVerifiesTokensOffline runs tokens through the authorizer's
-// seam: the same context as the key plus tokenId, the route's scopes and
-// the key's rules applied, no DynamoDB call once the key set is read, and
-// a key this process has seen revoked refusing its tokens at once.
-func TestAuthorizerVerifiesTokensOffline(t *testing.T) {
+// TestAuthorizerVerifiesTokensAndCountsThem runs tokens through the
+// authorizer's seam: the same context as the key plus tokenId, the route's
+// scopes and the key's rules applied, the first request counted by the
+// key's own write (with the one read of the key set), the next ones of a
+// key without limits admitted on the cached record with no call (their
+// usage reported later, see internal/verify), and a key this process has
+// seen revoked refusing its tokens at once.
+func TestAuthorizerVerifiesTokensAndCountsThem(t *testing.T) {
 	f := newFixture(t)
 	a := newAuthz(t, f)
 	k, plain := f.storedKey(t, nil)
 	read := f.issue(t, k, token.Request{Scopes: []string{"orders:read"}})
 
 	ok, c, calls := a.call(t, "GET", read.Token)
-	if !ok || calls != 1 {
-		t.Fatalf("first token: allowed %v, %d calls (want the one read of the key set): %v", ok, calls, c)
+	if !ok || calls != 2 {
+		t.Fatalf("first token: allowed %v, %d calls (want the one read of the key set and the key's write): %v", ok, calls, c)
 	}
 	want := map[string]any{gateway.CtxKeyID: k.ID, gateway.CtxOwnerID: "acme", gateway.CtxType: "secret",
 		gateway.CtxEnvironment: "live", gateway.CtxScopes: "orders:read", gateway.CtxPlan: "pro",

@@ -2,7 +2,9 @@
 // JWTs signed with EdDSA (Ed25519, RFC 8037) that a client gets in
 // exchange for its API key and sends as Authorization: Bearer. The
 // authorizer verifies them offline, against public keys it reads once per
-// refresh interval, so a token costs no DynamoDB call.
+// refresh interval, and counts each request against its key's limits,
+// quota and usage as it counts the key's own (internal/verify), through
+// the same reservations.
 //
 // Signing keys live in a ring published in the table (internal/store,
 // SIGNKEY items): each has a kid, its public key as a JWK, and a window in
@@ -19,11 +21,13 @@
 package token
 
 import (
+	"errors"
 	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/key"
 )
 
@@ -104,19 +108,32 @@ type Claims struct {
 	Stages         []string `json:"stages,omitempty"`
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 	AllowedCIDRs   []string `json:"allowedCidrs,omitempty"`
+	// KeyHash is the key's hash (internal/apikey, hex): the name of the
+	// key's hot item, so that the authorizer counts the token's requests
+	// against the key with no lookup. It is a keyed hash (HMAC with the
+	// deployment's pepper) of a key the token's holder was given anyway,
+	// and reveals nothing of it.
+	KeyHash string `json:"kh"`
 }
 
 // Key returns the key the claims speak for, as the authorizer checks it:
-// identity, scopes and rules from the token; enabled, with no validity
-// window of its own (the token's exp and nbf were checked already) and no
-// limits (a token is verified offline, so nothing counts its requests).
+// identity, hash, scopes and rules from the token; enabled, with no
+// validity window of its own (the token's exp and nbf were checked
+// already) and no limits: the authorizer counts the token's requests
+// against the key's own limits, on its hot item (named by the hash). A
+// token without the hash (issued before tokens were counted) is refused,
+// so that no token escapes its key's limits.
 func (c *Claims) Key() (*key.Key, error) {
 	cidrs, err := key.ParseCIDRs(c.AllowedCIDRs)
 	if err != nil {
 		return nil, err
 	}
+	h, ok := apikey.ParseHash(c.KeyHash)
+	if !ok {
+		return nil, errors.New("token has no key hash")
+	}
 	k := &key.Key{
-		ID: c.Subject, OwnerID: c.OwnerID, Type: c.Type, Environment: c.Environment,
+		ID: c.Subject, OwnerID: c.OwnerID, Type: c.Type, Environment: c.Environment, Hash: h,
 		Scopes: c.Scopes, Enabled: true, Stages: c.Stages,
 		AllowedOrigins: c.AllowedOrigins, AllowedCIDRs: cidrs,
 	}

@@ -43,25 +43,10 @@ type cache struct {
 	mu  sync.Mutex
 	m   map[apikey.Hash]entry
 	max int
-	// byID finds a cached record by key id, for access tokens: a token
-	// names its key by id, never by hash.
-	byID map[string]apikey.Hash
 }
 
 func newCache(max int) *cache {
-	return &cache{m: make(map[apikey.Hash]entry, min(max, 1024)), max: max, byID: make(map[string]apikey.Hash, min(max, 1024))}
-}
-
-// getByID returns the entry of the key with id, if its record is cached.
-func (c *cache) getByID(id string) (entry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	h, ok := c.byID[id]
-	if !ok {
-		return entry{}, false
-	}
-	e, ok := c.m[h]
-	return e, ok && e.rec != nil && e.rec.Key != nil && e.rec.Key.ID == id
+	return &cache{m: make(map[apikey.Hash]entry, min(max, 1024)), max: max}
 }
 
 func (c *cache) get(h apikey.Hash) (entry, bool) {
@@ -77,16 +62,10 @@ func (c *cache) put(h apikey.Hash, e entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[h]; !ok && len(c.m) >= c.max {
-		for victim, ve := range c.m {
+		for victim := range c.m {
 			delete(c.m, victim)
-			if ve.rec != nil && ve.rec.Key != nil && c.byID[ve.rec.Key.ID] == victim {
-				delete(c.byID, ve.rec.Key.ID)
-			}
 			break
 		}
 	}
 	c.m[h] = e
-	if e.rec != nil && e.rec.Key != nil {
-		c.byID[e.rec.Key.ID] = h
-	}
 }

@@ -116,18 +116,35 @@ func (f tokenFunc) VerifyToken(ctx context.Context, token string, req *verify.Re
 	return f(ctx, token, req)
 }
 
+// tokenOf is what the token seam returns for a token of k: the key as
+// the token speaks for it (its id, hash, owner, rules and scopes).
+func tokenOf(k *key.Key) verify.Decision {
+	return verify.Decision{Key: &key.Key{ID: k.ID, Hash: k.Hash, OwnerID: k.OwnerID, Type: k.Type, Environment: k.Environment,
+		Scopes: k.Scopes, Enabled: true}, TokenID: "jti"}
+}
+
 func TestBearerTokensReachTheTokenSeam(t *testing.T) {
+	f := newFixture(t)
+	k, _ := f.issue(t, nil)
 	seen := ""
 	tokens := tokenFunc(func(_ context.Context, token string, _ *verify.Request) (verify.Decision, bool) {
 		seen = token
-		if token == "good.jwt.token" {
-			return verify.Decision{Key: &key.Key{ID: "key_fromtoken", Enabled: true}, TokenID: "jti"}, true
+		switch token {
+		case "good.jwt.token":
+			return tokenOf(k), true
+		case "old.jwt.token": // no key hash: issued before tokens were counted
+			d := tokenOf(k)
+			d.Key.Hash = apikey.Hash{}
+			return d, true
 		}
 		return verify.Decision{}, false
 	})
-	v := verify.New(nil, verify.Options{Format: format, Hasher: hasher, Tokens: tokens})
-	if d := v.Verify(context.Background(), &verify.Request{Credential: "good.jwt.token", Bearer: true}); !d.Allowed() || d.Key.ID != "key_fromtoken" {
+	v := f.verifier(func(o *verify.Options) { o.Tokens = tokens })
+	if d := v.Verify(context.Background(), &verify.Request{Credential: "good.jwt.token", Bearer: true, Method: "GET", Path: "/users/1"}); !d.Allowed() || d.Key.ID != k.ID || d.TokenID != "jti" {
 		t.Fatalf("token: %+v", d)
+	}
+	if d := v.Verify(context.Background(), &verify.Request{Credential: "old.jwt.token", Bearer: true}); d.Reason != gateway.MalformedKey {
+		t.Fatalf("a token that does not name its key's hot item: %q, want malformed_key", d.Reason)
 	}
 	if d := v.Verify(context.Background(), &verify.Request{Credential: "other", Bearer: true}); d.Reason != gateway.MalformedKey {
 		t.Fatalf("a token the seam does not know: %q", d.Reason)
@@ -157,8 +174,7 @@ func TestTokenOfAKeyCachedAsRefusedIsRefused(t *testing.T) {
 	tokens := tokenFunc(func(_ context.Context, token string, _ *verify.Request) (verify.Decision, bool) {
 		for _, k := range []*key.Key{revoked, disabled, active} {
 			if token == "token-of-"+k.ID {
-				return verify.Decision{Key: &key.Key{ID: k.ID, OwnerID: k.OwnerID, Type: k.Type, Environment: k.Environment,
-					Scopes: k.Scopes, Enabled: true}, TokenID: "jti"}, true
+				return tokenOf(k), true
 			}
 		}
 		return verify.Decision{}, false
@@ -168,13 +184,14 @@ func TestTokenOfAKeyCachedAsRefusedIsRefused(t *testing.T) {
 		v.Verify(ctx, get(plain, "/users/1")) // caches the record
 	}
 	for _, c := range []struct {
-		k    *key.Key
-		want gateway.Reason
-	}{{revoked, gateway.Revoked}, {disabled, gateway.Disabled}, {active, ""}} {
+		k     *key.Key
+		want  gateway.Reason
+		calls int64
+	}{{revoked, gateway.Revoked, 0}, {disabled, gateway.Disabled, 0}, {active, "", 1}} {
 		req := get("token-of-"+c.k.ID, "/users/1")
 		req.Bearer = true
-		if d := v.Verify(ctx, req); d.Reason != c.want {
-			t.Errorf("token of key %s: %q, want %q", c.k.ID, d.Reason, c.want)
+		if calls, d := f.countCalls(v, req); d.Reason != c.want || calls != c.calls {
+			t.Errorf("token of key %s: %q after %d calls, want %q after %d", c.k.ID, d.Reason, calls, c.want, c.calls)
 		}
 	}
 }
@@ -193,11 +210,14 @@ func TestParseRoutesCostBounds(t *testing.T) {
 // A request carrying an access token meets every rule of the route, as the
 // key itself would: a token of a key without the route's scope is refused.
 func TestTokenRequestsMeetTheRouteRules(t *testing.T) {
+	f := newFixture(t)
+	k, _ := f.issue(t, nil)
 	tokens := tokenFunc(func(_ context.Context, token string, _ *verify.Request) (verify.Decision, bool) {
-		return verify.Decision{Key: &key.Key{ID: "key_fromtoken", Type: key.Secret, Environment: key.Live,
-			Scopes: []string{"read:users"}, Enabled: true}, TokenID: "jti"}, true
+		d := tokenOf(k)
+		d.Key.Scopes = []string{"read:users"} // the key has write:users too; the token does not
+		return d, true
 	})
-	v := verify.New(nil, verify.Options{Format: format, Hasher: hasher, Routes: routes, Tokens: tokens})
+	v := f.verifier(func(o *verify.Options) { o.Tokens = tokens })
 	for _, c := range []struct {
 		method, path string
 		want         gateway.Reason

@@ -49,10 +49,12 @@ import (
 )
 
 // Store is the part of internal/store the verifier needs: the one
-// conditional update, and its refund for the rare late refusal.
+// conditional update, its refund for the rare late refusal, and the report
+// of usage admitted from reservations.
 type Store interface {
 	Verify(ctx context.Context, in store.VerifyInput) (store.VerifyResult, error)
 	Refund(ctx context.Context, in store.VerifyInput, rec *store.Record) error
+	Report(ctx context.Context, in store.ReportInput) (store.ReportResult, error)
 }
 
 // TokenVerifier is the seam for credentials that are not API keys: a bearer
@@ -110,6 +112,9 @@ type Decision struct {
 	// TokenID is the id (jti) of the access token the request carried, ""
 	// for a key.
 	TokenID string
+	// Reserved is true for an allow admitted from a reservation this
+	// environment holds, with no call (its usage is reported later).
+	Reserved bool
 }
 
 // Allowed reports whether the decision admits the request.
@@ -138,6 +143,15 @@ type Options struct {
 	// this long when DynamoDB cannot answer, from the cached record (limits
 	// are not counted then). Zero (the default) fails closed always.
 	ServeStale time.Duration
+	// ReserveInterval is how much of a hot key's traffic in this
+	// environment one reservation covers (default DefaultReserveInterval);
+	// negative turns reservations off, so that every admission is one
+	// write. See lease.go.
+	ReserveInterval time.Duration
+	// ReportInterval is the longest an admission made from a reservation
+	// waits to be reported while the environment lives (default
+	// DefaultReportInterval); Flush reports.
+	ReportInterval time.Duration
 	// Tokens verifies bearer credentials that are not keys; nil for none.
 	Tokens TokenVerifier
 	// Now is the clock; nil means time.Now.
@@ -172,6 +186,9 @@ type Verifier struct {
 	// never seen before (keys of one plan share them), so that its first
 	// verification is one round trip too.
 	shape atomic.Pointer[key.Key]
+	// leases are the blocks this environment holds of hot keys, and the
+	// usage admitted from them that is not reported yet.
+	leases *leases
 }
 
 // New returns a verifier over st.
@@ -197,7 +214,14 @@ func New(st Store, o Options) *Verifier {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Verifier{o: o, cache: newCache(o.CacheSize), store: st}
+	if o.ReserveInterval == 0 {
+		o.ReserveInterval = DefaultReserveInterval
+	}
+	if o.ReportInterval <= 0 {
+		o.ReportInterval = DefaultReportInterval
+	}
+	return &Verifier{o: o, cache: newCache(o.CacheSize), store: st,
+		leases: &leases{m: map[apikey.Hash]*lease{}, max: o.CacheSize}}
 }
 
 // Messages are the human-readable texts that go with each reason.
@@ -243,16 +267,61 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (d Decision) {
 	if req.Bearer && v.o.Tokens != nil && l.route == nil {
 		return v.token(ctx, req, now)
 	}
+	if d, ok := v.reserved(&l, now, false); ok {
+		return d
+	}
 	return v.remote(ctx, req, &l, now)
 }
 
-// token decides a request that carries an access token: the token verifier
-// checks the token offline; then what this process knows of its key (a
-// cached record that says revoked, or disabled within the cache TTL)
-// refuses it, and the key's rules apply against the route exactly as for
-// the key. Tokens make no DynamoDB call here, so they are not counted
-// against the key's limits (see docs/tokens.md). A revocation this process has
-// not seen takes effect when the token expires.
+// reserved admits a request from the blocks this environment holds of
+// its key, with no call, when the cached record is within the cache TTL
+// (local has checked every rule on it), and counts it as unreported usage.
+// A key without limits or quota has no blocks to hold: a hot one (or an
+// access token's, always) is admitted on the fresh record alone. ok is
+// false when the request must go to DynamoDB: the key is cold, or a block
+// is spent. Unreported usage never sends a request to DynamoDB: the next
+// write carries it, or Flush reports it.
+func (v *Verifier) reserved(l *local, now time.Time, token bool) (d Decision, ok bool) {
+	rec := l.e.rec
+	if v.o.ReserveInterval < 0 || rec == nil {
+		return d, false
+	}
+	ls := v.leases.get(l.hash, true)
+	if ls == nil {
+		return d, false
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.observe(now, v.o.ReserveInterval)
+	if now.Sub(l.e.readAt) >= v.o.CacheTTL || now.Before(l.e.readAt) {
+		return d, false
+	}
+	ls.sync(rec.Key, now)
+	cost := max(l.route.Cost, 1)
+	if len(ls.limits) == 0 && ls.quota == nil {
+		if !token && !ls.hot(v.o.ReserveInterval) {
+			return d, false
+		}
+		ls.count(now, 1, cost)
+	} else if !ls.admit(now, cost) {
+		return d, false
+	}
+	d = Decision{Key: rec.Key, CacheHit: true, Reserved: true}
+	d.RateLimitRemaining, d.QuotaRemaining = ls.remainingLocal(rec, now)
+	return d, true
+}
+
+// token decides a request that carries an access token: the token
+// verifier checks the token offline, and the token's own rules (its
+// scopes, a subset of the key's) apply against the route. Then the request
+// counts against its key exactly as the key's own would: the token names
+// its key's hot item (Decision.Key.Hash, from the token), so the cached
+// record refuses what it refuses (a revoked key at any age, a disabled,
+// expired or rate-limited one within the cache TTL), a hot key's requests
+// are admitted from this environment's blocks, and the rest make the
+// key's one conditional write, with the same reasons and retry times. A
+// key with no limits and no quota holds no blocks: its token's requests
+// are admitted on the cached record alone, and their usage reported later.
 func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decision {
 	td, ok := v.o.Tokens.VerifyToken(ctx, req.Credential, req)
 	if !ok {
@@ -261,26 +330,47 @@ func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decis
 	if !td.Allowed() {
 		return td
 	}
-	if td.Key == nil {
+	if td.Key == nil || td.Key.Hash == (apikey.Hash{}) {
 		td.Reason = gateway.MalformedKey
 		return td
 	}
-	if e, ok := v.cache.getByID(td.Key.ID); ok {
-		switch e.rec.Key.StatusAt(now) {
-		case key.Revoked:
-			td.Reason = gateway.Revoked
-			return td
-		case key.Disabled:
-			if now.Sub(e.readAt) < v.o.CacheTTL {
-				td.Reason = gateway.Disabled
-				return td
+	l := local{hash: td.Key.Hash, route: v.o.Routes.Match(req.Method, req.Path)}
+	if r := v.check(td.Key, req, l.route, now); r != "" {
+		td.Reason = r
+		return td
+	}
+	l.e, l.hit = v.cache.get(l.hash)
+	d := td
+	if rec := l.e.rec; l.hit && rec != nil && rec.Key.ID == td.Key.ID {
+		fresh := now.Sub(l.e.readAt) < v.o.CacheTTL
+		switch {
+		case rec.Key.StatusAt(now) == key.Revoked:
+			d.Reason = gateway.Revoked
+			return d
+		case fresh:
+			if r := v.check(rec.Key, req, l.route, now); r != "" {
+				d.Reason = r
+				return d
 			}
 		}
+		if now.Before(l.e.deniedUntil) && (l.e.deniedReason != gateway.QuotaExceeded || l.route.Cost > l.e.quotaLeft) {
+			d.Reason, d.RetryAfter = l.e.deniedReason, retryAfter(now, l.e.retryAt)
+			return d
+		}
+		if rd, ok := v.reserved(&l, now, true); ok {
+			d.CacheHit, d.Reserved = true, true
+			d.RateLimitRemaining, d.QuotaRemaining = rd.RateLimitRemaining, rd.QuotaRemaining
+			return d
+		}
 	}
-	if r := v.check(td.Key, req, v.o.Routes.Match(req.Method, req.Path), now); r != "" {
-		td.Reason = r
+	rd := v.remote(ctx, req, &l, now)
+	rd.Calls += td.Calls
+	rd.TokenID = td.TokenID
+	if rd.Allowed() {
+		// The context speaks for the token: its scopes, not the key's.
+		rd.Key = td.Key
 	}
-	return td
+	return rd
 }
 
 // local does everything that needs no DynamoDB: find and parse the key,
@@ -419,7 +509,11 @@ func ipAllowed(cidrs []netip.Prefix, ip string) bool {
 
 // remote makes the conditional update, and retries it when the record
 // shows the update named the wrong limits (a guessed shape, or limits
-// changed since the cached record), at most maxAttempts times.
+// changed since the cached record), at most maxAttempts times. For a hot
+// key the update is a reservation (see lease.go): refused because a block
+// does not fit, it is retried with smaller blocks, the last attempt taking
+// only what the request needs, so that a refusal then means a limit is
+// spent.
 func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.Time) Decision {
 	d := Decision{CacheHit: l.hit}
 	in := store.VerifyInput{
@@ -430,16 +524,40 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 	if in.Known == nil {
 		in.Shape = v.shape.Load()
 	}
+	var ls *lease
+	var p *plan
+	if v.o.ReserveInterval > 0 && in.Known != nil {
+		if ls = v.leases.get(l.hash, false); ls != nil {
+			ls.mu.Lock()
+			ls.sync(in.Known.Key, now)
+			if p = ls.reserve(in.Known, now, max(in.Cost, 1), &v.o); p != nil {
+				in.Reserve = &p.res
+			}
+			ls.mu.Unlock()
+		}
+	}
+	// undo gives back what the plan took from the blocks, and its report,
+	// when its write admitted nothing.
+	undo := func() {
+		if p != nil {
+			ls.mu.Lock()
+			ls.failed(p)
+			ls.mu.Unlock()
+			p, in.Reserve = nil, nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, v.o.StoreTimeout)
 	defer cancel()
-	for range maxAttempts {
+	for attempt := range maxAttempts {
 		res, err := v.store.Verify(ctx, in)
 		d.Calls++
 		if err != nil {
+			undo()
 			return v.failed(req, l, now, d, err)
 		}
 		rec := res.Record
 		if rec == nil {
+			undo()
 			v.cache.put(l.hash, entry{unknownUntil: now.Add(v.o.NegativeTTL)})
 			d.Reason = gateway.UnknownKey
 			return d
@@ -447,6 +565,11 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 		d.Key = rec.Key
 		v.shape.Store(rec.Key)
 		if res.Admitted {
+			if p != nil {
+				ls.mu.Lock()
+				ls.taken(p, rec, now)
+				ls.mu.Unlock()
+			}
 			if r := v.check(rec.Key, req, l.route, now); r != "" {
 				// DynamoDB cannot evaluate CIDRs or wildcard origins: take
 				// back what it counted for this refused request.
@@ -463,12 +586,23 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 			return d
 		}
 		if r := v.check(rec.Key, req, l.route, now); r != "" {
+			undo()
 			v.remember(l, rec, now, false)
 			d.Reason = r
 			return d
 		}
 		if guardMatched(in, rec) {
-			if r, until := overLimit(rec, now, in.Cost); r != "" {
+			if p != nil && p.shrink(rec, rec.Key.RateLimits, rec.Key.Quota, now, attempt+2 >= maxAttempts) {
+				in.Known = rec // smaller blocks, again
+				continue
+			}
+			var held []bool
+			heldQ := false
+			if p != nil {
+				held, heldQ = p.held, p.heldQ
+			}
+			if r, until := overLimit(rec, now, in.Cost, held, heldQ); r != "" {
+				undo()
 				e := entry{rec: rec, readAt: now, admittedAt: l.e.admittedAt, deniedReason: r, retryAt: until,
 					deniedUntil: now.Add(min(v.o.CacheTTL, maxDenyCache))}
 				if q := rec.Key.Quota; r == gateway.QuotaExceeded {
@@ -483,9 +617,12 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 			}
 		}
 		// The update named other limits than the key has now: again, with
-		// the record DynamoDB just returned.
+		// the record DynamoDB just returned (and no reservation: the
+		// blocks held were of the old limits).
+		undo()
 		in.Known, in.Shape = rec, nil
 	}
+	undo()
 	return v.failed(req, l, now, d, fault.Errorf(fault.Unavailable, "key record kept changing under %d verifications", maxAttempts))
 }
 
@@ -531,10 +668,15 @@ func guardMatched(in store.VerifyInput, rec *store.Record) bool {
 
 // overLimit finds which limit refused a request from the record the failed
 // condition saw: the rate limits first, then the quota. until is when a
-// retry can succeed (zero for a total quota, which never refills).
-func overLimit(rec *store.Record, now time.Time, cost int64) (gateway.Reason, time.Time) {
+// retry can succeed (zero for a total quota, which never refills). A limit
+// whose block held the request's admission (held[i], heldQ for the quota)
+// did not refuse it.
+func overLimit(rec *store.Record, now time.Time, cost int64, held []bool, heldQ bool) (gateway.Reason, time.Time) {
 	var until time.Time
-	for _, l := range rec.Key.RateLimits {
+	for i, l := range rec.Key.RateLimits {
+		if i < len(held) && held[i] {
+			continue
+		}
 		if rec.RL[l.Counter(now)]+1 > l.Limit {
 			until = maxTime(until, l.WindowEnd(now))
 		}
@@ -542,7 +684,7 @@ func overLimit(rec *store.Record, now time.Time, cost int64) (gateway.Reason, ti
 	if !until.IsZero() {
 		return gateway.RateLimited, until
 	}
-	if q := rec.Key.Quota; q != nil && rec.Q[q.PeriodKey(now)]+max(cost, 1) > q.Limit {
+	if q := rec.Key.Quota; q != nil && !heldQ && rec.Q[q.PeriodKey(now)]+max(cost, 1) > q.Limit {
 		return gateway.QuotaExceeded, q.PeriodEnd(now)
 	}
 	return "", time.Time{}

@@ -52,7 +52,7 @@ type fixture struct {
 	throttle atomic.Bool
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	db, table := dynamotest.Table(t)
 	f := &fixture{db: db, table: table}
@@ -90,7 +90,7 @@ func (f *fixture) verifier(mod func(*verify.Options)) *verify.Verifier {
 
 // issue stores a new live secret key with scopes read:users and
 // write:users, changed by mod, and returns it with its plaintext.
-func (f *fixture) issue(t *testing.T, mod func(*key.Key)) (*key.Key, string) {
+func (f *fixture) issue(t testing.TB, mod func(*key.Key)) (*key.Key, string) {
 	t.Helper()
 	k := &key.Key{ID: key.NewID(), Name: "test", OwnerID: "acme", Type: key.Secret, Environment: key.Live,
 		Scopes: []string{"read:users", "write:users"}, Enabled: true, CreatedAt: f.clock(), UpdatedAt: f.clock(),
