@@ -96,12 +96,33 @@ type Options struct {
 	Metrics    *metrics.EMF
 	// Now is the clock for latency; nil means time.Now.
 	Now func() time.Time
+	// Stop, when set, stops the verifier's reporter at Shutdown.
+	Stop func()
 }
 
 // Handler handles authorizer events.
 type Handler struct {
 	v *verify.Verifier
 	o Options
+}
+
+// Shutdown is what the environment does before it ends: it stops the
+// verifier's reporter (Options.Stop) and flushes the verifier
+// (verify.Verifier.Flush, final): the usage admitted from reservations that
+// no write has recorded yet, and the blocks it will never use, given back.
+// compose.Main runs it on the SIGTERM Lambda sends before it shuts an
+// environment down, within ctx (Lambda allows about 500 ms); the local
+// stack runs it when it stops.
+func (h *Handler) Shutdown(ctx context.Context) {
+	if h.o.Stop != nil {
+		h.o.Stop()
+	}
+	if err := h.v.Flush(ctx, true); err != nil {
+		h.o.Logger.LogAttrs(ctx, slog.LevelError, "shutdown: usage not reported; it is lost with this environment",
+			slog.String("error", err.Error()))
+		return
+	}
+	h.o.Logger.LogAttrs(ctx, slog.LevelDebug, "shutdown: usage reported")
 }
 
 // New returns a handler deciding with v.

@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -55,8 +56,35 @@ func Main(name string, compose Func) {
 		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error(name+" cannot start", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
-	lambda.Start(h)
+	var opts []lambda.Option
+	if s, ok := h.(Shutdowner); ok {
+		opts = append(opts, lambda.WithEnableSIGTERM(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+			defer cancel()
+			s.Shutdown(ctx)
+		}))
+	}
+	lambda.StartWithOptions(h, opts...)
 }
+
+// Shutdowner is a handler with work to finish before its environment ends
+// (the authorizer: usage admitted from reservations, not yet reported).
+// Main runs Shutdown on the SIGTERM Lambda sends before it shuts an
+// environment down: lambda.WithEnableSIGTERM registers an internal
+// extension (GoLangEnableSIGTERM, registered with the Extensions API of
+// the runtime's own local endpoint, not a network call), which is what
+// makes Lambda send SIGTERM to the function at all: a function with no
+// extension gets none. A function with an internal extension gets 500 ms
+// between SIGTERM and SIGKILL ("Shutdown phase" in
+// https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html).
+// The local stack runs Shutdown when it stops.
+type Shutdowner interface {
+	Shutdown(ctx context.Context)
+}
+
+// ShutdownTimeout is the time Shutdown gets: within the 500 ms Lambda
+// leaves between SIGTERM and SIGKILL.
+const ShutdownTimeout = 400 * time.Millisecond
 
 // Logger returns the function's JSON logger at level (nil: info).
 func (e Env) Logger(level slog.Leveler) *slog.Logger {

@@ -42,7 +42,7 @@ func TestDefaults(t *testing.T) {
 		&config.MaxGrace: 7 * day, &config.ExpiredRetention: 90 * day, &config.RevokedRetention: 90 * day,
 		&config.MaxKeyTTL: day, &config.RotatorMaxRun: 4 * time.Minute, &config.TokenTTL: 15 * time.Minute,
 		&config.TokenMaxTTL: time.Hour, &config.SigningKeyRotation: 30 * day, &config.GatewayCacheTTL: 0,
-		&config.LogRetention: 30 * day,
+		&config.LogRetention: 30 * day, &config.ReserveInterval: 200 * time.Millisecond, &config.ReportInterval: 2 * time.Second,
 	}
 	for v, want := range durations {
 		if got := v.From(r); got != want {

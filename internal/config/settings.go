@@ -142,6 +142,20 @@ var (
 		Doc: "while DynamoDB is unavailable (not throttling), admit keys admitted within this long, uncounted (see [Serve-stale](verification.md#serve-stale))",
 	}, 0, span{min: time.Millisecond, max: 15 * time.Minute, off: true})
 
+	// ReserveInterval sizes the reservations of hot keys.
+	ReserveInterval = duration(Setting{
+		Env: "KEYGATE_RESERVE_INTERVAL", Functions: []string{fnAuthorizer},
+		Doc: "how much of a hot key's traffic in one authorizer environment one reservation covers, so about how often that environment writes the key's item; " +
+			"`0` turns reservations off: every admission is one write (see [Limits at scale](verification.md#limits-at-scale))",
+	}, verify.DefaultReserveInterval, span{min: 10 * time.Millisecond, max: 10 * time.Second, off: true})
+
+	// ReportInterval bounds how long usage admitted from a reservation
+	// waits for a write.
+	ReportInterval = duration(Setting{
+		Env: "KEYGATE_REPORT_INTERVAL", Functions: []string{fnAuthorizer},
+		Doc: "the longest usage admitted from a reservation waits in a running authorizer environment before a write records it: what an environment that crashes can lose",
+	}, verify.DefaultReportInterval, span{min: 100 * time.Millisecond, max: time.Minute})
+
 	// LogLevel is the authorizer's lowest log level.
 	LogLevel = parsed(Setting{
 		Env: "AWS_LAMBDA_LOG_LEVEL", Functions: []string{fnAuthorizer}, Origin: ByLambda,

@@ -41,6 +41,35 @@ func newFunction(name string, f Factory) *function {
 	return &function{name: name, factory: f, slots: make(chan struct{}, maxEnvironments)}
 }
 
+// shutdown runs Shutdown on every idle environment that has one (the
+// authorizer's: it reports usage admitted from reservations), as Lambda's
+// SIGTERM does before it ends an environment, each within ctx; it waits up
+// to ctx's deadline for busy ones to come back. The environments are
+// gone afterwards.
+func (f *function) shutdown(ctx context.Context) {
+	type shutdowner interface{ Shutdown(context.Context) }
+	for {
+		f.mu.Lock()
+		idle := f.idle
+		f.idle = nil
+		f.mu.Unlock()
+		for _, h := range idle {
+			if s, ok := h.(shutdowner); ok {
+				s.Shutdown(ctx)
+			}
+			<-f.slots
+		}
+		if len(f.slots) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // errFunction is a function error: the handler returned an error or
 // panicked. Its message is the errorMessage Lambda would report.
 type errFunction struct{ msg string }

@@ -395,6 +395,16 @@ func newRequestID() string {
 	return fmt.Sprintf("%s-%s-%s-%s-%s", h[0:8], h[8:12], h[12:16], h[16:20], h[20:32])
 }
 
+// Shutdown ends every function's environments as Lambda does, running
+// each one's shutdown work (the authorizer's report of usage admitted from
+// reservations) within ctx. Call it after the server stopped taking
+// requests.
+func (g *Gateway) Shutdown(ctx context.Context) {
+	for _, f := range g.functions {
+		f.shutdown(ctx)
+	}
+}
+
 // Warm builds one environment of every function, in the order of names, so
 // that a function that cannot start is reported before the gateway serves
 // (in Lambda it would fail its first invocation's init).

@@ -592,3 +592,52 @@ func TestScheduledInvocationsGetTheEventBridgeEvent(t *testing.T) {
 		t.Error("a function the stack does not run was invoked")
 	}
 }
+
+// stoppable is an environment with shutdown work, as the authorizer's.
+type stoppable struct {
+	fn
+	stopped *atomic.Int64
+}
+
+func (s stoppable) Shutdown(context.Context) { s.stopped.Add(1) }
+
+// Shutdown ends every environment the gateway built as Lambda's SIGTERM
+// does: each one's Shutdown runs once, the busy one's after its
+// invocation returns.
+func TestShutdownRunsEachEnvironmentsShutdown(t *testing.T) {
+	var built, stopped atomic.Int64
+	release := make(chan struct{})
+	gw := localgw.New(localgw.Options{
+		Routes: gateway.Routes,
+		Functions: map[string]localgw.Factory{gateway.FnIssuer: func() (lambda.Handler, error) {
+			built.Add(1)
+			return stoppable{fn{func(ctx context.Context, p []byte) ([]byte, error) {
+				<-release
+				return json.Marshal(events.APIGatewayProxyResponse{StatusCode: 200})
+			}}, &stopped}, nil
+		}},
+	})
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := http.Get(srv.URL + "/v1/openapi.json"); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	for built.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() { time.Sleep(50 * time.Millisecond); close(release) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gw.Shutdown(ctx)
+	wg.Wait()
+	if stopped.Load() != 2 {
+		t.Fatalf("%d of 2 environments shut down", stopped.Load())
+	}
+}

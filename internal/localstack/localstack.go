@@ -93,6 +93,7 @@ type Stack struct {
 	Format apikey.Format
 
 	servers []*http.Server
+	gw      *localgw.Gateway
 	stop    context.CancelFunc
 	// stops end the stream pollers.
 	stops []context.CancelFunc
@@ -175,6 +176,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, fmt.Errorf("the gateway cannot listen on 127.0.0.1:%d (set PORT to a free port): %w", o.Port, err)
 	}
 	s.URL = "http://" + l.Addr().String()
+	s.gw = gw
 	s.serve(localgw.NewServer(loopbackOnly(gw), o.Log), l)
 	s.schedule(gw, o.Schedule, o.Log)
 	if err := s.stream(ctx, gw, endpoint, table, o.Log); err != nil {
@@ -297,7 +299,9 @@ func (s *Stack) serve(srv *http.Server, l net.Listener) {
 }
 
 // Close stops the gateway, letting requests in flight finish (up to ctx's
-// deadline), then the echo upstream.
+// deadline), then the echo upstream, then shuts the function environments
+// down as Lambda does (their SIGTERM work: the authorizer's report of usage
+// admitted from reservations).
 func (s *Stack) Close(ctx context.Context) {
 	if s.stop != nil {
 		s.stop()
@@ -312,6 +316,12 @@ func (s *Stack) Close(ctx context.Context) {
 		}
 	}
 	s.servers = nil
+	if s.gw != nil {
+		// As Lambda's SIGTERM: the authorizer reports what it admitted
+		// from reservations.
+		s.gw.Shutdown(ctx)
+		s.gw = nil
+	}
 }
 
 // loopbackOnly refuses requests whose Host is not a loopback name, so that

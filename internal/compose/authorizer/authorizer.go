@@ -9,6 +9,7 @@ package authorizer
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -52,6 +53,9 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 			CacheSize:    config.CacheSize.From(r),
 			StoreTimeout: config.StoreTimeout.From(r),
 			ServeStale:   config.ServeStale.From(r),
+			// 0 is off in the registry, negative in verify.Options.
+			ReserveInterval: orOff(config.ReserveInterval.From(r)),
+			ReportInterval:  config.ReportInterval.From(r),
 		},
 		QueryParam:    config.KeyQueryParam.From(r),
 		LogLevel:      config.LogLevel.From(r),
@@ -61,7 +65,17 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	return s, r.Err()
 }
 
-// Compose builds the authorizer's handler.
+func orOff(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// Compose builds the authorizer's handler. It also starts the verifier's
+// reporter (verify.Verifier.ReportEvery), which runs while the environment
+// does, and the handler's Shutdown (run on SIGTERM by compose.Main, and by
+// the local stack when it stops) flushes what the environment holds.
 func Compose(ctx context.Context, e compose.Env) (lambda.Handler, error) {
 	s, err := LoadSettings(e.Getenv)
 	if err != nil {
@@ -72,9 +86,16 @@ func Compose(ctx context.Context, e compose.Env) (lambda.Handler, error) {
 		return nil, err
 	}
 	s.Verify.Tokens = token.NewVerifier(st, s.TokenIssuer, s.TokenAudience, nil)
-	return authorizer.New(verify.New(st, s.Verify), authorizer.Options{
+	v := verify.New(st, s.Verify)
+	log := e.Logger(s.LogLevel)
+	rctx, stop := context.WithCancel(context.Background())
+	go v.ReportEvery(rctx, func(err error) {
+		log.Error("usage report failed; the next write or report carries it", slog.String("error", err.Error()))
+	})
+	return authorizer.New(v, authorizer.Options{
 		QueryParam: s.QueryParam,
-		Logger:     e.Logger(s.LogLevel),
+		Logger:     log,
 		Metrics:    metrics.New(e.Stdout),
+		Stop:       stop,
 	}), nil
 }
