@@ -359,6 +359,9 @@ func (h *Handler) observe(ctx context.Context, dl dialect, req *verify.Request, 
 	if d.Stale {
 		attrs = append(attrs, slog.Bool("stale", true))
 	}
+	if d.Reserved {
+		attrs = append(attrs, slog.Bool("reserved", true))
+	}
 	if d.Err != nil {
 		attrs = append(attrs, slog.String("error", d.Err.Error()))
 	}

@@ -67,6 +67,14 @@
 //     periods and days that ended more than 5 s ago are removed by the same
 //     update. Refund takes back an admitted update's counts when a check
 //     DynamoDB cannot do (CIDR, wildcard origin) refuses afterwards;
+//   - reserve for a hot key (authorizer): the same UpdateItem, taking a
+//     block from each limit's counter (condition counter <= limit - block)
+//     and adding to the usage counters the request it admits and the
+//     admissions the environment made from earlier blocks
+//     (VerifyInput.Reserve, reserve.go); report (Report): one UpdateItem
+//     that adds such admissions to the usage counters (one useq step), sets
+//     lastUsedAt and gives back unused blocks, conditional on the item
+//     existing and on each counter holding what is given back;
 //   - get a key by id (admin API): GetItem ID#<id> (strongly consistent),
 //     then GetItem KEY#<hash> for lastUsedAt; by hash the other way round;
 //   - list an owner's keys: Query gsi1 on OWNER#<owner>, newest first, with a

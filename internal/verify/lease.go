@@ -462,8 +462,11 @@ func (v *Verifier) Flush(ctx context.Context, final bool) error {
 			continue
 		}
 		if rr.Record != nil {
+			// The item as the report left it: a fresher record (a cached
+			// denial stands).
 			e, _ := v.cache.get(h)
-			v.cache.put(h, entry{rec: rr.Record, readAt: now, admittedAt: e.admittedAt})
+			e.rec, e.readAt = rr.Record, now
+			v.cache.put(h, e)
 		}
 	}
 	return first

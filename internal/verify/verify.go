@@ -30,6 +30,14 @@
 // limits changed. Other changes to a key need no retry: the condition
 // re-checks state, scopes and the rest, and CIDRs and origins are
 // re-checked on the returned item.
+//
+// # Hot keys
+//
+// A key this environment sees often is verified from reservations: the
+// update takes a block of admissions from each limit at once, and the
+// next requests are admitted from it in process (lease.go says how, and
+// why that never admits more than a limit). Access tokens count against
+// their key through the same update and the same blocks.
 package verify
 
 import (
@@ -341,6 +349,10 @@ func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decis
 	}
 	l.e, l.hit = v.cache.get(l.hash)
 	d := td
+	if now.Before(l.e.unknownUntil) {
+		d.Reason, d.Key = gateway.UnknownKey, nil
+		return d
+	}
 	if rec := l.e.rec; l.hit && rec != nil && rec.Key.ID == td.Key.ID {
 		fresh := now.Sub(l.e.readAt) < v.o.CacheTTL
 		switch {
