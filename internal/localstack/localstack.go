@@ -177,12 +177,15 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	s.URL = "http://" + l.Addr().String()
 	s.gw = gw
-	s.serve(localgw.NewServer(loopbackOnly(gw), o.Log), l)
-	s.schedule(gw, o.Schedule, o.Log)
+	// The stream's pollers first: a stack that answers is a stack that is
+	// up, so a signal right after its first answer stops a whole stack.
 	if err := s.stream(ctx, gw, endpoint, table, o.Log); err != nil {
+		_ = l.Close()
 		s.Close(ctx)
 		return nil, err
 	}
+	s.schedule(gw, o.Schedule, o.Log)
+	s.serve(localgw.NewServer(loopbackOnly(gw), o.Log), l)
 	return s, nil
 }
 
