@@ -241,7 +241,7 @@ func TestHotKeyNeverOverAdmitsWhateverHappensToEnvironments(t *testing.T) {
 	for i := range intervals {
 		intervals[i] = time.Duration(20+r.IntN(980)) * time.Millisecond
 	}
-	// From 1.5 s before a minute boundary, for 2.5 s: the second's limit
+	// From 1.5 s before a minute boundary, for 2 s: the second's limit
 	// binds in second 58, the minute's in 59, the quota's in 60, past the
 	// minute.
 	start := t0.Add(58*time.Second + 500*time.Millisecond)
@@ -249,7 +249,7 @@ func TestHotKeyNeverOverAdmitsWhateverHappensToEnvironments(t *testing.T) {
 		o.ReserveInterval = intervals[i%len(intervals)]
 		o.ReportInterval = time.Second
 	})
-	const envs, step, steps = 64, 10 * time.Millisecond, 250
+	const envs, step, steps = 64, 10 * time.Millisecond, 200
 	for i := range envs {
 		fl.envs = append(fl.envs, fl.spawn(i))
 	}
