@@ -19,6 +19,7 @@ import (
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/localgw"
 	"github.com/keygate/keygate/internal/logtest"
+	"github.com/keygate/keygate/internal/store"
 )
 
 func TestMain(m *testing.M) { dynamotest.Main(m) }
@@ -359,5 +360,40 @@ func TestUsageReachesTheOwnerWithinAMinute(t *testing.T) {
 	status, _, body := l.call(t, "GET", "/v1/owners/billing/usage?from="+today+"&to="+today, "", "Accept", "text/csv")
 	if want := "date,count,credits\r\n" + today + ",7,7\r\n"; status != 200 || body != want {
 		t.Fatalf("owner usage CSV: %d %q, want %q", status, body, want)
+	}
+}
+
+// Stopping the local stack does what Lambda's SIGTERM makes an authorizer
+// do: a hot key's admissions from its reservation, which no write has
+// recorded yet (the report interval is long here), reach its usage.
+func TestStoppingTheStackReportsReservedUsage(t *testing.T) {
+	l := startLocal(t, map[string]string{"KEYGATE_REPORT_INTERVAL": "1m"})
+	status, _, body := l.call(t, "POST", "/v1/keys", `{"name":"hot","ownerId":"billing","environment":"test"}`)
+	if status != 201 {
+		t.Fatalf("POST /v1/keys: %d %s", status, body)
+	}
+	k := decodeJSON[issued](t, body)
+	const n = 40
+	for range n {
+		if status, _, body := l.call(t, "GET", "/api/hot", "", "x-api-key", k.Key); status != 200 {
+			t.Fatalf("GET /api/hot: %d %s", status, body)
+		}
+	}
+	st := store.New(store.LocalClient(dynamotest.Endpoint(t)), l.stack.Table, store.Options{})
+	usage := func() int64 {
+		days, err := st.Usage(context.Background(), k.ID, time.Now(), time.Now())
+		if err != nil || len(days) == 0 {
+			t.Fatal(days, err)
+		}
+		return days[len(days)-1].Count
+	}
+	if got := usage(); got >= n {
+		t.Fatalf("usage %d of %d before the stop: the key was never admitted from a reservation, this test proves nothing", got, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l.stack.Close(ctx)
+	if got := usage(); got != n {
+		t.Fatalf("usage %d after the stack stopped, want %d", got, n)
 	}
 }
