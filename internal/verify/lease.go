@@ -60,6 +60,8 @@ const (
 	returnMargin = 10 * time.Second
 	// rateSamples is the requests a rate is first measured over.
 	rateSamples = 2
+	// flushWriters is how many report writes Flush makes at once.
+	flushWriters = 16
 	// minHot is the least block a key's rate must call for before it is
 	// reserved for: below it, a key is cold and each request is one write.
 	minHot = 2
@@ -419,11 +421,17 @@ func (l *lease) remainingLocal(rec *store.Record, now time.Time) (rate, quota st
 // when final (the environment is shutting down) it also gives back the
 // blocks it holds, from windows that end at least returnMargin ahead, and
 // forgets them. It returns the first error; a key whose report failed keeps
-// its usage for the next flush. The authorizer runs it every
-// ReportInterval, and with final on SIGTERM.
+// its usage for the next flush. Keys are reported flushWriters at a time,
+// so that many hot keys fit in the 500 ms Lambda leaves after SIGTERM. The
+// authorizer runs it every ReportInterval, and with final on SIGTERM.
 func (v *Verifier) Flush(ctx context.Context, final bool) error {
 	now := v.o.Now()
-	var first error
+	var (
+		first error
+		errMu sync.Mutex
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, flushWriters)
+	)
 	for h, l := range v.leases.all() {
 		in := store.ReportInput{Hash: h, Now: now}
 		var oldest time.Time
@@ -451,24 +459,32 @@ func (v *Verifier) Flush(ctx context.Context, final bool) error {
 		if len(in.Usage) == 0 && len(in.Return) == 0 && len(in.ReturnCredits) == 0 {
 			continue
 		}
-		rr, err := v.store.Report(ctx, in)
-		if err != nil {
-			l.mu.Lock()
-			l.putReport(in.Usage, oldest, in.LastUsedAt)
-			l.mu.Unlock()
-			if first == nil {
-				first = err
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rr, err := v.store.Report(ctx, in)
+			if err != nil {
+				l.mu.Lock()
+				l.putReport(in.Usage, oldest, in.LastUsedAt)
+				l.mu.Unlock()
+				errMu.Lock()
+				if first == nil {
+					first = err
+				}
+				errMu.Unlock()
+				return
 			}
-			continue
-		}
-		if rr.Record != nil {
-			// The item as the report left it: a fresher record (a cached
-			// denial stands).
-			e, _ := v.cache.get(h)
-			e.rec, e.readAt = rr.Record, now
-			v.cache.put(h, e)
-		}
+			if rr.Record != nil {
+				// The item as the report left it: a fresher record (a
+				// cached denial stands).
+				e, _ := v.cache.get(h)
+				e.rec, e.readAt = rr.Record, now
+				v.cache.put(h, e)
+			}
+		}()
 	}
+	wg.Wait()
 	return first
 }
 
