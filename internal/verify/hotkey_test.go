@@ -432,3 +432,64 @@ func TestTokensOfAKeyWithoutLimitsStayOfflineAndCounted(t *testing.T) {
 		t.Fatalf("usage %d after shutdown; want 30", got)
 	}
 }
+
+// A hot key admitted from reservations still bites changes within the key
+// cache TTL: revoking it, or lowering its limit below what its window
+// counted, refuses it in an environment holding blocks once the record
+// that allowed them is older than the TTL, and usually at once (the next
+// reservation sees the change).
+func TestHotKeyChangesBiteWithinTheCacheTTL(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(f *fixture, k *key.Key)
+		want   gateway.Reason
+	}{
+		{"revoked", func(f *fixture, k *key.Key) {
+			if _, _, err := f.admin.Revoke(context.Background(), k.ID, 90*24*time.Hour, store.AuditBy("test")); err != nil {
+				t.Fatal(err)
+			}
+		}, gateway.Revoked},
+		{"limit lowered", func(f *fixture, k *key.Key) {
+			k.RateLimits = []key.RateLimit{{Name: "minute", Limit: 10, WindowSeconds: 60}}
+			if _, err := f.admin.Update(context.Background(), k, 1); err != nil {
+				t.Fatal(err)
+			}
+		}, gateway.RateLimited},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			k, plain := f.issue(t, func(k *key.Key) {
+				k.RateLimits = []key.RateLimit{{Name: "minute", Limit: 100_000, WindowSeconds: 60}}
+			})
+			v := f.verifier(nil)
+			ctx := context.Background()
+			reserved := 0
+			for range 200 { // 200 a second for 1 s
+				d := v.Verify(ctx, get(plain, "/users/1"))
+				if !d.Allowed() {
+					t.Fatal(d.Reason, d.Err)
+				}
+				if d.Reserved {
+					reserved++
+				}
+				f.advance(5 * time.Millisecond)
+			}
+			if reserved < 100 {
+				t.Fatalf("%d of 200 admitted from reservations: the key never got hot, this test proves nothing", reserved)
+			}
+			c.change(f, k)
+			changed := f.clock()
+			var last verify.Decision
+			for f.clock().Sub(changed) < 2*verify.DefaultCacheTTL {
+				last = v.Verify(ctx, get(plain, "/users/1"))
+				if last.Allowed() && f.clock().Sub(changed) >= verify.DefaultCacheTTL {
+					t.Fatalf("admitted %v after the change (cache TTL %v)", f.clock().Sub(changed), verify.DefaultCacheTTL)
+				}
+				f.advance(5 * time.Millisecond)
+			}
+			if last.Reason != c.want {
+				t.Fatalf("after the change: %q, want %q", last.Reason, c.want)
+			}
+		})
+	}
+}
