@@ -120,6 +120,21 @@ var (
 		unset: "no scopes required, cost 1",
 	}, verify.Routes(nil), "", "JSON list of `{method, path, scopes, cost}`", verify.ParseRoutes)
 
+	// Unmatched is what a request matching no route needs.
+	Unmatched = parsed(Setting{
+		Env: "KEYGATE_UNMATCHED", Context: "unmatched", Functions: []string{fnAuthorizer},
+		Doc: "what a request that matches no route needs: `allow` (a valid key, no scope), `deny` (refused as `route_not_allowed`) " +
+			"or a list of scopes (see [Routes](verification.md#routes))",
+	}, verify.Unmatched{}, "allow", "`allow`, `deny` or comma-separated scopes", verify.ParseUnmatched)
+
+	// BasePath is stripped from request paths before route matching.
+	BasePath = parsed(Setting{
+		Env: "KEYGATE_BASE_PATH", Context: "routeBasePath", Functions: []string{fnAuthorizer},
+		Doc: "a path prefix the authorizer strips before matching routes: the base path of a custom domain's API mapping, " +
+			"which API Gateway leaves in the path it passes (see [Routes](verification.md#routes))",
+		unset: "none",
+	}, "", "", "a canonical path such as `/payments`", verify.ParseBasePath)
+
 	// KeyQueryParam is a query parameter that may carry the key.
 	KeyQueryParam = text(Setting{
 		Env: "KEYGATE_KEY_QUERY_PARAM", Functions: []string{fnAuthorizer},

@@ -122,6 +122,12 @@ type Options struct {
 	// Environments the deployment accepts (default: any).
 	Environments []key.Environment
 	Routes       Routes
+	// BasePath is stripped from request paths before they are matched
+	// against Routes (see ParseBasePath); "" for none.
+	BasePath string
+	// Unmatched is what a request matching no route needs (default:
+	// nothing beyond a valid key).
+	Unmatched Unmatched
 	// CacheTTL is how long a record read from DynamoDB is trusted to refuse
 	// a key without a call (default DefaultCacheTTL). Allows always go to
 	// DynamoDB.
@@ -165,9 +171,10 @@ const maxAttempts = 3
 // Verifier verifies requests. It is safe for concurrent use; build one per
 // process at cold start.
 type Verifier struct {
-	o     Options
-	cache *cache
-	store Store
+	o      Options
+	routes *RouteTable
+	cache  *cache
+	store  Store
 	// shape is the last key record seen, used to guess the limits of a key
 	// never seen before (keys of one plan share them), so that its first
 	// verification is one round trip too.
@@ -197,13 +204,15 @@ func New(st Store, o Options) *Verifier {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Verifier{o: o, cache: newCache(o.CacheSize), store: st}
+	return &Verifier{o: o, routes: NewRouteTable(o.Routes, o.BasePath, o.Unmatched), cache: newCache(o.CacheSize), store: st}
 }
 
 // Messages are the human-readable texts that go with each reason.
 var Messages = map[gateway.Reason]string{
 	gateway.MissingKey:        "no API key: send it in the x-api-key header or as Authorization: Bearer",
 	gateway.MalformedKey:      "the API key is malformed",
+	gateway.InvalidPath:       "the request path is not canonical: empty or dot segments, escaped separators or dots, backslashes and semicolons are refused",
+	gateway.RouteNotAllowed:   "no route of this API matches the method and path",
 	gateway.UnknownKey:        "the API key is not known",
 	gateway.Disabled:          "the API key is disabled",
 	gateway.Revoked:           "the API key is revoked",
@@ -225,6 +234,8 @@ type local struct {
 	route *Route
 	e     entry
 	hit   bool
+	// token: the credential is not a key but may be an access token.
+	token bool
 }
 
 // Verify decides one request. It never panics: a panic is recovered and
@@ -240,7 +251,7 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (d Decision) {
 	if done {
 		return d
 	}
-	if req.Bearer && v.o.Tokens != nil && l.route == nil {
+	if l.token {
 		return v.token(ctx, req, now)
 	}
 	return v.remote(ctx, req, &l, now)
@@ -265,6 +276,11 @@ func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decis
 		td.Reason = gateway.MalformedKey
 		return td
 	}
+	route, reason := v.routes.Resolve(req.Method, req.Path)
+	if reason != "" {
+		td.Reason = reason
+		return td
+	}
 	if e, ok := v.cache.getByID(td.Key.ID); ok {
 		switch e.rec.Key.StatusAt(now) {
 		case key.Revoked:
@@ -277,16 +293,18 @@ func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decis
 			}
 		}
 	}
-	if r := v.check(td.Key, req, v.o.Routes.Match(req.Method, req.Path), now); r != "" {
+	if r := v.check(td.Key, req, route, now); r != "" {
 		td.Reason = r
 	}
 	return td
 }
 
 // local does everything that needs no DynamoDB: find and parse the key,
-// hash it, look it up in the cache and decide from the cached record when
-// that is enough. done reports whether d is the answer. It allocates
-// nothing; TestVerificationCoreAllocatesNothing holds it to that.
+// resolve the route (a path refused whatever the key is refused here, so it
+// costs no DynamoDB call), hash the key, look it up in the cache and decide
+// from the cached record when that is enough. done reports whether d is
+// the answer. It allocates nothing; TestVerificationCoreAllocatesNothing
+// holds it to that.
 func (v *Verifier) local(req *Request, now time.Time) (l local, d Decision, done bool) {
 	if req.Credential == "" {
 		return l, Decision{Reason: gateway.MissingKey}, true
@@ -294,12 +312,16 @@ func (v *Verifier) local(req *Request, now time.Time) (l local, d Decision, done
 	pk, err := v.o.Format.Parse(req.Credential)
 	if err != nil {
 		if req.Bearer && v.o.Tokens != nil {
-			return l, d, false // l.route == nil: a token, not a key
+			l.token = true
+			return l, d, false
 		}
 		return l, Decision{Reason: gateway.MalformedKey}, true
 	}
+	var reason gateway.Reason
+	if l.route, reason = v.routes.Resolve(req.Method, req.Path); reason != "" {
+		return l, Decision{Reason: reason}, true
+	}
 	l.hash = v.o.Hasher.Sum(pk.Plaintext)
-	l.route = v.o.Routes.Match(req.Method, req.Path)
 	l.e, l.hit = v.cache.get(l.hash)
 	if !l.hit {
 		return l, d, false

@@ -47,6 +47,8 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 			Hasher:       apikey.NewHasher(config.Pepper.From(r)),
 			Environments: config.Environments.From(r),
 			Routes:       config.Routes.From(r),
+			BasePath:     config.BasePath.From(r),
+			Unmatched:    config.Unmatched.From(r),
 			CacheTTL:     config.CacheTTL.From(r),
 			NegativeTTL:  config.NegativeCacheTTL.From(r),
 			CacheSize:    config.CacheSize.From(r),
