@@ -131,7 +131,7 @@ var (
 	BasePath = parsed(Setting{
 		Env: "KEYGATE_BASE_PATH", Context: "routeBasePath", Functions: []string{fnAuthorizer},
 		Doc: "a path prefix the authorizer strips before matching routes: the base path of a custom domain's API mapping, " +
-			"which API Gateway leaves in the path it passes (see [Routes](verification.md#routes))",
+			"which a REST API leaves in the path it passes (see [Routes](verification.md#routes))",
 		unset: "none",
 	}, "", "", "a canonical path such as `/payments`", verify.ParseBasePath)
 
