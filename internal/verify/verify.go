@@ -108,8 +108,9 @@ type Decision struct {
 	// Err is the store error behind an unavailable decision, for the log.
 	Err error
 	// TokenID is the id (jti) of the access token the request carried, ""
-	// for a key.
-	TokenID string
+	// for a key; TokenIssuedAt is the token's iat.
+	TokenID       string
+	TokenIssuedAt time.Time
 }
 
 // Allowed reports whether the decision admits the request.
@@ -258,12 +259,11 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (d Decision) {
 }
 
 // token decides a request that carries an access token: the token verifier
-// checks the token offline; then what this process knows of its key (a
-// cached record that says revoked, or disabled within the cache TTL)
-// refuses it, and the key's rules apply against the route exactly as for
-// the key. Tokens make no DynamoDB call here, so they are not counted
-// against the key's limits (see docs/tokens.md). A revocation this process has
-// not seen takes effect when the token expires.
+// checks the token offline; then what this process knows of its key
+// refuses it (see tokenRefusedByCache), and the key's rules apply against
+// the route exactly as for the key. Tokens make no DynamoDB call here, so
+// they are not counted against the key's limits (see docs/tokens.md). A
+// revocation this process has not seen takes effect when the token expires.
 func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decision {
 	td, ok := v.o.Tokens.VerifyToken(ctx, req.Credential, req)
 	if !ok {
@@ -281,22 +281,45 @@ func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decis
 		td.Reason = reason
 		return td
 	}
-	if e, ok := v.cache.getByID(td.Key.ID); ok {
-		switch e.rec.Key.StatusAt(now) {
-		case key.Revoked:
-			td.Reason = gateway.Revoked
-			return td
-		case key.Disabled:
-			if now.Sub(e.readAt) < v.o.CacheTTL {
-				td.Reason = gateway.Disabled
-				return td
-			}
-		}
+	if r := v.tokenRefusedByCache(&td, now); r != "" {
+		td.Reason = r
+		return td
 	}
 	if r := v.check(td.Key, req, route, now); r != "" {
 		td.Reason = r
 	}
 	return td
+}
+
+// tokenRefusedByCache refuses a token by the record of its key this process
+// holds, if it holds one that says the key is not active now:
+//
+//   - revoked, at any age: revocation is final;
+//   - disabled, expired or not yet valid, when the record was read after
+//     the token was issued (the key stopped being usable since: the token
+//     stays refused here for the rest of its life, even if the key is
+//     re-enabled or extended later, so a client takes a new token), or
+//     within the cache TTL whenever it was issued (as a key is refused
+//     from the cache). An older record about a newer token is not trusted:
+//     the token's exchange may have followed an enable or an extension.
+//
+// The token's iat is in whole seconds, so a token issued in the second a
+// record was read counts as newer than it.
+func (v *Verifier) tokenRefusedByCache(td *Decision, now time.Time) gateway.Reason {
+	e, ok := v.cache.getByID(td.Key.ID)
+	if !ok {
+		return ""
+	}
+	st := e.rec.Key.StatusAt(now)
+	switch {
+	case st == key.Active:
+		return ""
+	case st == key.Revoked:
+		return gateway.Revoked
+	case now.Sub(e.readAt) < v.o.CacheTTL || !td.TokenIssuedAt.Add(time.Second).After(e.readAt):
+		return gateway.Reason(st)
+	}
+	return ""
 }
 
 // local does everything that needs no DynamoDB: find and parse the key,
