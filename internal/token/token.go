@@ -52,6 +52,13 @@ const (
 	// read (the authorizer's JWKS cache) and the JWKS document's
 	// Cache-Control max-age.
 	VerifierRefresh = 5 * time.Minute
+	// MaxStaleness bounds how long a verifier keeps using the public keys
+	// it last read while it cannot read them again (DynamoDB down or
+	// throttled): past it, tokens are refused as unavailable. Stale keys
+	// only miss what changed since (a key published later, which fails
+	// closed, or one withdrawn early, which must not stay trusted for the
+	// length of an outage).
+	MaxStaleness = 3 * VerifierRefresh
 	// PublishAhead is how long before its first token a new signing key is
 	// published: more than every reader's cache (VerifierRefresh, the
 	// JWKS max-age, the signer's own ring cache), so that no verifier meets

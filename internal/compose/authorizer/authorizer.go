@@ -73,7 +73,7 @@ func Compose(ctx context.Context, e compose.Env) (lambda.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Verify.Tokens = token.NewVerifier(st, s.TokenIssuer, s.TokenAudience, nil)
+	s.Verify.Tokens = token.NewVerifier(st, s.TokenIssuer, s.TokenAudience, nil).WithReadTimeout(s.Verify.StoreTimeout)
 	return authorizer.New(verify.New(st, s.Verify), authorizer.Options{
 		QueryParam: s.QueryParam,
 		Logger:     e.Logger(s.LogLevel),
