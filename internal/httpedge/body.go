@@ -29,8 +29,7 @@ func DecodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 // ReadBody enforces the media type (application/json or +json) and the
 // size limit, and returns the body; each failure is a *Problem.
 func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+	if !IsJSON(r.Header.Get("Content-Type")) {
 		return nil, NewProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "Content-Type", "send the body as application/json")
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
@@ -42,6 +41,13 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, NewProblem(http.StatusBadRequest, CodeInvalidRequest, "", "the body could not be read")
 	}
 	return b, nil
+}
+
+// IsJSON reports whether a Content-Type is JSON: application/json or a
+// +json type, with any parameters.
+func IsJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
 // Decode reads one JSON object into v, refusing unknown fields, wrong types

@@ -15,7 +15,9 @@
 // headers removed, as the stack's HTTP proxy integration does.
 //
 // What it does not emulate: SigV4 (admin routes are open; the listener is
-// loopback only and every admin request is audited as actor.Local), API
+// loopback only, every write must be sent as application/json so that no
+// web page can make one, and every admin request is audited as
+// actor.Local), API
 // Gateway's authorizer cache (the stack keeps it off by default), stage
 // throttling and usage plans.
 package localgw
@@ -180,6 +182,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id string, start
 		apigwError(w, http.StatusForbidden, "Missing Authentication Token")
 		return "no_route"
 	}
+	if m.route.Auth == gateway.AuthIAM && isWrite(r.Method) && !httpedge.IsJSON(r.Header.Get("Content-Type")) {
+		httpedge.WriteProblem(w, httpedge.NewProblem(http.StatusUnsupportedMediaType, httpedge.CodeUnsupportedMediaType, "Content-Type",
+			"the local admin API takes changes only with Content-Type: application/json, which no cross-site form or simple request can send"))
+		return "unsupported_media_type"
+	}
 	q := newRequest(r, id, g.stage, m, body, start)
 	// API Gateway finishes an invocation whether or not the client waits
 	// for it, so a client that disconnects does not cut a write short.
@@ -210,6 +217,16 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id string, start
 		return auth.context[gateway.CtxKeyID]
 	}
 	return ""
+}
+
+// isWrite reports whether a method may change something. Locally the admin
+// routes are unsigned, so a web page the admin visits could otherwise reach
+// them with a "simple" cross-site request (a form POST, or a fetch with a
+// text/plain body, which browsers send without a preflight): every write
+// must say it is JSON, which such a request cannot, and the gateway answers
+// no preflight for the admin routes.
+func isWrite(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
 }
 
 // headerBytes is the size API Gateway's header limit counts: the request
