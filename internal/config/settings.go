@@ -296,6 +296,12 @@ var (
 		Doc: "an access token's lifetime when the request names none (at most `KEYGATE_TOKEN_MAX_TTL`)",
 	}, token.DefaultTTL, span{min: time.Minute, max: token.MaxLifetime})
 
+	// TokenExchanges bounds one key's token exchanges per minute.
+	TokenExchanges = integer(Setting{
+		Env: "KEYGATE_TOKEN_EXCHANGES_PER_MINUTE", Functions: []string{fnTokens},
+		Doc: "the most tokens one key may be exchanged for in a minute (each is a KMS `Sign` call); past it, `429 rate_limited` with `Retry-After`",
+	}, token.DefaultExchangesPerMinute, 1, 100_000)
+
 	// TokenMaxTTL is the longest lifetime a request may ask for.
 	TokenMaxTTL = duration(Setting{
 		Env: "KEYGATE_TOKEN_MAX_TTL", Functions: []string{fnTokens},

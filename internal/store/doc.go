@@ -32,6 +32,7 @@
 //	                                                         createdAt notBefore notAfter ttl (set when a newer
 //	                                                         key takes over: notAfter + longest token + leeway)
 //	signing head  SIGNKEY             ~head                  version (serialises rotations)
+//	token exch.   TOKENX#<keyId>      <minuteStartUnix>      n (token exchanges in that minute) ttl (an hour after)
 //
 // <hash> is the lowercase hex HMAC-SHA-256 of the plaintext key (see
 // internal/apikey); times are Unix milliseconds; ttl is Unix seconds.
@@ -90,6 +91,9 @@
 //     whole published set (the JWKS); a rotation is one transaction that
 //     bumps the head's version (conditionally), puts the new key and ends
 //     the previous one (see internal/token);
+//   - token exchanges per key and minute: one conditional UpdateItem
+//     (ADD n, below the bound) on TOKENX#<keyId> / <minute> per exchange
+//     (CountTokenExchange);
 //   - scheduled lifecycle work: Query gsi2 on each DUE#<shard> for
 //     gsi2sk < now (never a scan), then strongly consistent BatchGetItems of
 //     those keys' record items and of their hot items (for their last use);

@@ -74,6 +74,11 @@ const (
 	DefaultTTL      = 15 * time.Minute
 	DefaultMaxTTL   = time.Hour
 	DefaultRotation = 30 * 24 * time.Hour
+	// DefaultExchangesPerMinute bounds one key's token exchanges per
+	// minute: a client needs one token per token lifetime, so this leaves
+	// ample room for retries and many processes sharing a key, while one
+	// key cannot make the token function call KMS Sign without bound.
+	DefaultExchangesPerMinute = 60
 )
 
 // Settings are the token settings, read once at cold start (see
