@@ -309,7 +309,7 @@ var (
 	}, token.DefaultMaxTTL, span{min: time.Minute, max: token.MaxLifetime})
 )
 
-// Read by the CDK stack.
+// Read by the CDK stack (and those marked Gateway by the local gateway).
 var (
 	// UpstreamURL is the API the protected proxy forwards to.
 	UpstreamURL = parsed(Setting{
@@ -337,6 +337,32 @@ var (
 		}
 		return p, nil
 	})
+
+	// CORSAllowOrigins are the origins the protected proxy's CORS allows.
+	CORSAllowOrigins = parsed(Setting{
+		Env: "KEYGATE_CORS_ALLOW_ORIGINS", Context: "corsAllowOrigins", Gateway: true,
+		Doc: "the origins browsers may call the protected proxy from (CORS): preflights are answered without the authorizer " +
+			"and denials carry `Access-Control-Allow-Origin` (see [CORS](clients.md#cors))",
+		unset: "CORS off",
+	}, []string(nil), "", "`*` or comma-separated origins such as `https://app.example.com`", gateway.ParseCORSOrigins)
+
+	// CORSAllowMethods are the methods a preflight allows.
+	CORSAllowMethods = parsed(Setting{
+		Env: "KEYGATE_CORS_ALLOW_METHODS", Context: "corsAllowMethods", Gateway: true,
+		Doc: "the methods a CORS preflight allows",
+	}, gateway.DefaultCORSMethods, strings.Join(gateway.DefaultCORSMethods, ","), "comma-separated methods", gateway.ParseTokens)
+
+	// CORSAllowHeaders are the request headers a preflight allows.
+	CORSAllowHeaders = parsed(Setting{
+		Env: "KEYGATE_CORS_ALLOW_HEADERS", Context: "corsAllowHeaders", Gateway: true,
+		Doc: "the request headers a CORS preflight allows; `x-api-key` and `Authorization` are always allowed",
+	}, gateway.DefaultCORSHeaders, strings.Join(gateway.DefaultCORSHeaders, ","), "comma-separated header names", gateway.ParseTokens)
+
+	// CORSMaxAge is how long a browser caches a preflight's answer.
+	CORSMaxAge = duration(Setting{
+		Env: "KEYGATE_CORS_MAX_AGE", Context: "corsMaxAge", Gateway: true,
+		Doc: "how long a browser may cache a CORS preflight's answer",
+	}, gateway.DefaultCORSMaxAge, span{min: time.Second, max: 2 * time.Hour, step: time.Second})
 
 	// GatewayCacheTTL is API Gateway's authorizer result cache.
 	GatewayCacheTTL = duration(Setting{
@@ -424,6 +450,17 @@ func init() {
 	rename("KEYGATE_ROTATOR_MAX_RUN_SECONDS", RotatorMaxRun.s)
 	rename("KEYGATE_MAX_GRACE_SECONDS", MaxGrace.s)
 	rename("logRetentionDays", LogRetention.s)
+}
+
+// CORS reads the protected proxy's CORS policy (the four corsAllow*/
+// corsMaxAge settings) from r, for the stack and the local gateway alike.
+func CORS(r *Reader) gateway.CORS {
+	return gateway.CORS{
+		AllowOrigins: CORSAllowOrigins.From(r),
+		AllowMethods: CORSAllowMethods.From(r),
+		AllowHeaders: CORSAllowHeaders.From(r),
+		MaxAge:       CORSMaxAge.From(r),
+	}
 }
 
 func retentionList() string {

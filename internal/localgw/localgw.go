@@ -19,7 +19,7 @@
 // web page can make one, and every admin request is audited as
 // actor.Local), API
 // Gateway's authorizer cache (the stack keeps it off by default), stage
-// throttling and usage plans.
+// throttling, usage plans and the WAF.
 package localgw
 
 import (
@@ -86,6 +86,9 @@ type Options struct {
 	// authorizer's KEYGATE_KEY_QUERY_PARAM); the proxy drops it, as it
 	// drops the credential headers.
 	KeyQueryParam string
+	// CORS is the protected proxy's cross-origin policy, as the stack
+	// declares it (off when it allows no origin).
+	CORS gateway.CORS
 }
 
 // Gateway is the local gateway, an http.Handler.
@@ -94,6 +97,7 @@ type Gateway struct {
 	functions map[string]*function
 	stage     string
 	keyParam  string
+	cors      gateway.CORS
 	log       *slog.Logger
 	proxy     *httputil.ReverseProxy
 	now       func() time.Time
@@ -107,6 +111,7 @@ func New(o Options) *Gateway {
 		functions: map[string]*function{},
 		stage:     o.Stage,
 		keyParam:  o.KeyQueryParam,
+		cors:      o.CORS,
 		log:       o.Logger,
 		now:       time.Now,
 	}
@@ -187,6 +192,15 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id string, start
 			"the local admin API takes changes only with Content-Type: application/json, which no cross-site form or simple request can send"))
 		return "unsupported_media_type"
 	}
+	if g.cors.Enabled() && r.Method == http.MethodOptions && m.route.Function == gateway.Upstream {
+		// The stack's CORS preflight: a mock integration on the proxy's
+		// OPTIONS methods, with no authorizer (a preflight carries no key).
+		for k, v := range g.cors.PreflightHeaders(r.Header.Get("Origin")) {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(gateway.PreflightStatus)
+		return "preflight"
+	}
 	q := newRequest(r, id, g.stage, m, body, start)
 	// API Gateway finishes an invocation whether or not the client waits
 	// for it, so a client that disconnects does not cut a write short.
@@ -200,7 +214,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id string, start
 	case gateway.AuthKeygate:
 		a := g.authorize(ctx, q)
 		if !a.allow {
-			g.gatewayResponse(w, a.denial, a.context)
+			g.gatewayResponse(w, r, a.denial, a.context)
 			if a.denial == gateway.AccessDenied {
 				return a.context[gateway.CtxCode]
 			}
@@ -242,10 +256,10 @@ func headerBytes(r *http.Request) int {
 	return n
 }
 
-// gatewayResponse answers with the response mapping's entry for t,
+// gatewayResponse answers r with the response mapping's entry for t,
 // rendered with the authorizer context exactly as API Gateway renders the
-// stack's gateway responses.
-func (g *Gateway) gatewayResponse(w http.ResponseWriter, t gateway.ResponseType, ctx map[string]string) {
+// stack's gateway responses, CORS headers included.
+func (g *Gateway) gatewayResponse(w http.ResponseWriter, r *http.Request, t gateway.ResponseType, ctx map[string]string) {
 	resp, ok := gateway.ResponseFor(t)
 	if !ok {
 		// keygate customises every type an authorizer can cause; API
@@ -254,6 +268,9 @@ func (g *Gateway) gatewayResponse(w http.ResponseWriter, t gateway.ResponseType,
 		return
 	}
 	for k, v := range resp.Headers() {
+		w.Header().Set(k, v)
+	}
+	for k, v := range g.cors.ResponseHeaders(r.Header.Get("Origin")) {
 		w.Header().Set(k, v)
 	}
 	w.WriteHeader(resp.Status)

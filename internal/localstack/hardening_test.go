@@ -93,3 +93,48 @@ func TestPathVariantsOnTheLocalStack(t *testing.T) {
 		}
 	}
 }
+
+// TestCORSOnTheLocalStack: with allowed origins, a preflight OPTIONS on the
+// proxy is answered 204 with the CORS headers and no key (the authorizer
+// never runs), and every denial carries Access-Control-Allow-Origin so the
+// page can read it; admin routes answer no preflight. Without origins,
+// OPTIONS goes through the authorizer as any method.
+func TestCORSOnTheLocalStack(t *testing.T) {
+	l := startLocal(t, map[string]string{
+		"KEYGATE_CORS_ALLOW_ORIGINS": "https://app.example.com,https://admin.example.com",
+		"KEYGATE_ROUTES":             `[{"method":"GET","path":"/api/admin/*","scopes":["admin"]}]`,
+	})
+	origin := "https://app.example.com"
+	status, hdr, body := l.rawCall(t, "OPTIONS", "/api/orders/1", "Origin", origin,
+		"Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "x-api-key")
+	if status != 204 || hdr.Get("Access-Control-Allow-Origin") != origin ||
+		!strings.Contains(hdr.Get("Access-Control-Allow-Headers"), "x-api-key") ||
+		!strings.Contains(hdr.Get("Access-Control-Allow-Headers"), "Authorization") ||
+		!strings.Contains(hdr.Get("Access-Control-Allow-Methods"), "GET") || hdr.Get("Access-Control-Max-Age") != "600" {
+		t.Fatalf("preflight from an allowed origin: %d %v %s", status, hdr, body)
+	}
+	if strings.Contains(l.logs.String(), `"function":"authorizer"`) {
+		t.Error("the preflight reached the authorizer")
+	}
+	// Another origin gets an answer a browser refuses to match.
+	if _, hdr, _ := l.rawCall(t, "OPTIONS", "/api/orders/1", "Origin", "https://evil.example", "Access-Control-Request-Method", "GET"); hdr.Get("Access-Control-Allow-Origin") == "https://evil.example" {
+		t.Errorf("a preflight from another origin was allowed: %v", hdr)
+	}
+	// Denials carry the origin: no key (401), a refused key (403).
+	if status, hdr, body := l.rawCall(t, "GET", "/api/orders/1", "Origin", origin); status != 401 || hdr.Get("Access-Control-Allow-Origin") != origin {
+		t.Errorf("a 401 denial: %d %v %s", status, hdr, body)
+	}
+	plain := l.issueKey(t, "--scope", "read")
+	if status, hdr, body := l.rawCall(t, "GET", "/api/admin/x", "Origin", origin, "x-api-key", plain); status != 403 ||
+		hdr.Get("Access-Control-Allow-Origin") != origin || !strings.Contains(body, "insufficient_scope") {
+		t.Errorf("a 403 denial: %d %v %s", status, hdr, body)
+	}
+	if status, hdr, _ := l.rawCall(t, "OPTIONS", "/v1/keys", "Origin", origin, "Access-Control-Request-Method", "POST"); status != 403 || hdr.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("a preflight on an admin route: %d %v", status, hdr)
+	}
+
+	off := startLocal(t, nil)
+	if status, hdr, _ := off.rawCall(t, "OPTIONS", "/api/orders/1", "Origin", origin, "Access-Control-Request-Method", "GET"); status != 401 || hdr.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("without CORS, a preflight goes through the authorizer: %d %v", status, hdr)
+	}
+}

@@ -124,6 +124,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	r := config.FromEnv(envOf(gateway.FnAuthorizer))
 	table, format, endpoint := config.Table.From(r), config.KeyPrefix.From(r), config.DynamoDBEndpoint.From(r)
 	keyParam, signingDir := config.KeyQueryParam.From(r), config.SigningDir.From(r)
+	cors := config.CORS(r)
 	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
@@ -164,6 +165,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		// The proxy drops the authorizer's key query parameter, as the
 		// stack's integration blanks it.
 		KeyQueryParam: keyParam,
+		CORS:          cors,
 	})
 	if err := gw.Warm(ctx); err != nil {
 		s.Close(ctx)
