@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -184,13 +185,33 @@ var (
 
 // Read by the admin API (the issuer, and the rotator's rotate route).
 var (
-	// IdempotencySecret seals stored idempotent responses and signs list
-	// cursors.
-	IdempotencySecret = parsed(Setting{
-		Env: "KEYGATE_IDEMPOTENCY_SECRET", Functions: admin,
-		Doc:   "seals the stored responses of idempotent requests and signs list cursors (each through its own HKDF label)",
+	// CursorSecret signs list cursors.
+	CursorSecret = parsed(Setting{
+		Env: "KEYGATE_CURSOR_SECRET", Functions: admin,
+		Doc:   "signs list and audit cursors (through its own HKDF label), so a client can neither forge nor alter one",
 		unset: "the pepper", noEcho: true,
 	}, []byte(nil), "", "secret text", func(v string) ([]byte, error) { return []byte(v), nil })
+
+	// SealKey is the KMS key that seals stored idempotent responses.
+	SealKey = text(Setting{
+		Env: "KEYGATE_SEAL_KEY", Functions: admin, Origin: ByStack,
+		Doc: "the symmetric KMS key that seals the stored responses of idempotent issues and rotations (which hold the new key), " +
+			"by envelope encryption; its key policy lets only the issuer and the rotator decrypt (see [Security](security.md))",
+		unset: "`KEYGATE_SEAL_LOCAL_KEY`, else a key of each process",
+	}, "", "KMS key id or ARN", nil)
+
+	// SealLocalKey seals stored idempotent responses in the local stack.
+	SealLocalKey = parsed(Setting{
+		Env: "KEYGATE_SEAL_LOCAL_KEY", Functions: admin, Origin: LocalOnly,
+		Doc:   "the local stack's key that seals the stored responses of idempotent requests, instead of KMS (generated once into `.local/secrets.json`)",
+		unset: "none", noEcho: true,
+	}, []byte(nil), "", "64 hex digits", func(v string) ([]byte, error) {
+		b, err := hex.DecodeString(v)
+		if err != nil || len(b) != 32 {
+			return nil, errors.New("must be 64 hex digits (32 bytes)")
+		}
+		return b, nil
+	})
 
 	// RevokedRetention keeps revoked keys before DynamoDB's TTL deletes them.
 	RevokedRetention = duration(Setting{
@@ -450,6 +471,7 @@ func init() {
 	rename("KEYGATE_ROTATOR_MAX_RUN_SECONDS", RotatorMaxRun.s)
 	rename("KEYGATE_MAX_GRACE_SECONDS", MaxGrace.s)
 	rename("logRetentionDays", LogRetention.s)
+	rename("KEYGATE_IDEMPOTENCY_SECRET", CursorSecret.s)
 }
 
 // CORS reads the protected proxy's CORS policy (the four corsAllow*/

@@ -12,8 +12,9 @@
 // functions' environment variables. It stops everything it
 // started when its context ends (Ctrl-C, SIGTERM): the gateway drains, then
 // DynamoDB Local gets SIGTERM and time to close its files. The pepper that
-// hashes keys is generated once and kept in .local/secrets.json, so keys
-// issued in one run keep working in the next.
+// hashes keys and the key that seals idempotent responses are generated
+// once and kept in .local/secrets.json, so keys issued in one run keep
+// working in the next.
 package localstack
 
 import (
