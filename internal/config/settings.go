@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -440,6 +441,44 @@ var (
 		Context: "throttleBurstLimit",
 		Doc:     "the stage's default burst, requests",
 	}, 2000)
+
+	// AdminThrottleRateLimit and the next three throttle the admin and token
+	// routes apart from the proxy (the stage's default throttle).
+	AdminThrottleRateLimit = number(Setting{
+		Context: "adminThrottleRateLimit",
+		Doc:     "the admin API's throttle (every `/v1/keys` route), requests per second, apart from the proxy's",
+	}, 50)
+
+	// AdminThrottleBurstLimit is the admin API's burst.
+	AdminThrottleBurstLimit = number(Setting{
+		Context: "adminThrottleBurstLimit",
+		Doc:     "the admin API's burst, requests",
+	}, 100)
+
+	// TokenThrottleRateLimit is the token routes' throttle.
+	TokenThrottleRateLimit = number(Setting{
+		Context: "tokenThrottleRateLimit",
+		Doc:     "the token routes' throttle (`POST /v1/tokens` and the JWKS), requests per second, apart from the proxy's",
+	}, 100)
+
+	// TokenThrottleBurstLimit is the token routes' burst.
+	TokenThrottleBurstLimit = number(Setting{
+		Context: "tokenThrottleBurstLimit",
+		Doc:     "the token routes' burst, requests",
+	}, 200)
+
+	// WAFRateLimit is the per-IP limit of the web ACL on the stage.
+	WAFRateLimit = parsed(Setting{
+		Context: "wafRateLimit",
+		Doc: "a WAF web ACL on the stage blocks a source IP past this many requests in 5 minutes (the rate-based rule's window), " +
+			"before any of them reaches the authorizer; `0` removes the web ACL (see [Deploy](deploy.md#unauthenticated-traffic))",
+	}, 3000, "3000", "`0` (no web ACL) or a whole number from 10 to 2000000000", func(v string) (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || (n != 0 && (n < 10 || n > 2_000_000_000)) {
+			return 0, errors.New("must be 0 (no web ACL) or a whole number from 10 to 2000000000")
+		}
+		return n, nil
+	})
 
 	// RotatorSchedule is when the rotator's lifecycle run happens.
 	RotatorSchedule = text(Setting{

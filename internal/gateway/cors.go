@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
@@ -47,12 +48,29 @@ const DefaultCORSMaxAge = 10 * time.Minute
 // CORS preflight mock integration answers 204).
 const PreflightStatus = 204
 
-// ParseCORSOrigins reads a comma-separated list of origins, or "*". Each
-// origin is scheme://host[:port] with no path, no wildcard and no trailing
-// slash, as browsers send the Origin header.
+// list splits a comma-separated list, or reads a JSON list of strings (as
+// cdk.json may hold one).
+func list(text string) ([]string, error) {
+	if t := strings.TrimSpace(text); strings.HasPrefix(t, "[") {
+		var l []string
+		if err := json.Unmarshal([]byte(t), &l); err != nil {
+			return nil, errors.New("must be a list of strings")
+		}
+		return l, nil
+	}
+	return strings.Split(text, ","), nil
+}
+
+// ParseCORSOrigins reads a list of origins (comma separated, or a JSON
+// list), or "*". Each origin is scheme://host[:port] with no path, no
+// wildcard and no trailing slash, as browsers send the Origin header.
 func ParseCORSOrigins(text string) ([]string, error) {
+	items, err := list(text)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	for _, o := range strings.Split(text, ",") {
+	for _, o := range items {
 		o = strings.TrimSpace(o)
 		if o == "" {
 			continue
@@ -74,11 +92,15 @@ func ParseCORSOrigins(text string) ([]string, error) {
 	return out, nil
 }
 
-// ParseTokens reads a comma-separated list of HTTP methods or header
-// names (tokens, RFC 9110), as CORS lists them.
+// ParseTokens reads a list (comma separated, or a JSON list) of HTTP
+// methods or header names (tokens, RFC 9110), as CORS lists them.
 func ParseTokens(text string) ([]string, error) {
+	items, err := list(text)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	for _, t := range strings.Split(text, ",") {
+	for _, t := range items {
 		t = strings.TrimSpace(t)
 		if t == "" {
 			continue
@@ -172,7 +194,7 @@ func (c CORS) ResponseOrigin() (value string, static bool) {
 	if len(c.AllowOrigins) == 1 {
 		return c.AllowOrigins[0], true
 	}
-	return "origin", false
+	return "Origin", false
 }
 
 // ResponseHeaders returns the CORS headers of a gateway response to a

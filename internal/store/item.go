@@ -34,6 +34,11 @@ func KeyPK(h apikey.Hash) string { return keyPrefix + h.String() }
 // given id.
 func RecordPK(id string) string { return idPrefix + id }
 
+// GetPrefixes are the partition key prefixes Get reads (the record item,
+// then the hot item), so that a function that only reads keys by id (the
+// token function) can be limited to them.
+func GetPrefixes() []string { return []string{idPrefix, keyPrefix} }
+
 // Attribute names of the counters a verification writes on the hot item:
 // rate-limit windows and quota periods (the counters that limit), and the
 // day's admitted requests and credits spent (the counters that record
