@@ -8,9 +8,9 @@
 //	                                                         notBefore expiresAt rateLimits quota origins cidrs
 //	                                                         stages plan lastUsedAt ttl
 //	                                                         rl q (counters that limit: rate windows, quota
-//	                                                         periods) usage spent useq (counters that record:
-//	                                                         the day's requests and credits, and the number of
-//	                                                         usage changes)
+//	                                                         periods) lf (their floor) usage spent useq
+//	                                                         (counters that record: the day's requests and
+//	                                                         credits, and the number of usage changes)
 //	key, record   ID#<id>             ID                     id hash name ownerId type env hint scopes enabled
 //	                                                         revokedAt createdAt updatedAt notBefore expiresAt
 //	                                                         rateLimits quota origins cidrs stages metadata
@@ -66,7 +66,10 @@
 //     scopes (contains), stage, and a guard that the limits it counts
 //     (rateLimits, quota) are exactly the stored ones. Counters of windows,
 //     periods and days that ended more than 5 s ago are removed by the same
-//     update. Refund takes back an admitted update's counts when a check
+//     update, which raises the floor lf to the latest end of the limit
+//     counters it removes; a verification counts only in windows and
+//     periods that end after lf (Record.Floor), so clocks that differ never
+//     admit a window twice. Refund takes back an admitted update's counts when a check
 //     DynamoDB cannot do (CIDR, wildcard origin) refuses afterwards;
 //   - get a key by id (admin API): GetItem ID#<id> (strongly consistent),
 //     then GetItem KEY#<hash> for lastUsedAt; by hash the other way round;

@@ -140,6 +140,8 @@ type hotItem struct {
 	Usage      map[string]int64 `dynamodbav:"usage"`
 	Spent      map[string]int64 `dynamodbav:"spent"`
 	TTL        int64            `dynamodbav:"ttl,omitempty"`
+	// Floor is the limit counters' floor (see Record.Floor).
+	Floor int64 `dynamodbav:"lf,omitempty"`
 }
 
 // ms converts a time to Unix milliseconds, zero for the zero time.

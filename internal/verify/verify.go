@@ -575,9 +575,14 @@ func guardMatched(in store.VerifyInput, rec *store.Record) bool {
 }
 
 // overLimit finds which limit refused a request from the record the failed
-// condition saw: the rate limits first, then the quota. until is when a
+// condition saw: the floor (a clock behind), the rate limits, then the quota. until is when a
 // retry can succeed (zero for a total quota, which never refills).
 func overLimit(rec *store.Record, now time.Time, cost int64) (gateway.Reason, time.Time) {
+	if rec.Behind(now) {
+		// This environment's clock lags behind a window another one
+		// closed: refused until it catches up, never counted twice.
+		return gateway.RateLimited, time.Unix(rec.Floor+1, 0)
+	}
 	var until time.Time
 	for _, l := range rec.Key.RateLimits {
 		if rec.RL[l.Counter(now)]+1 > l.Limit {
