@@ -49,16 +49,21 @@ const DefaultCORSMaxAge = 10 * time.Minute
 const PreflightStatus = 204
 
 // list splits a comma-separated list, or reads a JSON list of strings (as
-// cdk.json may hold one).
+// cdk.json may hold one), into its items, trimmed, without empty ones.
 func list(text string) ([]string, error) {
+	items := strings.Split(text, ",")
 	if t := strings.TrimSpace(text); strings.HasPrefix(t, "[") {
-		var l []string
-		if err := json.Unmarshal([]byte(t), &l); err != nil {
+		if err := json.Unmarshal([]byte(t), &items); err != nil {
 			return nil, errors.New("must be a list of strings")
 		}
-		return l, nil
 	}
-	return strings.Split(text, ","), nil
+	var out []string
+	for _, it := range items {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	return out, nil
 }
 
 // ParseCORSOrigins reads a list of origins (comma separated, or a JSON
@@ -71,10 +76,6 @@ func ParseCORSOrigins(text string) ([]string, error) {
 	}
 	var out []string
 	for _, o := range items {
-		o = strings.TrimSpace(o)
-		if o == "" {
-			continue
-		}
 		if o == "*" {
 			out = append(out, o)
 			continue
@@ -101,10 +102,6 @@ func ParseTokens(text string) ([]string, error) {
 	}
 	var out []string
 	for _, t := range items {
-		t = strings.TrimSpace(t)
-		if t == "" {
-			continue
-		}
 		for _, c := range t {
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
 				return nil, errors.New("must be a comma-separated list of names such as GET or x-api-key")

@@ -9,15 +9,22 @@ import (
 	"github.com/keygate/keygate/internal/store"
 )
 
-func TestVerifyCountsAndRefusesPastTheLimit(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
+// limitedKey stores a new key of owner acme with the rate limit l.
+func (f *fixture) limitedKey(t *testing.T, l key.RateLimit) *key.Key {
+	t.Helper()
 	k, _ := f.newKey(t, "acme")
-	k.RateLimits = []key.RateLimit{{Name: "burst", Limit: 3, WindowSeconds: 60}}
-	k, err := f.s.Update(ctx, k, 1)
+	k.RateLimits = []key.RateLimit{l}
+	k, err := f.s.Update(context.Background(), k, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return k
+}
+
+func TestVerifyCountsAndRefusesPastTheLimit(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k := f.limitedKey(t, key.RateLimit{Name: "burst", Limit: 3, WindowSeconds: 60})
 	in := store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Environments: []key.Environment{key.Live},
 		Scopes: []string{"read:users"}, SecretOnly: true, Stage: "prod", Shape: k}
 	for i := 1; i <= 3; i++ {
@@ -108,12 +115,7 @@ func TestVerifyGuardsOnTheLimitsItNamed(t *testing.T) {
 func TestClocksThatDifferNeverOverAdmit(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	k, _ := f.newKey(t, "acme")
-	k.RateLimits = []key.RateLimit{{Name: "per-second", Limit: 2, WindowSeconds: 1}}
-	k, err := f.s.Update(ctx, k, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := f.limitedKey(t, key.RateLimit{Name: "per-second", Limit: 2, WindowSeconds: 1})
 	verify := func(at time.Duration, known *store.Record) store.VerifyResult {
 		t.Helper()
 		in := store.VerifyInput{Hash: k.Hash, Now: f.now.Add(at), Cost: 1, Known: known}
