@@ -12,6 +12,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # fixed in Go 1.27). About 5 s each here; a crasher still fails the run.
 FUZZTIME ?= 400000x
 TOKEN_FUZZ ?= 100000x
+ROUTE_FUZZ ?= 100000x
 
 .PHONY: help deps deps-browser test test-browser lint fuzz bench mutate dev build synth clean
 
@@ -56,7 +57,8 @@ deps-browser:
 
 ## test: every test but the browser tests (make test-browser), with the race
 ## detector, against DynamoDB Local; the allocation tests again without it;
-## short fuzz runs of the key parser and the token verifier; then `make synth`.
+## short fuzz runs of the key parser, the token verifier and the route
+## matcher; then `make synth`.
 # The allocation tests run without -race too because the race detector
 # changes allocation counts (see internal/alloctest).
 # The CDK tests (infra/) run in their own invocation without -race: the
@@ -70,6 +72,7 @@ test: deps
 	$(GO) test -count=1 -run 'AllocatesNothing' $$(grep -rl --include='*_test.go' 'AllocatesNothing(t ' internal | xargs -n1 dirname | sort -u | sed 's|^|./|')
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/apikey
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(TOKEN_FUZZ) ./internal/token
+	$(GO) test -run '^$$' -fuzz '^FuzzRoutesFailClosed$$' -fuzztime $(ROUTE_FUZZ) ./internal/verify
 	@$(MAKE) --no-print-directory synth
 
 ## test-browser: the console's tests in headless Chromium, against the local
@@ -90,10 +93,12 @@ lint: deps
 	cd $(EXAMPLE) && $(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change $(EXAMPLE)/go.mod or go.sum"; exit 1; }
 	cd $(EXAMPLE) && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
-## fuzz: a longer fuzz run of the key parser and the token verifier.
+## fuzz: a longer fuzz run of the key parser, the token verifier and the
+## route matcher.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./internal/apikey
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 1500000x ./internal/token
+	$(GO) test -run '^$$' -fuzz '^FuzzRoutesFailClosed$$' -fuzztime 3000000x ./internal/verify
 
 ## bench: the benchmarks quoted in docs/benchmarks.md (compare runs with benchstat).
 bench: deps

@@ -26,7 +26,7 @@ func TestSetupServesScheduleAndRotate(t *testing.T) {
 	if out := f.Invoke(t, events["scheduled-eventbridge"]); json.Unmarshal(out, &rep) != nil || !rep.Complete {
 		t.Fatalf("scheduled run: %s", out)
 	}
-	resp := lambdatest.DecodeResponse(t, f.Invoke(t, events["rest-rotate"]))
+	resp := lambdatest.DecodeResponse(t, events["rest-rotate"], f.Invoke(t, events["rest-rotate"]))
 	if resp.StatusCode != 201 || !strings.Contains(resp.Body, `"previousKeyId":"key_0000000000000000000000rest"`) {
 		t.Fatalf("rotate: %d %s", resp.StatusCode, resp.Body)
 	}

@@ -64,7 +64,7 @@ func TestReplayEveryFixture(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := f.Invoke(t, event)
-		resp := lambdatest.DecodeResponse(t, out)
+		resp := lambdatest.DecodeResponse(t, event, out)
 		body := resp.JSON()
 		if resp.StatusCode != want.status || (want.code != "" && body["code"] != want.code) {
 			t.Fatalf("got %d %s, want %d %s", resp.StatusCode, resp.Body, want.status, want.code)

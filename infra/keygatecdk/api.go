@@ -19,9 +19,17 @@ import (
 // unknown key gets the generic 401 and an authorizer that could not decide
 // gives 503 unavailable. Teams attaching the authorizer to their own REST
 // API call it too. The responses are created inside api.
-func AddGatewayResponses(api awsapigateway.RestApiBase) {
+func AddGatewayResponses(api awsapigateway.RestApiBase) { addGatewayResponses(api, gateway.CORS{}) }
+
+// addGatewayResponses is AddGatewayResponses with the proxy's CORS policy,
+// whose Access-Control-Allow-Origin every response carries so that a
+// browser can read the denial.
+func addGatewayResponses(api awsapigateway.RestApiBase, cors gateway.CORS) {
 	for _, r := range gateway.Responses {
-		headers := map[string]*string{}
+		headers := corsResponseHeaders(cors)
+		if headers == nil {
+			headers = map[string]*string{}
+		}
 		for k, v := range r.Headers() {
 			headers[k] = str("'" + v + "'") // a static value is quoted
 		}
@@ -45,11 +53,17 @@ type ApiProps struct {
 
 // NewApi creates the REST API from internal/gateway's route table: one
 // method per route (IAM for the admin API, the keygate authorizer for
-// /v1/tokens and the protected proxy, none for the JWKS), the gateway
-// responses, stage throttling, JSON access logs and execution error logs.
+// /v1/tokens and the protected proxy, none for the JWKS), the proxy's CORS
+// preflights when CORS is on, the gateway responses, stage throttling (the
+// proxy's) with the admin and token routes throttled apart, JSON access
+// logs and execution error logs.
 func NewApi(scope constructs.Construct, id string, props ApiProps) awsapigateway.RestApi {
 	s := props.Settings
 	access := s.newLogGroup(scope, id+"AccessLogs")
+	routes := gateway.Routes
+	if s.UpstreamURL != "" {
+		routes = append(append([]gateway.Route{}, routes...), gateway.Proxy(s.ProxyBasePath)...)
+	}
 	api := awsapigateway.NewRestApi(scope, str(id), &awsapigateway.RestApiProps{
 		Description: str("keygate: admin API (IAM), token exchange and the protected proxy"),
 		// API Gateway writes logs through one role per account and region;
@@ -61,6 +75,7 @@ func NewApi(scope constructs.Construct, id string, props ApiProps) awsapigateway
 			StageName:            str(s.StageName),
 			ThrottlingRateLimit:  jsii.Number(s.ThrottleRateLimit),
 			ThrottlingBurstLimit: jsii.Number(s.ThrottleBurstLimit),
+			MethodOptions:        methodThrottles(s, routes),
 			AccessLogDestination: awsapigateway.NewLogGroupLogDestination(access),
 			AccessLogFormat:      awsapigateway.AccessLogFormat_Custom(str(AccessLogFormat())),
 			LoggingLevel:         awsapigateway.MethodLoggingLevel_ERROR,
@@ -69,12 +84,9 @@ func NewApi(scope constructs.Construct, id string, props ApiProps) awsapigateway
 			DataTraceEnabled: jsii.Bool(false),
 		},
 	})
-	AddGatewayResponses(api)
+	cors := s.CORS()
+	addGatewayResponses(api, cors)
 
-	routes := gateway.Routes
-	if s.UpstreamURL != "" {
-		routes = append(append([]gateway.Route{}, routes...), gateway.Proxy(s.ProxyBasePath)...)
-	}
 	integrations := map[string]awsapigateway.Integration{}
 	for _, r := range routes {
 		res := api.Root().ResourceForPath(str(r.Path))
@@ -91,6 +103,9 @@ func NewApi(scope constructs.Construct, id string, props ApiProps) awsapigateway
 		var integ awsapigateway.Integration
 		if r.Function == gateway.Upstream {
 			integ, opts.RequestParameters = proxyIntegration(s.UpstreamURL, r.Path, s.keyQueryParam())
+			if cors.Enabled() {
+				addCORS(res, cors)
+			}
 		} else {
 			integ = integrations[r.Function]
 			if integ == nil {

@@ -25,31 +25,44 @@ type TableAccess int
 
 // The table access levels.
 const (
-	// KeyItems: GetItem and UpdateItem on the keys' hot items only (partition keys
+	// KeyItems: UpdateItem on the keys' hot items only (partition keys
 	// KEY#..., enforced with dynamodb:LeadingKeys). The authorizer reads a
 	// key and updates its counters in the same conditional UpdateItem; it
-	// can neither create, delete nor list keys, nor read audit records.
+	// can neither create, delete, read apart from that update nor list
+	// keys, nor read audit records.
 	KeyItems TableAccess = iota + 1
-	// ReadOnly: GetItem and Query on the table and its indexes.
-	ReadOnly
-	// ReadWrite: everything the admin functions need, except Scan (the
-	// indexes answer every listing) and table management.
+	// KeyReads: GetItem on the items a key is read by id through (the id
+	// item and the key item: store.GetPrefixes), and UpdateItem on token
+	// exchange counters (store.ExchangePrefix). The token function reads
+	// the key it exchanges and counts the exchange; it reads no audit
+	// record, idempotency record or index.
+	KeyReads
+	// ReadWrite: everything the issuer needs, except Scan (the indexes
+	// answer every listing) and table management.
 	ReadWrite
 	// UsageItems: UpdateItem on usage items only (partition keys USAGE#...,
 	// enforced with dynamodb:LeadingKeys). The usage function reads the
 	// table's stream (its event source grants that) and writes usage
 	// history; it can read no key and write nothing else.
 	UsageItems
+	// ReadWriteBatch: ReadWrite, BatchGetItem, with which the rotator's
+	// scheduled run reads the due keys, and ConditionCheckItem, the
+	// permission of a transaction's condition check (a step that must not
+	// apply once the key was used checks the hot item it does not change;
+	// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html).
+	ReadWriteBatch
 )
 
 var tableActions = map[TableAccess][]string{
-	KeyItems:   {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+	KeyItems:   {"dynamodb:UpdateItem"},
+	KeyReads:   {"dynamodb:GetItem"},
 	UsageItems: {"dynamodb:UpdateItem"},
-	ReadOnly:   {"dynamodb:GetItem", "dynamodb:Query"},
 	ReadWrite: {
+		"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+	},
+	ReadWriteBatch: {
 		"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
-		"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-		"dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+		"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
 	},
 }
 
@@ -112,8 +125,8 @@ type Function struct {
 var Functions = []Function{
 	{Name: gateway.FnAuthorizer, Description: "keygate: verifies API keys and tokens for API Gateway", MemoryMB: 512, TimeoutSeconds: 5, Table: KeyItems, Ring: RingRead},
 	{Name: gateway.FnIssuer, Description: "keygate: admin API for keys (issue, list, update, revoke, usage, audit)", MemoryMB: 256, TimeoutSeconds: 10, Table: ReadWrite, Events: true},
-	{Name: gateway.FnRotator, Description: "keygate: key rotation and scheduled lifecycle work", MemoryMB: 256, TimeoutSeconds: 300, Table: ReadWrite, Events: true, Ring: RingRotate},
-	{Name: gateway.FnTokens, Description: "keygate: exchanges a key for a short-lived signed token; publishes the JWKS", MemoryMB: 256, TimeoutSeconds: 10, Table: ReadOnly, Signs: true, Ring: RingPublish},
+	{Name: gateway.FnRotator, Description: "keygate: key rotation and scheduled lifecycle work", MemoryMB: 256, TimeoutSeconds: 300, Table: ReadWriteBatch, Events: true, Ring: RingRotate},
+	{Name: gateway.FnTokens, Description: "keygate: exchanges a key for a short-lived signed token; publishes the JWKS", MemoryMB: 256, TimeoutSeconds: 10, Table: KeyReads, Signs: true, Ring: RingPublish},
 	{Name: gateway.FnUsage, Description: "keygate: keeps usage history (per key and per owner, per day) from the table's stream", MemoryMB: 256, TimeoutSeconds: 60, Table: UsageItems},
 }
 
@@ -127,6 +140,11 @@ type FunctionsProps struct {
 	Bus awsevents.IEventBus
 	// SigningKey signs tokens for functions with Signs set.
 	SigningKey awskms.IKey
+	// EnvironmentKey encrypts every function's environment variables.
+	EnvironmentKey awskms.IKey
+	// SealKey seals the stored idempotent responses of the functions that
+	// read KEYGATE_SEAL_KEY (the issuer and the rotator).
+	SealKey awskms.IKey
 	// Pepper is the value of KEYGATE_PEPPER: a CloudFormation dynamic
 	// reference, so the plaintext is never in the template.
 	Pepper string
@@ -165,6 +183,7 @@ func newFunction(scope constructs.Construct, spec Function, props FunctionsProps
 		config.Pepper.Setting().Env:     str(props.Pepper),
 		config.EventBus.Setting().Env:   props.Bus.EventBusName(),
 		config.SigningKey.Setting().Env: props.SigningKey.KeyArn(),
+		config.SealKey.Setting().Env:    props.SealKey.KeyArn(),
 	}
 	env := map[string]*string{}
 	for _, st := range config.All() {
@@ -182,13 +201,17 @@ func newFunction(scope constructs.Construct, spec Function, props FunctionsProps
 	if spec.Events {
 		props.Bus.GrantPutEventsTo(role, nil)
 	}
+	props.EnvironmentKey.GrantDecrypt(role)
+	if config.SealKey.Setting().ReadBy(spec.Name) {
+		role.AddToPolicy(sealUse(nil, *props.SealKey.KeyArn()))
+	}
 	if spec.Signs {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Actions:   jsii.Strings("kms:Sign", "kms:GetPublicKey"),
 			Resources: jsii.Strings(*props.SigningKey.KeyArn()),
 		}))
 	}
-	if stmt := tableStatement(spec.Table, props.Table); stmt != nil {
+	for _, stmt := range tableStatements(spec.Table, props.Table) {
 		role.AddToPolicy(stmt)
 	}
 	if stmt := ringStatement(spec.Ring, props.Table); stmt != nil {
@@ -213,40 +236,51 @@ func newFunction(scope constructs.Construct, spec Function, props FunctionsProps
 		LogGroup:      logs,
 		LoggingFormat: awslambda.LoggingFormat_JSON,
 		Environment:   &env,
+		// A customer managed key, so that reading the function's
+		// configuration does not show its variables (see
+		// NewEnvironmentKey).
+		EnvironmentEncryption: props.EnvironmentKey,
 	})
 }
 
-// tableStatement is the one DynamoDB statement for an access level: named
-// actions on the table and its named indexes (no index/* wildcard).
-func tableStatement(access TableAccess, table awsdynamodb.ITable) awsiam.PolicyStatement {
+// tableStatements are the DynamoDB statements of an access level: named
+// actions on the table, limited to the partitions the level reaches
+// (dynamodb:LeadingKeys) where it reaches only some, and on its named
+// indexes (no index/* wildcard) where it queries them.
+func tableStatements(access TableAccess, table awsdynamodb.ITable) []awsiam.PolicyStatement {
 	actions, ok := tableActions[access]
 	if !ok {
 		return nil
 	}
-	resources := []string{*table.TableArn()}
-	var conditions map[string]interface{}
+	leading := func(actions []string, prefixes ...string) awsiam.PolicyStatement {
+		var like []string
+		for _, p := range prefixes {
+			like = append(like, p+"*")
+		}
+		cond := map[string]interface{}{"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": like}}
+		return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions: jsii.Strings(actions...), Resources: jsii.Strings(*table.TableArn()), Conditions: &cond,
+		})
+	}
 	switch access {
-	case KeyItems, UsageItems:
-		prefix := KeyItemPrefix()
-		if access == UsageItems {
-			prefix = UsageItemPrefix()
-		}
-		conditions = map[string]interface{}{
-			"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": []string{prefix + "*"}},
-		}
-	default:
-		for _, ix := range indexNames() {
-			resources = append(resources, *table.TableArn()+"/index/"+ix)
+	case KeyItems:
+		return []awsiam.PolicyStatement{leading(actions, KeyItemPrefix())}
+	case UsageItems:
+		return []awsiam.PolicyStatement{leading(actions, UsageItemPrefix())}
+	case KeyReads:
+		return []awsiam.PolicyStatement{
+			leading(actions, store.GetPrefixes()...),
+			leading([]string{"dynamodb:UpdateItem"}, store.ExchangePrefix),
 		}
 	}
-	p := &awsiam.PolicyStatementProps{
+	resources := []string{*table.TableArn()}
+	for _, ix := range indexNames() {
+		resources = append(resources, *table.TableArn()+"/index/"+ix)
+	}
+	return []awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions:   jsii.Strings(actions...),
 		Resources: jsii.Strings(resources...),
-	}
-	if conditions != nil {
-		p.Conditions = &conditions
-	}
-	return awsiam.NewPolicyStatement(p)
+	})}
 }
 
 // ringActions are the DynamoDB actions of each signing key ring level.

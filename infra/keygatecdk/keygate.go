@@ -13,10 +13,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awswafv2"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -55,6 +57,21 @@ type KeygateProps struct {
 	// Routes is the authorizer's route table: the scopes and the cost of
 	// each method and path (default: no scopes required, cost 1).
 	Routes *[]*Route `context:"routes"`
+	// Unmatched is what a request matching no route needs: "allow" (the
+	// default: a valid key), "deny", or scopes separated by commas.
+	Unmatched *string `context:"unmatched"`
+	// RouteBasePath is stripped from request paths before route matching:
+	// the base path of a custom domain's API mapping (default none).
+	RouteBasePath *string `context:"routeBasePath"`
+	// CorsAllowOrigins are the origins browsers may call the protected
+	// proxy from ("*" for any): preflights are answered without the
+	// authorizer and denials carry Access-Control-Allow-Origin (default:
+	// CORS off). CorsAllowMethods, CorsAllowHeaders and CorsMaxAge shape
+	// the preflight's answer.
+	CorsAllowOrigins *[]*string      `context:"corsAllowOrigins"`
+	CorsAllowMethods *[]*string      `context:"corsAllowMethods"`
+	CorsAllowHeaders *[]*string      `context:"corsAllowHeaders"`
+	CorsMaxAge       awscdk.Duration `context:"corsMaxAge"`
 	// LogRetention is how long function and access logs are kept (default
 	// one month).
 	LogRetention awslogs.RetentionDays `context:"logRetention"`
@@ -70,6 +87,17 @@ type KeygateProps struct {
 	// throttling (default 1000 requests per second, bursts of 2000).
 	ThrottleRateLimit  *float64 `context:"throttleRateLimit"`
 	ThrottleBurstLimit *float64 `context:"throttleBurstLimit"`
+	// AdminThrottleRateLimit and AdminThrottleBurstLimit throttle the admin
+	// API (default 50 per second, bursts of 100), TokenThrottleRateLimit
+	// and TokenThrottleBurstLimit the token exchange and the JWKS (default
+	// 100, bursts of 200), apart from the proxy.
+	AdminThrottleRateLimit  *float64 `context:"adminThrottleRateLimit"`
+	AdminThrottleBurstLimit *float64 `context:"adminThrottleBurstLimit"`
+	TokenThrottleRateLimit  *float64 `context:"tokenThrottleRateLimit"`
+	TokenThrottleBurstLimit *float64 `context:"tokenThrottleBurstLimit"`
+	// WafRateLimit is the WAF web ACL's limit on one source IP's requests in
+	// 5 minutes (default 3000); 0 removes the web ACL.
+	WafRateLimit *float64 `context:"wafRateLimit"`
 	// RotatorSchedule is when the rotator's lifecycle run starts (default
 	// every hour).
 	RotatorSchedule awsevents.Schedule `context:"rotatorSchedule"`
@@ -99,6 +127,9 @@ type Route struct {
 	Scopes *[]*string `json:"scopes,omitempty"`
 	// Cost is the quota credits a request costs (default 1).
 	Cost *float64 `json:"cost,omitempty"`
+	// CaseSensitive makes the route's literal segments match only as
+	// written (default: in any case).
+	CaseSensitive *bool `json:"caseSensitive,omitempty"`
 }
 
 // Keygate is all of keygate inside a team's own stack: the table, the
@@ -118,6 +149,12 @@ type Keygate struct {
 	Bus      awsevents.EventBus
 	// SigningKey signs access tokens (Ed25519, in KMS).
 	SigningKey awskms.Key
+	// EnvironmentKey encrypts the functions' environment variables;
+	// SealKey seals stored idempotent responses (see docs/security.md).
+	EnvironmentKey, SealKey awskms.Key
+	// WebACL limits each source IP on the stage (nil with
+	// keygate:wafRateLimit=0).
+	WebACL awswafv2.CfnWebACL
 	// Functions are keygate's functions by name (gateway.FnAuthorizer, ...).
 	Functions map[string]awslambda.Function
 	// Api is keygate's REST API: the admin API under /v1 (IAM), the token
@@ -186,20 +223,35 @@ func NewKeygate(scope constructs.Construct, id string, props *KeygateProps) *Key
 		KeyUsage:      awskms.KeyUsage_SIGN_VERIFY,
 		RemovalPolicy: removal,
 	})
+	envKey := NewEnvironmentKey(k, "EnvironmentKey", removal)
+	sealKey := NewSealKey(k, "SealKey", removal)
 	fns := NewFunctions(k, "Functions", FunctionsProps{
-		Specs:      specs,
-		Code:       code,
-		Table:      table,
-		Bus:        bus,
-		SigningKey: signing,
-		Pepper:     *pepper.SecretValue().UnsafeUnwrap(),
-		Settings:   s,
+		Specs:          specs,
+		Code:           code,
+		Table:          table,
+		Bus:            bus,
+		SigningKey:     signing,
+		EnvironmentKey: envKey,
+		SealKey:        sealKey,
+		Pepper:         *pepper.SecretValue().UnsafeUnwrap(),
+		Settings:       s,
 	})
+	var sealers []awsiam.IRole
+	for _, name := range sortedNames(fns) {
+		if config.SealKey.Setting().ReadBy(name) {
+			sealers = append(sealers, fns[name].Role())
+		}
+	}
+	AllowSealing(sealKey, sealers)
 	authorizer := NewAuthorizer("KeygateAuthorizer", AuthorizerProps{
 		Function: fns[gateway.FnAuthorizer],
 		CacheTtl: awscdk.Duration_Seconds(jsii.Number(s.GatewayCacheTTL.Seconds())),
 	})
 	api := NewApi(k, "Api", ApiProps{Settings: s, Functions: fns, Authorizer: authorizer})
+	var waf awswafv2.CfnWebACL
+	if s.WAFRateLimit > 0 {
+		waf = NewWebACL(k, "Firewall", WebACLProps{Stage: api.DeploymentStage(), RateLimit: s.WAFRateLimit})
+	}
 
 	if rotator, ok := fns[gateway.FnRotator]; ok {
 		awsevents.NewRule(k, str("RotatorSchedule"), &awsevents.RuleProps{
@@ -223,6 +275,7 @@ func NewKeygate(scope constructs.Construct, id string, props *KeygateProps) *Key
 		AlarmEmail: s.AlarmEmail, DashboardName: dashboard})
 
 	k.Settings, k.Table, k.Pepper, k.Bus, k.SigningKey = s, table, pepper, bus, signing
+	k.EnvironmentKey, k.SealKey, k.WebACL = envKey, sealKey, waf
 	k.Functions, k.Api, k.Authorizer, k.Monitoring = fns, api, authorizer, mon
 	AddNagSuppressions(k)
 	return k

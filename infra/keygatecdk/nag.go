@@ -37,8 +37,6 @@ var nagSuppressions = []nagSuppression{
 	{ID: "AwsSolutions-APIG4", On: func(k *Keygate) constructs.IConstruct {
 		return k.Api.Root().ResourceForPath(str("/.well-known/jwks.json")).Node().FindChild(str("GET"))
 	}, Reason: "GET /.well-known/jwks.json is public by design: it publishes the public keys that verify keygate's tokens, as OIDC providers do."},
-	{ID: "AwsSolutions-APIG3", On: func(k *Keygate) constructs.IConstruct { return k.Api.DeploymentStage() },
-		Reason: "WAF is a per-organisation choice with its own cost; associate a web ACL with the stage if required. The stage is throttled, and the authorizer rate limits per key."},
 	{ID: "AwsSolutions-IAM4", On: apiChild("CloudWatchRole"),
 		Reason: "The account-level role API Gateway writes logs with uses AmazonAPIGatewayPushToCloudWatchLogs, the managed policy AWS documents for it. Function roles use no managed policy."},
 	{ID: "AwsSolutions-SMG4", On: func(k *Keygate) constructs.IConstruct { return k.Pepper },
@@ -64,11 +62,30 @@ func usagePart(part func(*Keygate) constructs.IConstruct) func(*Keygate) constru
 	}
 }
 
+// settingSuppressions are the findings a deployment's own settings cause,
+// each with the setting that does.
+func settingSuppressions(k *Keygate) []nagSuppression {
+	var out []nagSuppression
+	if k.WebACL == nil {
+		out = append(out, nagSuppression{ID: "AwsSolutions-APIG3", On: func(k *Keygate) constructs.IConstruct { return k.Api.DeploymentStage() },
+			Reason: "The deployment removed keygate's web ACL (keygate:wafRateLimit=0), for one of its own; the stage stays throttled and the authorizer rate limits per key."})
+	}
+	if k.Settings.CORS().Enabled() && k.Settings.UpstreamURL != "" {
+		for _, r := range gateway.Proxy(k.Settings.ProxyBasePath) {
+			path := r.Path
+			out = append(out, nagSuppression{ID: "AwsSolutions-APIG4", On: func(k *Keygate) constructs.IConstruct {
+				return k.Api.Root().ResourceForPath(str(path)).Node().FindChild(str("OPTIONS"))
+			}, Reason: "A CORS preflight carries no credential by design (browsers send none), so API Gateway answers it itself, with a mock integration and no authorizer (keygate:corsAllowOrigins)."})
+		}
+	}
+	return out
+}
+
 // AddNagSuppressions records keygate's accepted cdk-nag findings with their
 // reasons, each on the construct it concerns, so the AwsSolutions pack finds
 // nothing else.
 func AddNagSuppressions(k *Keygate) {
-	for _, x := range nagSuppressions {
+	for _, x := range append(append([]nagSuppression{}, nagSuppressions...), settingSuppressions(k)...) {
 		on := x.On(k)
 		if on == nil {
 			continue // not in this stack's function table

@@ -53,6 +53,22 @@ type Settings struct {
 	// throttling.
 	ThrottleRateLimit  float64 `context:"throttleRateLimit"`
 	ThrottleBurstLimit float64 `context:"throttleBurstLimit"`
+	// AdminThrottleRateLimit and AdminThrottleBurstLimit throttle the admin
+	// API's methods, TokenThrottleRateLimit and TokenThrottleBurstLimit the
+	// token routes', each apart from the proxy (the stage's default).
+	AdminThrottleRateLimit  float64 `context:"adminThrottleRateLimit"`
+	AdminThrottleBurstLimit float64 `context:"adminThrottleBurstLimit"`
+	TokenThrottleRateLimit  float64 `context:"tokenThrottleRateLimit"`
+	TokenThrottleBurstLimit float64 `context:"tokenThrottleBurstLimit"`
+	// WAFRateLimit is the web ACL's per-IP limit per 5 minutes; 0 means no
+	// web ACL.
+	WAFRateLimit int `context:"wafRateLimit"`
+	// CORSAllowOrigins and the next three are the protected proxy's CORS
+	// policy (see CORS).
+	CORSAllowOrigins []string      `context:"corsAllowOrigins"`
+	CORSAllowMethods []string      `context:"corsAllowMethods"`
+	CORSAllowHeaders []string      `context:"corsAllowHeaders"`
+	CORSMaxAge       time.Duration `context:"corsMaxAge"`
 	// RotatorSchedule is the EventBridge schedule expression of the
 	// rotator's lifecycle run.
 	RotatorSchedule string `context:"rotatorSchedule"`
@@ -105,7 +121,7 @@ func ParseSettings(raw map[string]string) (Settings, error) {
 		}
 	}
 	for _, st := range config.All() {
-		if st.Origin == config.ByContext {
+		if st.Origin == config.ByContext && !st.Gateway { // the API's own settings are fields, not variables
 			if v := r.Text(st); v != "" {
 				s.Variables[st.Env] = v
 			} else if st.Default() != "" {
@@ -123,6 +139,13 @@ func ParseSettings(raw map[string]string) (Settings, error) {
 		}
 	}
 	return s, nil
+}
+
+// CORS is the protected proxy's CORS policy, as internal/gateway defines it
+// for the stack and the local gateway alike.
+func (s Settings) CORS() gateway.CORS {
+	return gateway.CORS{AllowOrigins: s.CORSAllowOrigins, AllowMethods: s.CORSAllowMethods,
+		AllowHeaders: s.CORSAllowHeaders, MaxAge: s.CORSMaxAge}
 }
 
 // retain reports whether stateful resources outlive the stack.

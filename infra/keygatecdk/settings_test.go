@@ -19,8 +19,12 @@ func TestSettingsDefaults(t *testing.T) {
 	want := Settings{
 		ProxyBasePath: "api", GatewayCacheTTL: 0, LogRetention: 30 * 24 * time.Hour,
 		RemovalPolicy: "retain", StageName: "prod", ThrottleRateLimit: 1000, ThrottleBurstLimit: 2000,
+		AdminThrottleRateLimit: 50, AdminThrottleBurstLimit: 100, TokenThrottleRateLimit: 100, TokenThrottleBurstLimit: 200,
+		WAFRateLimit: 3000, CORSAllowMethods: []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"},
+		CORSAllowHeaders: []string{"Content-Type", "x-api-key", "Authorization"}, CORSMaxAge: 10 * time.Minute,
 		RotatorSchedule: "rate(1 hour)",
-		Variables:       map[string]string{"KEYGATE_KEY_PREFIX": "kg", "KEYGATE_ENVIRONMENTS": "live,test", "KEYGATE_CACHE_TTL": "5s"},
+		Variables: map[string]string{"KEYGATE_KEY_PREFIX": "kg", "KEYGATE_ENVIRONMENTS": "live,test", "KEYGATE_CACHE_TTL": "5s",
+			"KEYGATE_UNMATCHED": "allow"},
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", s, want)
@@ -43,18 +47,24 @@ func TestSettingsFromContextValues(t *testing.T) {
 
 func TestBadSettingsFailSynthNamingTheKey(t *testing.T) {
 	for key, value := range map[string]string{
-		"upstreamUrl":        "ftp://example.com",
-		"proxyBasePath":      "v1",
-		"keyPrefix":          "KG!",
-		"environments":       "live,staging",
-		"gatewayCacheTtl":    "3601s",
-		"keyCacheTtl":        "0",
-		"logRetention":       "10d",
-		"removalPolicy":      "snapshot",
-		"throttleRateLimit":  "-1",
-		"throttleBurstLimit": "many",
-		"rotatorSchedule":    "hourly",
-		"alarmEmail":         "ops",
+		"upstreamUrl":            "ftp://example.com",
+		"proxyBasePath":          "v1",
+		"keyPrefix":              "KG!",
+		"environments":           "live,staging",
+		"gatewayCacheTtl":        "3601s",
+		"keyCacheTtl":            "0",
+		"logRetention":           "10d",
+		"removalPolicy":          "snapshot",
+		"throttleRateLimit":      "-1",
+		"throttleBurstLimit":     "many",
+		"rotatorSchedule":        "hourly",
+		"alarmEmail":             "ops",
+		"unmatched":              "maybe?",
+		"routeBasePath":          "/a/../b",
+		"corsAllowOrigins":       "https://*.example.com",
+		"corsMaxAge":             "3h",
+		"wafRateLimit":           "5",
+		"adminThrottleRateLimit": "0",
 	} {
 		_, err := ParseSettings(map[string]string{key: value})
 		if err == nil {
@@ -166,14 +176,14 @@ func TestEveryStackSettingIsAField(t *testing.T) {
 	tags := map[string]bool{}
 	for _, f := range reflect.VisibleFields(reflect.TypeOf(Settings{})) {
 		if key := f.Tag.Get("context"); key != "" {
-			if s := config.ByContextKey(key); s == nil || s.Env != "" {
+			if s := config.ByContextKey(key); s == nil || (s.Env != "" && !s.Gateway) {
 				t.Errorf("field %s: %q is not a stack setting of the registry", f.Name, key)
 			}
 			tags[key] = true
 		}
 	}
 	for _, s := range config.All() {
-		if s.Env == "" && !tags[s.Context] {
+		if (s.Env == "" || s.Gateway) && !tags[s.Context] {
 			t.Errorf("%s%s has no field in Settings", ContextPrefix, s.Context)
 		}
 	}

@@ -70,8 +70,9 @@ func TestUsageFunctionMayOnlyUpdateUsageItems(t *testing.T) {
 		}
 	}
 	sort.Strings(actions)
+	// kms:Decrypt is its environment's (TestFunctionEnvironmentsAreEncryptedWithACustomerManagedKey).
 	want := []string{"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
-		"dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents",
+		"dynamodb:UpdateItem", "kms:Decrypt", "logs:CreateLogStream", "logs:PutLogEvents",
 		"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"}
 	if !reflect.DeepEqual(actions, want) {
 		t.Errorf("the usage function may %v, want exactly %v", actions, want)

@@ -37,8 +37,8 @@ import (
 var OpenAPI []byte
 
 // CursorSecret derives the secret that signs list cursors from the admin
-// API's master secret (KEYGATE_IDEMPOTENCY_SECRET, else the pepper), through
-// its own HKDF label, so that no key is used twice. It is empty when there
+// API's cursor secret (KEYGATE_CURSOR_SECRET, else the pepper), through its
+// own HKDF label, so that no key is used twice. It is empty when there
 // is no master secret: cursors are then only integrity-checked against
 // accidents, not forgery (set a pepper).
 func CursorSecret(secret []byte) []byte {

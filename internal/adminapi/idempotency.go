@@ -2,9 +2,6 @@ package adminapi
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/httpedge"
+	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -38,15 +36,17 @@ const (
 )
 
 // Idempotency makes POSTs that create something (issue here, rotate in the
-// rotator) safe to retry. A retried request with the same Idempotency-wire.Key
+// rotator) safe to retry. A retried request with the same Idempotency-Key
 // and the same body gets the first response again, plaintext key included,
 // and creates nothing new; the same key with another body is refused.
 //
 // The stored response holds a plaintext key, so it is never stored as is:
-// it is sealed with AES-256-GCM under a key derived (HKDF-SHA-256) from a
-// secret the table does not hold, with the record's key and the request's
-// digest as associated data, so a sealed response can be neither read from
-// a copy of the table nor replayed for another request.
+// it is sealed (internal/seal: deployed, envelope encryption under a KMS
+// key only the issuer and the rotator may decrypt; locally, a key in the
+// local stack's secrets) with the record's key and the request's digest as
+// associated data, so a sealed response can be neither read from a copy of
+// the table, nor with the functions' configuration, nor replayed for
+// another request.
 //
 // A creating handler (issue here, rotate in the rotator) uses it so, and
 // cannot leave a key claimed on any way out:
@@ -57,37 +57,21 @@ const (
 //	defer claim.Release() // a no-op once committed, and on a nil claim
 //	// build the response (with the plaintext), then make the change in
 //	// the store call whose transaction carries the completion:
-//	err = claim.Commit(resp, func(done *store.IdempotencyDone) error { return st.Rotate(ctx, ..., done) })
+//	err = claim.Commit(ctx, resp, func(done *store.IdempotencyDone) error { return st.Rotate(ctx, ..., done) })
 type Idempotency struct {
-	store *store.Store
-	aead  cipher.AEAD
+	store  *store.Store
+	sealer seal.Sealer
 }
 
 // NewIdempotency returns the idempotency support for s, sealing responses
-// under a key derived from secret. An empty secret means a random key per
-// process: retries are then answered only by the process that served the
-// first request (acceptable for a local stack without a pepper, and never
-// weaker than the table).
-func NewIdempotency(s *store.Store, secret []byte) (*Idempotency, error) {
-	if len(secret) == 0 {
-		secret = make([]byte, 32)
-		if _, err := rand.Read(secret); err != nil {
-			return nil, err
-		}
+// with sealer (nil: seal.Random, a key of this process alone, so retries
+// are answered only by the process that served the first request: for
+// tests, and never weaker than the table).
+func NewIdempotency(s *store.Store, sealer seal.Sealer) *Idempotency {
+	if sealer == nil {
+		sealer = seal.Random()
 	}
-	k, err := hkdf.Key(sha256.New, secret, nil, "keygate idempotency response seal v1", 32)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &Idempotency{store: s, aead: aead}, nil
+	return &Idempotency{store: s, sealer: sealer}
 }
 
 // Response is a response as an idempotency record keeps it.
@@ -97,7 +81,7 @@ type Response struct {
 	Body    json.RawMessage   `json:"body"`
 }
 
-// Claim is an Idempotency-wire.Key this request holds while it makes its change.
+// Claim is an Idempotency-Key this request holds while it makes its change.
 // A nil *Claim (a request without the header) is valid: Commit then makes
 // the change without a completion, and Release does nothing.
 type Claim struct {
@@ -110,7 +94,7 @@ type Claim struct {
 // Digest returns the digest of a request for idempotency: SHA-256 over the
 // operation, the calling principal and the canonical JSON of the decoded
 // request (so whitespace or field order in a retry does not matter). The
-// caller is in it so that an Idempotency-wire.Key is bound to the principal that
+// caller is in it so that an Idempotency-Key is bound to the principal that
 // used it first: another principal sending the same key and body is refused
 // as a reused key and never receives the first caller's stored response.
 func Digest(scope, caller string, req any) ([]byte, error) {
@@ -127,7 +111,7 @@ func Digest(scope, caller string, req any) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// Begin handles the Idempotency-wire.Key header of r for the operation scope. It
+// Begin handles the Idempotency-Key header of r for the operation scope. It
 // returns (nil, nil, nil) when there is no header (a nil claim is valid); a
 // claim when this request may go ahead, to release with a deferred
 // Release; a response to replay when an earlier request with
@@ -156,23 +140,21 @@ func (i *Idempotency) Begin(ctx context.Context, r *http.Request, scope string, 
 	}
 	if string(old.Digest) != string(digest) {
 		return nil, nil, httpedge.NewProblem(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused, IdempotencyHeader,
-			"this Idempotency-wire.Key was used with a different request; use a new key for a new request")
+			"this Idempotency-Key was used with a different request; use a new key for a new request")
 	}
 	if !old.Done {
 		p := httpedge.NewProblem(http.StatusConflict, CodeIdempotencyInProgress, IdempotencyHeader,
-			"a request with this Idempotency-wire.Key is still in progress; retry shortly")
+			"a request with this Idempotency-Key is still in progress; retry shortly")
 		p.RetryAfterSeconds = 1
 		return nil, nil, p
 	}
-	ns := i.aead.NonceSize()
-	var plain []byte
-	err = fault.Errorf(fault.Internal, "sealed response too short")
-	if len(old.Sealed) >= ns {
-		plain, err = i.aead.Open(nil, old.Sealed[:ns], old.Sealed[ns:], c.aad())
+	plain, err := i.sealer.Open(ctx, old.Sealed, c.aad())
+	if fault.Is(err, fault.Invalid) {
+		return nil, nil, httpedge.NewProblem(http.StatusConflict, CodeIdempotencyUnreadable, IdempotencyHeader,
+			"the stored response for this Idempotency-Key cannot be opened (it was sealed under another key); use a new key")
 	}
 	if err != nil {
-		return nil, nil, httpedge.NewProblem(http.StatusConflict, CodeIdempotencyUnreadable, IdempotencyHeader,
-			"the stored response for this Idempotency-wire.Key cannot be opened (the idempotency secret changed); use a new key")
+		return nil, nil, err
 	}
 	var resp Response
 	if err := json.Unmarshal(plain, &resp); err != nil {
@@ -189,11 +171,11 @@ func (c *Claim) aad() []byte {
 // it is given in its own transaction (see store.CreateAudited), so that the
 // change and the stored response are one. Without a claim the completion is
 // nil. Once change succeeds the claim is complete and Release does nothing.
-func (c *Claim) Commit(resp Response, change func(done *store.IdempotencyDone) error) error {
+func (c *Claim) Commit(ctx context.Context, resp Response, change func(done *store.IdempotencyDone) error) error {
 	if c == nil {
 		return change(nil)
 	}
-	done, err := c.seal(resp)
+	done, err := c.seal(ctx, resp)
 	if err != nil {
 		return err
 	}
@@ -205,16 +187,16 @@ func (c *Claim) Commit(resp Response, change func(done *store.IdempotencyDone) e
 }
 
 // seal seals the response into the completion of the claim.
-func (c *Claim) seal(resp Response) (*store.IdempotencyDone, error) {
+func (c *Claim) seal(ctx context.Context, resp Response) (*store.IdempotencyDone, error) {
 	b, err := json.Marshal(resp)
 	if err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "encode response")
 	}
-	nonce := make([]byte, c.idem.aead.NonceSize(), c.idem.aead.NonceSize()+len(b)+c.idem.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, fault.Wrap(fault.Internal, err, "nonce")
+	defer clear(b)
+	sealed, err := c.idem.sealer.Seal(ctx, b, c.aad())
+	if err != nil {
+		return nil, err
 	}
-	sealed := c.idem.aead.Seal(nonce, nonce, b, c.aad())
 	return &store.IdempotencyDone{Scope: c.scope, Key: c.key, Token: c.token, Status: resp.Status, Sealed: sealed}, nil
 }
 

@@ -3,6 +3,10 @@ package adminapi_test
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -20,6 +24,7 @@ import (
 	"github.com/keygate/keygate/internal/admintest"
 	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/wire"
 )
@@ -69,7 +74,7 @@ func TestIdempotentRetryReturnsTheSameKeyAndCreatesNothing(t *testing.T) {
 
 // TestIdempotencyRecordHoldsNoPlaintext checks that the stored response is
 // sealed: the table holds neither the key nor the response's JSON, and a
-// handler with another secret cannot open it.
+// handler with another sealer (another KMS key) cannot open it.
 func TestIdempotencyRecordHoldsNoPlaintext(t *testing.T) {
 	e := newEnv(t)
 	r := e.issue(idemBody, "Idempotency-Key", "sealed")
@@ -90,15 +95,46 @@ func TestIdempotencyRecordHoldsNoPlaintext(t *testing.T) {
 			t.Fatalf("the stored response shows %q in the clear", clear)
 		}
 	}
-	other, err := adminapi.NewIdempotency(e.store, []byte("another-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := adminapi.NewIdempotency(e.store, seal.Random())
 	api := adminapi.New(adminapi.Options{Store: e.store, Format: format, Hasher: e.hasher, Idempotency: other, Now: e.clock,
 		Logger: discard()})
 	rec := serve(api, http.MethodPost, "/v1/keys", idemBody, "Idempotency-Key", "sealed")
 	if rec.Code != 409 || !strings.Contains(rec.Body.String(), "idempotency_unreadable") || strings.Contains(rec.Body.String(), r.str("key")) {
-		t.Fatalf("another secret: %d %s", rec.Code, rec.Body)
+		t.Fatalf("another sealer: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestSealedResponsesDoNotOpenWithThePepper replays the review's attack: a
+// principal who can read the table (its digest and sealed response) and
+// every function's environment (the pepper) derives the key the first
+// version sealed under (HKDF of the pepper) and opens the stored response.
+// Sealed by a key that is no secret of the environment, it cannot.
+func TestSealedResponsesDoNotOpenWithThePepper(t *testing.T) {
+	e := newEnv(t)
+	r := e.issue(idemBody, "Idempotency-Key", "attack")
+	pk := store.IdempotencyPK("issue", "attack")
+	out, err := e.db.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &e.table, Key: store.ItemKey(pk, "IDEM")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := out.Item["digest"].(*ddb.AttributeValueMemberB).Value
+	sealed := out.Item["response"].(*ddb.AttributeValueMemberB).Value
+	aad := append([]byte(pk+"\x00"), digest...)
+	k, err := hkdf.Key(sha256.New, []byte("test-pepper"), nil, "keygate idempotency response seal v1", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := aes.NewCipher(k)
+	aead, _ := cipher.NewGCM(block)
+	for _, body := range [][]byte{sealed, sealed[1:]} { // as the first version wrote it, and past a format byte
+		if len(body) > aead.NonceSize() {
+			if plain, err := aead.Open(nil, body[:aead.NonceSize()], body[aead.NonceSize():], aad); err == nil {
+				t.Fatalf("the pepper opened the stored response: %s", plain)
+			}
+		}
+	}
+	if strings.Contains(e.dump(), r.str("key")) {
+		t.Fatal("the table holds the plaintext")
 	}
 }
 

@@ -157,7 +157,7 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := claim.Commit(resp, func(done *store.IdempotencyDone) error {
+	if err := claim.Commit(ctx, resp, func(done *store.IdempotencyDone) error {
 		return a.o.Store.CreateAudited(ctx, k, rec, done)
 	}); err != nil {
 		return err

@@ -259,10 +259,7 @@ func TestEventPublishFailureDoesNotFailTheChange(t *testing.T) {
 
 func TestDeploymentRefusesEnvironmentsItDoesNotAccept(t *testing.T) {
 	e := newEnv(t)
-	idem, err := adminapi.NewIdempotency(e.store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	idem := adminapi.NewIdempotency(e.store, nil)
 	liveOnly := adminapi.New(adminapi.Options{Store: e.store, Format: format, Hasher: e.hasher, Idempotency: idem, Now: e.clock,
 		Environments: []key.Environment{key.Live}, Logger: discard()})
 	rec := serve(liveOnly, http.MethodPost, "/v1/keys", `{"name":"n","ownerId":"acme","environment":"test"}`)
@@ -280,10 +277,7 @@ func TestDeploymentRefusesEnvironmentsItDoesNotAccept(t *testing.T) {
 func TestStoreFailureIsUnavailable(t *testing.T) {
 	e := newEnv(t)
 	broken := store.New(e.db, "no-such-table", store.Options{})
-	idem, err := adminapi.NewIdempotency(broken, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	idem := adminapi.NewIdempotency(broken, nil)
 	e.api = adminapi.New(adminapi.Options{Store: broken, Format: format, Hasher: e.hasher, Idempotency: idem, Now: e.clock, Logger: discard()})
 	id := "key_00000000000000000000000001"
 	for _, c := range [][3]string{

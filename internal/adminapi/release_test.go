@@ -123,10 +123,7 @@ func TestRefusedRotationReleasesItsKey(t *testing.T) {
 func (e *env) apiOver(f *faultAfterClaim, rotate bool) http.Handler {
 	e.t.Helper()
 	st := store.New(dynamotest.Watched(e.db, f.see), e.table, store.Options{Now: e.clock})
-	idem, err := adminapi.NewIdempotency(st, []byte("idempotency-secret"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	idem := adminapi.NewIdempotency(st, e.Sealer)
 	o := adminapi.Options{Store: st, Format: format, Hasher: e.hasher, Idempotency: idem, Now: e.clock, Logger: discard()}
 	if rotate {
 		return adminapi.NewRotator(o, 0)

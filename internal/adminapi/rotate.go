@@ -33,7 +33,7 @@ const DefaultGrace = 24 * time.Hour
 
 // Rotator is the rotator function's part of the admin API: the rotate route,
 // served with the same conventions as the rest (problems, actor, access log,
-// audit records, events, Idempotency-wire.Key) by the same API machinery.
+// audit records, events, Idempotency-Key) by the same API machinery.
 type Rotator struct {
 	*API
 	maxGrace time.Duration
@@ -51,7 +51,7 @@ func NewRotator(o Options, maxGrace time.Duration) *Rotator {
 	return a
 }
 
-// rotateDigest is what an Idempotency-wire.Key is bound to: the key rotated and
+// rotateDigest is what an Idempotency-Key is bound to: the key rotated and
 // the grace asked for.
 type rotateDigest struct {
 	ID    string `json:"id"`
@@ -134,7 +134,7 @@ func (a *Rotator) rotate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var after *key.Key
-	if err := claim.Commit(resp, func(done *store.IdempotencyDone) error {
+	if err := claim.Commit(ctx, resp, func(done *store.IdempotencyDone) error {
 		after, err = a.o.Store.Rotate(ctx, store.Rotation{Old: old, New: nk, Grace: grace, At: now, Audit: recs, Done: done})
 		return err
 	}); err != nil {

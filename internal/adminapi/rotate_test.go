@@ -17,10 +17,7 @@ import (
 // rotator returns the rotate route over e's table and clock.
 func (e *env) rotator() *adminapi.Rotator {
 	e.t.Helper()
-	idem, err := adminapi.NewIdempotency(e.store, []byte("idempotency-secret"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	idem := adminapi.NewIdempotency(e.store, e.Sealer)
 	return adminapi.NewRotator(adminapi.Options{Store: e.store, Format: format, Hasher: e.hasher, Idempotency: idem,
 		Logger: discard(), Now: e.clock}, 0)
 }

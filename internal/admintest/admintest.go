@@ -22,6 +22,7 @@ import (
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/lifecycle"
 	"github.com/keygate/keygate/internal/logtest"
+	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -53,6 +54,9 @@ type Env struct {
 	Logs   *logtest.Buffer
 	// Options are the admin API's options over Store, at the clock.
 	Options adminapi.Options
+	// Sealer seals the stored idempotent responses of Options, so that
+	// other handlers over the same table (the rotate route) can open them.
+	Sealer seal.Sealer
 
 	mu     sync.Mutex
 	now    time.Time
@@ -66,10 +70,8 @@ func New(t testing.TB, now time.Time, pepper string) *Env {
 	db, table := dynamotest.Table(t)
 	e := &Env{DB: db, Table: table, now: now, Logs: &logtest.Buffer{}, Hasher: apikey.NewHasher([]byte(pepper))}
 	e.Store = store.New(db, table, store.Options{CursorSecret: []byte("cursor"), Now: e.Clock})
-	idem, err := adminapi.NewIdempotency(e.Store, []byte("idempotency-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.Sealer = seal.Random()
+	idem := adminapi.NewIdempotency(e.Store, e.Sealer)
 	format, _ := apikey.NewFormat("")
 	e.Options = adminapi.Options{
 		Store: e.Store, Format: format, Hasher: e.Hasher, Idempotency: idem, Now: e.Clock,

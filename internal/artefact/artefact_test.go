@@ -189,8 +189,10 @@ func BenchmarkColdStart(b *testing.B) {
 // Each function links only what it runs: the authorizer, which every
 // request waits for, links neither the admin API, the rotator, the token
 // routes, EventBridge nor KMS (whose package initialisation would run on
-// each of its cold starts), the usage consumer no stream client (Lambda
-// reads the stream for it), and no binary links a test package.
+// each of its cold starts); the issuer links KMS to seal idempotent
+// responses, but not the token signer; the usage consumer links no stream
+// client (Lambda reads the stream for it); and no binary links a test
+// package.
 func TestBinariesLinkOnlyWhatTheyRun(t *testing.T) {
 	deps := func(pkg string) []string {
 		cmd := exec.Command("go", "list", "-deps", pkg)
@@ -209,7 +211,7 @@ func TestBinariesLinkOnlyWhatTheyRun(t *testing.T) {
 			"github.com/aws/aws-sdk-go-v2/config", "github.com/aws/aws-sdk-go-v2/service/sts",
 		},
 		"./functions/tokens":  {"github.com/keygate/keygate/internal/adminapi", "github.com/aws/aws-sdk-go-v2/service/eventbridge"},
-		"./functions/issuer":  {"github.com/keygate/keygate/internal/tokenapi", "github.com/aws/aws-sdk-go-v2/service/kms"},
+		"./functions/issuer":  {"github.com/keygate/keygate/internal/tokenapi", "github.com/keygate/keygate/internal/token/kmssign"},
 		"./cmd/keygate-dev":   {},
 		"./functions/rotator": {"github.com/keygate/keygate/internal/tokenapi"},
 		// The usage consumer reads the stream through Lambda, never itself.

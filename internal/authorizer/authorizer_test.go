@@ -87,6 +87,7 @@ var seeds = []seed{
 	}, q: map[string]int64{"d2026-11-26": 5}},
 	{plain: "kg_sk_live_EsA0xw1dZKb2vVNox6aPx6nkyQS0qcSITo9FoSc2Ztm2F8sYB", mod: func(k *key.Key) { k.Scopes = []string{"read:users"} }},
 	{plain: "kg_sk_live_MVtaBTeiZwtCrBl2UeUzAPEOx8kpn9cBV21vxpx25X018If94", mod: func(k *key.Key) { k.Stages = []string{"v2"} }},
+	{plain: "kg_sk_live_o5RFFq1mJAxd7zKWFKSFos6gNpX086FQ7FfGs4KcnG12uw1sL", mod: func(k *key.Key) { k.Scopes = []string{"write:users"} }},
 }
 
 // unknownKey is well formed and in the fixtures, but never stored.

@@ -220,7 +220,9 @@ func (c *client) newRequest(ctx context.Context, req request, body []byte) (*htt
 	}
 	r.Header.Set("Accept", "application/json, application/problem+json")
 	r.Header.Set("User-Agent", "keygate-cli")
-	if body != nil {
+	if body != nil || (req.method != http.MethodGet && req.method != http.MethodHead) {
+		// Every write says it is JSON, a body or not: the local gateway
+		// refuses writes that do not (see internal/localgw).
 		r.Header.Set("Content-Type", "application/json")
 	}
 	if c.signer != nil {

@@ -64,6 +64,10 @@ type Setting struct {
 	// Functions are the functions that read Env (internal/gateway's Fn*
 	// names), in that order.
 	Functions []string
+	// Gateway marks a setting of the API itself rather than of a function
+	// (the proxy's CORS policy): the stack declares it on API Gateway from
+	// Context, and the local gateway reads Env to behave the same.
+	Gateway bool
 	// Origin says who sets Env in the deployed stack; a setting with both
 	// Env and Context is ByContext.
 	Origin Origin

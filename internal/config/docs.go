@@ -31,8 +31,11 @@ func names(s *Setting) string {
 }
 
 func readers(s *Setting) string {
-	if s.Env == "" {
+	switch {
+	case s.Env == "":
 		return "the stack"
+	case s.Gateway:
+		return "the stack, the local gateway"
 	}
 	return strings.Join(s.Functions, ", ")
 }

@@ -1,12 +1,14 @@
 package config
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -120,6 +122,21 @@ var (
 		unset: "no scopes required, cost 1",
 	}, verify.Routes(nil), "", "JSON list of `{method, path, scopes, cost}`", verify.ParseRoutes)
 
+	// Unmatched is what a request matching no route needs.
+	Unmatched = parsed(Setting{
+		Env: "KEYGATE_UNMATCHED", Context: "unmatched", Functions: []string{fnAuthorizer},
+		Doc: "what a request that matches no route needs: `allow` (a valid key, no scope), `deny` (refused as `route_not_allowed`) " +
+			"or a list of scopes (see [Routes](verification.md#routes))",
+	}, verify.Unmatched{}, "allow", "`allow`, `deny` or comma-separated scopes", verify.ParseUnmatched)
+
+	// BasePath is stripped from request paths before route matching.
+	BasePath = parsed(Setting{
+		Env: "KEYGATE_BASE_PATH", Context: "routeBasePath", Functions: []string{fnAuthorizer},
+		Doc: "a path prefix the authorizer strips before matching routes: the base path of a custom domain's API mapping, " +
+			"which a REST API leaves in the path it passes (see [Routes](verification.md#routes))",
+		unset: "none",
+	}, "", "", "a canonical path such as `/payments`", verify.ParseBasePath)
+
 	// KeyQueryParam is a query parameter that may carry the key.
 	KeyQueryParam = text(Setting{
 		Env: "KEYGATE_KEY_QUERY_PARAM", Functions: []string{fnAuthorizer},
@@ -183,13 +200,33 @@ var (
 
 // Read by the admin API (the issuer, and the rotator's rotate route).
 var (
-	// IdempotencySecret seals stored idempotent responses and signs list
-	// cursors.
-	IdempotencySecret = parsed(Setting{
-		Env: "KEYGATE_IDEMPOTENCY_SECRET", Functions: admin,
-		Doc:   "seals the stored responses of idempotent requests and signs list cursors (each through its own HKDF label)",
+	// CursorSecret signs list cursors.
+	CursorSecret = parsed(Setting{
+		Env: "KEYGATE_CURSOR_SECRET", Functions: admin,
+		Doc:   "signs list and audit cursors (through its own HKDF label), so a client can neither forge nor alter one",
 		unset: "the pepper", noEcho: true,
 	}, []byte(nil), "", "secret text", func(v string) ([]byte, error) { return []byte(v), nil })
+
+	// SealKey is the KMS key that seals stored idempotent responses.
+	SealKey = text(Setting{
+		Env: "KEYGATE_SEAL_KEY", Functions: admin, Origin: ByStack,
+		Doc: "the symmetric KMS key that seals the stored responses of idempotent issues and rotations (which hold the new key), " +
+			"by envelope encryption; its key policy lets only the issuer and the rotator decrypt (see [Security](security.md))",
+		unset: "`KEYGATE_SEAL_LOCAL_KEY`, else a key of each process",
+	}, "", "KMS key id or ARN", nil)
+
+	// SealLocalKey seals stored idempotent responses in the local stack.
+	SealLocalKey = parsed(Setting{
+		Env: "KEYGATE_SEAL_LOCAL_KEY", Functions: admin, Origin: LocalOnly,
+		Doc:   "the local stack's key that seals the stored responses of idempotent requests, instead of KMS (generated once into `.local/secrets.json`)",
+		unset: "none", noEcho: true,
+	}, []byte(nil), "", "64 hex digits", func(v string) ([]byte, error) {
+		b, err := hex.DecodeString(v)
+		if err != nil || len(b) != 32 {
+			return nil, errors.New("must be 64 hex digits (32 bytes)")
+		}
+		return b, nil
+	})
 
 	// RevokedRetention keeps revoked keys before DynamoDB's TTL deletes them.
 	RevokedRetention = duration(Setting{
@@ -295,6 +332,12 @@ var (
 		Doc: "an access token's lifetime when the request names none (at most `KEYGATE_TOKEN_MAX_TTL`)",
 	}, token.DefaultTTL, span{min: time.Minute, max: token.MaxLifetime})
 
+	// TokenExchanges bounds one key's token exchanges per minute.
+	TokenExchanges = integer(Setting{
+		Env: "KEYGATE_TOKEN_EXCHANGES_PER_MINUTE", Functions: []string{fnTokens},
+		Doc: "the most tokens one key may be exchanged for in a minute (each is a KMS `Sign` call); past it, `429 rate_limited` with `Retry-After`",
+	}, token.DefaultExchangesPerMinute, 1, 100_000)
+
 	// TokenMaxTTL is the longest lifetime a request may ask for.
 	TokenMaxTTL = duration(Setting{
 		Env: "KEYGATE_TOKEN_MAX_TTL", Functions: []string{fnTokens},
@@ -302,7 +345,7 @@ var (
 	}, token.DefaultMaxTTL, span{min: time.Minute, max: token.MaxLifetime})
 )
 
-// Read by the CDK stack.
+// Read by the CDK stack (and those marked Gateway by the local gateway).
 var (
 	// UpstreamURL is the API the protected proxy forwards to.
 	UpstreamURL = parsed(Setting{
@@ -330,6 +373,32 @@ var (
 		}
 		return p, nil
 	})
+
+	// CORSAllowOrigins are the origins the protected proxy's CORS allows.
+	CORSAllowOrigins = parsed(Setting{
+		Env: "KEYGATE_CORS_ALLOW_ORIGINS", Context: "corsAllowOrigins", Gateway: true,
+		Doc: "the origins browsers may call the protected proxy from (CORS): preflights are answered without the authorizer " +
+			"and denials carry `Access-Control-Allow-Origin` (see [CORS](clients.md#cors))",
+		unset: "CORS off",
+	}, []string(nil), "", "`*` or comma-separated origins such as `https://app.example.com`", gateway.ParseCORSOrigins)
+
+	// CORSAllowMethods are the methods a preflight allows.
+	CORSAllowMethods = parsed(Setting{
+		Env: "KEYGATE_CORS_ALLOW_METHODS", Context: "corsAllowMethods", Gateway: true,
+		Doc: "the methods a CORS preflight allows",
+	}, gateway.DefaultCORSMethods, strings.Join(gateway.DefaultCORSMethods, ","), "comma-separated methods", gateway.ParseTokens)
+
+	// CORSAllowHeaders are the request headers a preflight allows.
+	CORSAllowHeaders = parsed(Setting{
+		Env: "KEYGATE_CORS_ALLOW_HEADERS", Context: "corsAllowHeaders", Gateway: true,
+		Doc: "the request headers a CORS preflight allows; `x-api-key` and `Authorization` are always allowed",
+	}, gateway.DefaultCORSHeaders, strings.Join(gateway.DefaultCORSHeaders, ","), "comma-separated header names", gateway.ParseTokens)
+
+	// CORSMaxAge is how long a browser caches a preflight's answer.
+	CORSMaxAge = duration(Setting{
+		Env: "KEYGATE_CORS_MAX_AGE", Context: "corsMaxAge", Gateway: true,
+		Doc: "how long a browser may cache a CORS preflight's answer",
+	}, gateway.DefaultCORSMaxAge, span{min: time.Second, max: 2 * time.Hour, step: time.Second})
 
 	// GatewayCacheTTL is API Gateway's authorizer result cache.
 	GatewayCacheTTL = duration(Setting{
@@ -387,6 +456,44 @@ var (
 		Doc:     "the stage's default burst, requests",
 	}, 2000)
 
+	// AdminThrottleRateLimit and the next three throttle the admin and token
+	// routes apart from the proxy (the stage's default throttle).
+	AdminThrottleRateLimit = number(Setting{
+		Context: "adminThrottleRateLimit",
+		Doc:     "the admin API's throttle (every `/v1/keys` route), requests per second, apart from the proxy's",
+	}, 50)
+
+	// AdminThrottleBurstLimit is the admin API's burst.
+	AdminThrottleBurstLimit = number(Setting{
+		Context: "adminThrottleBurstLimit",
+		Doc:     "the admin API's burst, requests",
+	}, 100)
+
+	// TokenThrottleRateLimit is the token routes' throttle.
+	TokenThrottleRateLimit = number(Setting{
+		Context: "tokenThrottleRateLimit",
+		Doc:     "the token routes' throttle (`POST /v1/tokens` and the JWKS), requests per second, apart from the proxy's",
+	}, 100)
+
+	// TokenThrottleBurstLimit is the token routes' burst.
+	TokenThrottleBurstLimit = number(Setting{
+		Context: "tokenThrottleBurstLimit",
+		Doc:     "the token routes' burst, requests",
+	}, 200)
+
+	// WAFRateLimit is the per-IP limit of the web ACL on the stage.
+	WAFRateLimit = parsed(Setting{
+		Context: "wafRateLimit",
+		Doc: "a WAF web ACL on the stage blocks a source IP past this many requests in 5 minutes (the rate-based rule's window), " +
+			"before any of them reaches the authorizer; `0` removes the web ACL (see [Deploy](deploy.md#unauthenticated-traffic))",
+	}, 3000, "3000", "`0` (no web ACL) or a whole number from 10 to 2000000000", func(v string) (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || (n != 0 && (n < 10 || n > 2_000_000_000)) {
+			return 0, errors.New("must be 0 (no web ACL) or a whole number from 10 to 2000000000")
+		}
+		return n, nil
+	})
+
 	// RotatorSchedule is when the rotator's lifecycle run happens.
 	RotatorSchedule = text(Setting{
 		Context: "rotatorSchedule",
@@ -417,6 +524,18 @@ func init() {
 	rename("KEYGATE_ROTATOR_MAX_RUN_SECONDS", RotatorMaxRun.s)
 	rename("KEYGATE_MAX_GRACE_SECONDS", MaxGrace.s)
 	rename("logRetentionDays", LogRetention.s)
+	rename("KEYGATE_IDEMPOTENCY_SECRET", CursorSecret.s)
+}
+
+// CORS reads the protected proxy's CORS policy (the four corsAllow*/
+// corsMaxAge settings) from r, for the stack and the local gateway alike.
+func CORS(r *Reader) gateway.CORS {
+	return gateway.CORS{
+		AllowOrigins: CORSAllowOrigins.From(r),
+		AllowMethods: CORSAllowMethods.From(r),
+		AllowHeaders: CORSAllowHeaders.From(r),
+		MaxAge:       CORSMaxAge.From(r),
+	}
 }
 
 func retentionList() string {

@@ -13,8 +13,15 @@ type Reason string
 
 // The reasons, in the order the authorizer checks them.
 const (
-	MissingKey        Reason = "missing_key"
-	MalformedKey      Reason = "malformed_key"
+	MissingKey   Reason = "missing_key"
+	MalformedKey Reason = "malformed_key"
+	// InvalidPath: the request's path is not canonical (empty or dot
+	// segments, encoded separators or dots, backslashes, ...): refused
+	// whatever the key, because an upstream might read it as another route.
+	InvalidPath Reason = "invalid_path"
+	// RouteNotAllowed: no route matches and the deployment denies
+	// unmatched paths (KEYGATE_UNMATCHED=deny).
+	RouteNotAllowed   Reason = "route_not_allowed"
 	UnknownKey        Reason = "unknown_key"
 	Disabled          Reason = "disabled"
 	Revoked           Reason = "revoked"

@@ -168,3 +168,35 @@ func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+func TestCORSOriginsAndHeaders(t *testing.T) {
+	for _, bad := range []string{"app.example.com", "https://*.example.com", "https://app.example.com/", "https://App.example.com",
+		"ftp://x.example", "https://a.example,*", "https://u@a.example"} {
+		if _, err := ParseCORSOrigins(bad); err == nil {
+			t.Errorf("ParseCORSOrigins(%q) accepted a bad list", bad)
+		}
+	}
+	one, _ := ParseCORSOrigins("https://app.example.com")
+	two, _ := ParseCORSOrigins("https://app.example.com, http://localhost:5173")
+	star, _ := ParseCORSOrigins("*")
+	for _, c := range []struct {
+		origins      []string
+		origin, want string
+	}{
+		{one, "https://evil.example", "https://app.example.com"}, // static: the browser refuses the mismatch
+		{two, "http://localhost:5173", "http://localhost:5173"},  // copied from the request
+		{two, "", ""},
+		{star, "https://x.example", "*"},
+		{nil, "https://x.example", ""},
+	} {
+		got := CORS{AllowOrigins: c.origins}.ResponseHeaders(c.origin)["Access-Control-Allow-Origin"]
+		if got != c.want {
+			t.Errorf("%v from %q: %q, want %q", c.origins, c.origin, got, c.want)
+		}
+	}
+	p := CORS{AllowOrigins: two, AllowHeaders: []string{"Content-Type"}}
+	if h := p.PreflightHeaders("https://evil.example"); h["Access-Control-Allow-Origin"] != "https://app.example.com" ||
+		h["Access-Control-Allow-Headers"] != "Content-Type,x-api-key,Authorization" || h["Vary"] != "Origin" {
+		t.Errorf("preflight headers %v", h)
+	}
+}

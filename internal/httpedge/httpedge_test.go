@@ -139,22 +139,36 @@ func TestPanicsAreInternalProblems(t *testing.T) {
 // Bodies are read under one set of rules, each refusal a problem naming
 // the field where it can.
 func TestBodiesAreReadStrictly(t *testing.T) {
+	type limit struct {
+		Limit  int64  `json:"limit"`
+		Period string `json:"period"`
+	}
 	type req struct {
-		Name  string          `json:"name"`
-		Count int             `json:"count"`
-		At    *wire.Timestamp `json:"at"`
+		Name   string            `json:"name"`
+		Count  int               `json:"count"`
+		At     *wire.Timestamp   `json:"at"`
+		Quota  *limit            `json:"quota"`
+		Limits []limit           `json:"limits"`
+		Tags   map[string]int    `json:"tags"`
+		Meta   map[string]any    `json:"meta"`
+		Labels map[string]string `json:"labels"`
 	}
 	m := httpedge.NewMux(httpedge.MuxOptions{}, httpedge.Route{Pattern: "POST /x", Handle: func(w http.ResponseWriter, r *http.Request) error {
 		var v req
 		return httpedge.DecodeBody(w, r, &v)
 	}})
 	for body, want := range map[string][2]string{
-		`{"name":"a","extra":1}`:         {"invalid_request", "extra"},
-		`{"count":"many"}`:               {"invalid_request", "count"},
-		`{"at":5}`:                       {"invalid_request", "at"},
-		`{"name":"a"} {"name":"b"}`:      {"invalid_request", ""},
-		`{"name":`:                       {"invalid_request", ""},
-		`{"name":"` + big(70_000) + `"}`: {"body_too_large", ""},
+		`{"name":"a","extra":1}`:           {"invalid_request", ""},
+		`{"quota":{"limit":1,"evil":2}}`:   {"invalid_request", "quota"},
+		`{"limits":[{"limit":1},{"x":1}]}`: {"invalid_request", "limits"},
+		`{"quota":{"limit":"x"}}`:          {"invalid_request", "quota.limit"},
+		`{"tags":{"<script>":"x"}}`:        {"invalid_request", "tags"},
+		`{"meta":{"anything":{"goes":1}}}`: {"", ""},
+		`{"count":"many"}`:                 {"invalid_request", "count"},
+		`{"at":5}`:                         {"invalid_request", "at"},
+		`{"name":"a"} {"name":"b"}`:        {"invalid_request", ""},
+		`{"name":`:                         {"invalid_request", ""},
+		`{"name":"` + big(70_000) + `"}`:   {"body_too_large", ""},
 	} {
 		s := serve(m, "POST", "/x", body)
 		if s.problem.Code != want[0] || s.problem.Field != want[1] {
@@ -163,6 +177,17 @@ func TestBodiesAreReadStrictly(t *testing.T) {
 	}
 	if s := serve(m, "POST", "/x", `{"at":"yesterday"}`); s.problem.Field != "at" || !strings.Contains(s.problem.Detail, "RFC 3339") {
 		t.Errorf("a typed field's problem says what it takes: %s", s.body)
+	}
+	// An unknown field is never named (it is the client's text), but the
+	// problem says which fields the object takes.
+	for body, detail := range map[string]string{
+		`{"nAmE":"a","evil<b>":1}`:         "the body has a field this request does not take; it takes at, count, labels, limits, meta, name, quota, tags",
+		`{"quota":{"period":"day","p":1}}`: "quota has a field it does not take; it takes limit, period",
+	} {
+		s := serve(m, "POST", "/x", body)
+		if s.problem.Detail != detail || strings.Contains(s.body, "evil") || strings.Contains(s.body, `"p"`) {
+			t.Errorf("%s: %s, want detail %q", body, s.body, detail)
+		}
 	}
 	req2 := httptest.NewRequest("POST", "/x", strings.NewReader(`{}`))
 	req2.Header.Set("Content-Type", "text/plain")

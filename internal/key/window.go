@@ -94,6 +94,25 @@ func (q Quota) PeriodEnd(now time.Time) time.Time {
 	return time.Time{}
 }
 
+// PeriodKeyEnd returns when the period a period key names ends (Unix
+// seconds), and false for "total" or a key that names no period.
+func PeriodKeyEnd(period string) (int64, bool) {
+	if len(period) < 2 {
+		return 0, false
+	}
+	switch period[0] {
+	case 'd':
+		if t, err := time.Parse(time.DateOnly, period[1:]); err == nil {
+			return Quota{Period: Day}.PeriodEnd(t).Unix(), true
+		}
+	case 'm':
+		if t, err := time.Parse("2006-01", period[1:]); err == nil {
+			return Quota{Period: Month}.PeriodEnd(t).Unix(), true
+		}
+	}
+	return 0, false
+}
+
 // UsageDay returns the key of the per-day usage counter for now (UTC).
 func UsageDay(now time.Time) string {
 	var b [16]byte

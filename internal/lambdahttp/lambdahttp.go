@@ -190,9 +190,33 @@ func serveV2(ctx context.Context, h http.Handler, ev *events.APIGatewayV2HTTPReq
 		return nil, err
 	}
 	rec := serve(h, req)
-	out := events.APIGatewayV2HTTPResponse{StatusCode: rec.status, MultiValueHeaders: rec.header}
+	out := events.APIGatewayV2HTTPResponse{StatusCode: rec.status}
+	out.Headers, out.Cookies = v2Headers(rec.header)
 	out.Body, out.IsBase64Encoded = encodeBody(rec.body.Bytes())
 	return json.Marshal(out)
+}
+
+// v2Headers writes response headers as a payload 2.0 response carries
+// them: HTTP APIs read `headers` (one value per name; repeated values
+// joined with commas, as RFC 9110 allows for list-valued fields) and
+// `cookies` (each Set-Cookie on its own, because a cookie may hold commas),
+// and ignore `multiValueHeaders`, which only REST APIs read ("Lambda
+// function response for format 2.0" in
+// https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html).
+func v2Headers(h http.Header) (map[string]string, []string) {
+	var headers map[string]string
+	var cookies []string
+	for k, vs := range h {
+		if http.CanonicalHeaderKey(k) == "Set-Cookie" {
+			cookies = append(cookies, vs...)
+			continue
+		}
+		if headers == nil {
+			headers = make(map[string]string, len(h))
+		}
+		headers[k] = strings.Join(vs, ", ")
+	}
+	return headers, cookies
 }
 
 func newRequest(ctx context.Context, method, path, rawQuery string, hdr http.Header, b []byte, sourceIP string) (*http.Request, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -114,5 +115,64 @@ func TestNotAProxyEventIsAnError(t *testing.T) {
 		if _, err := lambda.NewHandler(lambdahttp.Handler(echo)).Invoke(context.Background(), []byte(p)); err == nil {
 			t.Errorf("%s: no error", p)
 		}
+	}
+}
+
+// TestResponseHeadersOnBothPayloadVersions: a REST API (payload 1.0) reads
+// multiValueHeaders, an HTTP API (payload 2.0) reads only headers (repeated
+// values joined with commas) and cookies; each gets every header the
+// handler set, Content-Type, ETag, Location and Retry-After included.
+func TestResponseHeadersOnBothPayloadVersions(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.Header().Set("ETag", `"3"`)
+		w.Header().Set("Location", "/v1/keys/key_1")
+		w.Header().Set("Retry-After", "7")
+		w.Header().Add("Vary", "Accept")
+		w.Header().Add("Vary", "Origin")
+		w.Header().Add("Set-Cookie", "a=1; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT")
+		w.Header().Add("Set-Cookie", "b=2")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	want := map[string]string{
+		"Content-Type": "application/problem+json", "Etag": `"3"`, "Location": "/v1/keys/key_1",
+		"Retry-After": "7", "Vary": "Accept, Origin",
+	}
+
+	v1 := invoke(t, h, events.APIGatewayProxyRequest{HTTPMethod: "GET", Path: "/"})
+	mv, _ := v1["multiValueHeaders"].(map[string]any)
+	for k, v := range want {
+		var got []string
+		for _, x := range mv[k].([]any) {
+			got = append(got, x.(string))
+		}
+		if strings.Join(got, ", ") != v {
+			t.Errorf("v1 multiValueHeaders[%s] = %v, want %s", k, mv[k], v)
+		}
+	}
+	if c, _ := mv["Set-Cookie"].([]any); len(c) != 2 {
+		t.Errorf("v1 Set-Cookie: %v", mv["Set-Cookie"])
+	}
+
+	v2 := invoke(t, h, events.APIGatewayV2HTTPRequest{Version: "2.0", RawPath: "/",
+		RequestContext: events.APIGatewayV2HTTPRequestContext{HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "GET"}}})
+	if v2["statusCode"] != 429.0 {
+		t.Fatalf("v2 status: %v", v2["statusCode"])
+	}
+	if mv := v2["multiValueHeaders"]; mv != nil {
+		t.Errorf("v2 response carries multiValueHeaders, which HTTP APIs ignore: %v", v2)
+	}
+	hd, _ := v2["headers"].(map[string]any)
+	for k, v := range want {
+		if hd[k] != v {
+			t.Errorf("v2 headers[%s] = %v, want %s", k, hd[k], v)
+		}
+	}
+	if _, ok := hd["Set-Cookie"]; ok {
+		t.Errorf("v2 Set-Cookie in headers, where commas in a cookie would split it: %v", hd)
+	}
+	cookies, _ := v2["cookies"].([]any)
+	if len(cookies) != 2 || cookies[0] != "a=1; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT" || cookies[1] != "b=2" {
+		t.Errorf("v2 cookies = %v", v2["cookies"])
 	}
 }

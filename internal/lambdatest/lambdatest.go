@@ -106,26 +106,49 @@ type Response struct {
 	StatusCode        int                 `json:"statusCode"`
 	Headers           map[string]string   `json:"headers"`
 	MultiValueHeaders map[string][]string `json:"multiValueHeaders"`
+	Cookies           []string            `json:"cookies"`
 	Body              string              `json:"body"`
 	IsBase64Encoded   bool                `json:"isBase64Encoded"`
+
+	// httpAPI: the event was payload 2.0, whose responses HTTP APIs read
+	// only headers and cookies of.
+	httpAPI bool
 }
 
-// DecodeResponse reads a proxy response; anything else fails the test.
-func DecodeResponse(t testing.TB, out []byte) Response {
+// DecodeResponse reads the proxy response out to event; anything else
+// fails the test, as does a payload 2.0 response with multiValueHeaders
+// (an HTTP API ignores them: its headers would be lost).
+func DecodeResponse(t testing.TB, event, out []byte) Response {
 	t.Helper()
 	var r Response
 	if err := json.Unmarshal(out, &r); err != nil || r.StatusCode == 0 {
 		t.Fatalf("the answer is not a proxy response: %v\n%s", err, out)
 	}
+	var probe struct {
+		Version string `json:"version"`
+	}
+	_ = json.Unmarshal(event, &probe)
+	if r.httpAPI = probe.Version == "2.0"; r.httpAPI && len(r.MultiValueHeaders) > 0 {
+		t.Fatalf("a payload 2.0 response sets multiValueHeaders, which an HTTP API ignores: %s", out)
+	}
 	return r
 }
 
-// Header returns the values of header k, comma-joined.
+// Header returns the values of header k (any case), comma-joined, as the
+// API type that sent the event reads them: multiValueHeaders then headers
+// for a REST API, headers alone for an HTTP API.
 func (r Response) Header(k string) string {
-	if vs, ok := r.MultiValueHeaders[k]; ok {
-		return strings.Join(vs, ",")
+	for name, vs := range r.MultiValueHeaders {
+		if strings.EqualFold(name, k) && !r.httpAPI {
+			return strings.Join(vs, ",")
+		}
 	}
-	return r.Headers[k]
+	for name, v := range r.Headers {
+		if strings.EqualFold(name, k) {
+			return v
+		}
+	}
+	return ""
 }
 
 // JSON returns the body decoded as a JSON object (nil when it is not one).

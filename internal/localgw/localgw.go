@@ -15,9 +15,11 @@
 // headers removed, as the stack's HTTP proxy integration does.
 //
 // What it does not emulate: SigV4 (admin routes are open; the listener is
-// loopback only and every admin request is audited as actor.Local), API
+// loopback only, every write must be sent as application/json so that no
+// web page can make one, and every admin request is audited as
+// actor.Local), API
 // Gateway's authorizer cache (the stack keeps it off by default), stage
-// throttling and usage plans.
+// throttling, usage plans and the WAF.
 package localgw
 
 import (
@@ -84,6 +86,9 @@ type Options struct {
 	// authorizer's KEYGATE_KEY_QUERY_PARAM); the proxy drops it, as it
 	// drops the credential headers.
 	KeyQueryParam string
+	// CORS is the protected proxy's cross-origin policy, as the stack
+	// declares it (off when it allows no origin).
+	CORS gateway.CORS
 }
 
 // Gateway is the local gateway, an http.Handler.
@@ -92,6 +97,7 @@ type Gateway struct {
 	functions map[string]*function
 	stage     string
 	keyParam  string
+	cors      gateway.CORS
 	log       *slog.Logger
 	proxy     *httputil.ReverseProxy
 	now       func() time.Time
@@ -105,6 +111,7 @@ func New(o Options) *Gateway {
 		functions: map[string]*function{},
 		stage:     o.Stage,
 		keyParam:  o.KeyQueryParam,
+		cors:      o.CORS,
 		log:       o.Logger,
 		now:       time.Now,
 	}
@@ -180,6 +187,20 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id string, start
 		apigwError(w, http.StatusForbidden, "Missing Authentication Token")
 		return "no_route"
 	}
+	if m.route.Auth == gateway.AuthIAM && isWrite(r.Method) && !httpedge.IsJSON(r.Header.Get("Content-Type")) {
+		httpedge.WriteProblem(w, httpedge.NewProblem(http.StatusUnsupportedMediaType, httpedge.CodeUnsupportedMediaType, "Content-Type",
+			"the local admin API takes changes only with Content-Type: application/json, which no cross-site form or simple request can send"))
+		return "unsupported_media_type"
+	}
+	if g.cors.Enabled() && r.Method == http.MethodOptions && m.route.Function == gateway.Upstream {
+		// The stack's CORS preflight: a mock integration on the proxy's
+		// OPTIONS methods, with no authorizer (a preflight carries no key).
+		for k, v := range g.cors.PreflightHeaders(r.Header.Get("Origin")) {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(gateway.PreflightStatus)
+		return "preflight"
+	}
 	q := newRequest(r, id, g.stage, m, body, start)
 	// API Gateway finishes an invocation whether or not the client waits
 	// for it, so a client that disconnects does not cut a write short.
@@ -193,7 +214,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id string, start
 	case gateway.AuthKeygate:
 		a := g.authorize(ctx, q)
 		if !a.allow {
-			g.gatewayResponse(w, a.denial, a.context)
+			g.gatewayResponse(w, r, a.denial, a.context)
 			if a.denial == gateway.AccessDenied {
 				return a.context[gateway.CtxCode]
 			}
@@ -212,6 +233,16 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id string, start
 	return ""
 }
 
+// isWrite reports whether a method may change something. Locally the admin
+// routes are unsigned, so a web page the admin visits could otherwise reach
+// them with a "simple" cross-site request (a form POST, or a fetch with a
+// text/plain body, which browsers send without a preflight): every write
+// must say it is JSON, which such a request cannot, and the gateway answers
+// no preflight for the admin routes.
+func isWrite(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
+}
+
 // headerBytes is the size API Gateway's header limit counts: the request
 // line plus every header name and value.
 func headerBytes(r *http.Request) int {
@@ -225,10 +256,10 @@ func headerBytes(r *http.Request) int {
 	return n
 }
 
-// gatewayResponse answers with the response mapping's entry for t,
+// gatewayResponse answers r with the response mapping's entry for t,
 // rendered with the authorizer context exactly as API Gateway renders the
-// stack's gateway responses.
-func (g *Gateway) gatewayResponse(w http.ResponseWriter, t gateway.ResponseType, ctx map[string]string) {
+// stack's gateway responses, CORS headers included.
+func (g *Gateway) gatewayResponse(w http.ResponseWriter, r *http.Request, t gateway.ResponseType, ctx map[string]string) {
 	resp, ok := gateway.ResponseFor(t)
 	if !ok {
 		// keygate customises every type an authorizer can cause; API
@@ -237,6 +268,9 @@ func (g *Gateway) gatewayResponse(w http.ResponseWriter, t gateway.ResponseType,
 		return
 	}
 	for k, v := range resp.Headers() {
+		w.Header().Set(k, v)
+	}
+	for k, v := range g.cors.ResponseHeaders(r.Header.Get("Origin")) {
 		w.Header().Set(k, v)
 	}
 	w.WriteHeader(resp.Status)

@@ -311,6 +311,7 @@ func TestAdminRoutesGetProxyEventsAsTheLocalActor(t *testing.T) {
 	})
 	req, _ := http.NewRequest(http.MethodPatch, h.url+"/v1/keys/key_abc?x=1", strings.NewReader(`{"name":"n"}`))
 	req.Header.Set("If-Match", `"1"`)
+	req.Header.Set("Content-Type", "application/json")
 	resp, body := do(t, req)
 	if resp.StatusCode != 201 || body != `{"ok":true}` || resp.Header.Get("ETag") != `"1"` || strings.Join(resp.Header.Values("Vary"), ",") != "A,B" {
 		t.Fatalf("got %d %v %s", resp.StatusCode, resp.Header, body)
@@ -324,6 +325,49 @@ func TestAdminRoutesGetProxyEventsAsTheLocalActor(t *testing.T) {
 	}
 	if got.RequestContext.Identity.SourceIP != "127.0.0.1" || got.RequestContext.Stage != "local" || got.RequestContext.RequestID == "" {
 		t.Errorf("requestContext %+v", got.RequestContext)
+	}
+}
+
+// TestAdminWritesMustBeJSON: the unsigned local admin API refuses every
+// write that does not say it is JSON, so that no web page the admin visits
+// can make one with a cross-site form or a simple (unpreflighted) fetch;
+// the function is never invoked. Reads need no type; so does nothing
+// behind the authorizer.
+func TestAdminWritesMustBeJSON(t *testing.T) {
+	h := newHarness(t)
+	calls := 0
+	h.setIssuer(func(ctx context.Context, ev events.APIGatewayProxyRequest) (any, error) {
+		calls++
+		return events.APIGatewayProxyResponse{StatusCode: 200, Body: "{}"}, nil
+	})
+	for _, c := range []struct {
+		method, path, contentType string
+		want                      int
+	}{
+		{"POST", "/v1/keys", "", 415},
+		{"POST", "/v1/keys", "application/x-www-form-urlencoded", 415},
+		{"POST", "/v1/keys", "text/plain", 415},
+		{"POST", "/v1/keys", "multipart/form-data; boundary=x", 415},
+		{"PATCH", "/v1/keys/key_abc", "", 415},
+		{"DELETE", "/v1/keys/key_abc", "", 415},
+		{"DELETE", "/v1/keys/key_abc", "application/json", 200},
+		{"POST", "/v1/keys", "application/json; charset=utf-8", 200},
+		{"GET", "/v1/keys/key_abc", "", 200},
+		{"GET", "/v1/keys/key_abc", "text/plain", 200},
+	} {
+		before := calls
+		req, _ := http.NewRequest(c.method, h.url+c.path, strings.NewReader(`{"name":"x"}`))
+		if c.contentType != "" {
+			req.Header.Set("Content-Type", c.contentType)
+		}
+		resp, body := do(t, req)
+		if resp.StatusCode != c.want {
+			t.Errorf("%s %s (%q): %d %s, want %d", c.method, c.path, c.contentType, resp.StatusCode, body, c.want)
+		}
+		if c.want == 415 && (calls != before || !strings.Contains(body, `"code":"unsupported_media_type"`) ||
+			resp.Header.Get("Content-Type") != "application/problem+json") {
+			t.Errorf("%s %s (%q): the refusal reached the function or is no problem: %s", c.method, c.path, c.contentType, body)
+		}
 	}
 }
 

@@ -12,8 +12,9 @@
 // functions' environment variables. It stops everything it
 // started when its context ends (Ctrl-C, SIGTERM): the gateway drains, then
 // DynamoDB Local gets SIGTERM and time to close its files. The pepper that
-// hashes keys is generated once and kept in .local/secrets.json, so keys
-// issued in one run keep working in the next.
+// hashes keys and the key that seals idempotent responses are generated
+// once and kept in .local/secrets.json, so keys issued in one run keep
+// working in the next.
 package localstack
 
 import (
@@ -125,6 +126,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	r := config.FromEnv(envOf(gateway.FnAuthorizer))
 	table, format, endpoint := config.Table.From(r), config.KeyPrefix.From(r), config.DynamoDBEndpoint.From(r)
 	keyParam, signingDir := config.KeyQueryParam.From(r), config.SigningDir.From(r)
+	cors := config.CORS(r)
 	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
@@ -165,6 +167,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		// The proxy drops the authorizer's key query parameter, as the
 		// stack's integration blanks it.
 		KeyQueryParam: keyParam,
+		CORS:          cors,
 	})
 	if err := gw.Warm(ctx); err != nil {
 		s.Close(ctx)

@@ -149,32 +149,44 @@ func parsePort(v string) (int, error) {
 
 // secrets are the local stack's generated secrets, kept in
 // <data>/secrets.json (mode 0600) so that keys issued in one run verify in
-// the next.
+// the next, and idempotent retries are answered across runs.
 type secrets struct {
 	// Pepper keys the hash of every key (KEYGATE_PEPPER).
 	Pepper string `json:"pepper"`
+	// Seal seals the stored responses of idempotent requests
+	// (KEYGATE_SEAL_LOCAL_KEY), in place of the deployed stack's KMS key:
+	// hex, 32 bytes.
+	Seal string `json:"seal"`
 }
 
 // loadSecrets reads <dir>/secrets.json, creating it with fresh random
-// secrets the first time.
+// secrets the first time, and adding the ones a file from an earlier
+// version lacks (the seal key) without touching the others.
 func loadSecrets(dir string) (secrets, error) {
 	path := filepath.Join(dir, "secrets.json")
 	b, err := os.ReadFile(path)
-	if err == nil {
-		var s secrets
-		if err := json.Unmarshal(b, &s); err != nil || len(s.Pepper) < 32 {
+	var s secrets
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &s); err != nil || len(s.Pepper) < 32 || (s.Seal != "" && len(s.Seal) != 64) {
 			return secrets{}, fmt.Errorf("%s is damaged: delete it (keys issued with it will stop working) or restore it", path)
 		}
-		return s, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
+		if s.Seal != "" {
+			return s, nil
+		}
+	case !errors.Is(err, os.ErrNotExist):
 		return secrets{}, err
 	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return secrets{}, err
+	for _, f := range []*string{&s.Pepper, &s.Seal} {
+		if *f != "" {
+			continue
+		}
+		var raw [32]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return secrets{}, err
+		}
+		*f = hex.EncodeToString(raw[:])
 	}
-	s := secrets{Pepper: hex.EncodeToString(raw[:])}
 	b, _ = json.MarshalIndent(s, "", "  ")
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
@@ -267,8 +279,10 @@ func run(ctx context.Context, s Settings, stdout, stderr io.Writer, getenv func(
 	if dir := config.SigningDir.Setting().Env; getenv(dir) == "" {
 		set[dir] = filepath.Join(dataDir, "signing")
 	}
-	if pepper := config.Pepper.Setting().Env; getenv(pepper) == "" {
-		set[pepper] = sec.Pepper
+	for env, v := range map[string]string{config.Pepper.Setting().Env: sec.Pepper, config.SealLocalKey.Setting().Env: sec.Seal} {
+		if getenv(env) == "" {
+			set[env] = v
+		}
 	}
 	stack, err := Start(ctx, Options{
 		Getenv:      overlay(getenv, set),

@@ -68,7 +68,7 @@ func TestBadSettingsSayWhatToFix(t *testing.T) {
 func TestSecretsAreCreatedOnceAndKept(t *testing.T) {
 	dir := t.TempDir()
 	a, err := loadSecrets(dir)
-	if err != nil || len(a.Pepper) != 64 {
+	if err != nil || len(a.Pepper) != 64 || len(a.Seal) != 64 || a.Seal == a.Pepper {
 		t.Fatalf("first run: %+v %v", a, err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, "secrets.json"))
@@ -82,6 +82,18 @@ func TestSecretsAreCreatedOnceAndKept(t *testing.T) {
 	other, _ := loadSecrets(t.TempDir())
 	if other == a {
 		t.Error("two data folders got the same pepper")
+	}
+	// A file of an earlier version, with a pepper only, keeps its pepper
+	// and gains a seal key.
+	old := filepath.Join(t.TempDir(), "secrets.json")
+	if err := os.WriteFile(old, []byte(`{"pepper":"`+a.Pepper+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if up, err := loadSecrets(filepath.Dir(old)); err != nil || up.Pepper != a.Pepper || len(up.Seal) != 64 {
+		t.Errorf("an earlier version's file: %+v %v", up, err)
+	}
+	if again, _ := loadSecrets(filepath.Dir(old)); again.Seal == "" {
+		t.Error("the added seal key was not kept")
 	}
 	if err := os.WriteFile(filepath.Join(dir, "secrets.json"), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)

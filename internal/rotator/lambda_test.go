@@ -68,7 +68,7 @@ func TestLambdaReplaysEveryFixture(t *testing.T) {
 			published += rep.SigningKeyPublished
 			return
 		}
-		resp := lambdatest.DecodeResponse(t, out)
+		resp := lambdatest.DecodeResponse(t, event, out)
 		body := resp.JSON()
 		if resp.StatusCode != w.status || (w.code != "" && body["code"] != w.code) {
 			t.Errorf("%d %s, want %d %s", resp.StatusCode, resp.Body, w.status, w.code)

@@ -78,6 +78,10 @@ func (p Policy) plan(d store.DueKey, now time.Time) plan {
 		}
 		return pl // nothing more is due for an expired key
 	}
+	// Live again (an expiry moved into the future, say): any TTL its items
+	// still carry goes, in the same step, so DynamoDB never deletes a key
+	// that verifies.
+	st.ClearTTL = !lc.TTL.IsZero()
 
 	var next time.Time
 	due := func(t time.Time) {

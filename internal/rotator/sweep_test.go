@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/keygate/keygate/internal/dynamotest"
 	"github.com/keygate/keygate/internal/key"
@@ -341,4 +346,84 @@ func TestScheduledRunNeverScans(t *testing.T) {
 		t.Fatalf("DynamoDB calls of one run over 30 due keys: %v", ops)
 	}
 	t.Logf("DynamoDB calls of one run over 30 due keys: %v", ops)
+}
+
+// A key that expired, was given its TTL by the scheduled run and was then
+// extended stays manageable: the change clears both of its items' TTL in
+// its transaction, a TTL left on either item of a live key (by an older
+// version's change, which cleared only one) is removed by the next run,
+// and every admin call answers long after the old deletion time.
+func TestExtendedKeyLosesItsTTLAndStaysManageable(t *testing.T) {
+	e := newEnv(t, policy())
+	id := e.issue(fmt.Sprintf(`{"name":"extended","ownerId":"acme","environment":"live","expiresAt":%q}`, t0.Add(day).Format(time.RFC3339)))
+	k := e.get(id)
+	ttls := func() (hot, rec int64) { return e.ttlOf(store.KeyPK(k.Hash), "KEY"), e.ttlOf("ID#"+id, "ID") }
+
+	e.set(t0.Add(2 * day))
+	e.runUntilDone(time.Hour)
+	if hot, rec := ttls(); hot == 0 || rec != hot {
+		t.Fatalf("expired key: ttl %d on its hot item, %d on its record, want both set, equal", hot, rec)
+	}
+
+	until := t0.Add(400 * day).Format(time.RFC3339)
+	etag := func() string { return e.do(e.issuer, "GET", "/v1/keys/"+id, "").header.Get("ETag") }
+	if r := e.do(e.issuer, "PATCH", "/v1/keys/"+id, fmt.Sprintf(`{"expiresAt":%q}`, until), "If-Match", etag()); r.status != http.StatusOK || r.body["status"] != "active" {
+		t.Fatalf("extend: %d %s", r.status, r.raw)
+	}
+	if hot, rec := ttls(); hot != 0 || rec != 0 {
+		t.Fatalf("extended key: ttl %d on its hot item, %d on its record, want none", hot, rec)
+	}
+	e.runUntilDone(time.Hour)
+	if hot, rec := ttls(); hot != 0 || rec != 0 {
+		t.Fatalf("extended key after a run: ttl %d, %d, want none", hot, rec)
+	}
+
+	// A live key's item still carrying a TTL, either one: the run repairs it.
+	for _, pk := range []string{"ID#" + id, store.KeyPK(k.Hash)} {
+		sk := "ID"
+		if pk != "ID#"+id {
+			sk = "KEY"
+		}
+		if _, err := e.db.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+			TableName: aws.String(e.table), Key: store.ItemKey(pk, sk), UpdateExpression: aws.String("SET #t = :t, gsi2sk = :due"),
+			ExpressionAttributeNames:  map[string]string{"#t": "ttl"},
+			ExpressionAttributeValues: map[string]ddb.AttributeValue{":t": &ddb.AttributeValueMemberN{Value: strconv.FormatInt(t0.Add(3*day).Unix(), 10)}, ":due": &ddb.AttributeValueMemberS{Value: "0"}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if sk == "KEY" { // gsi2sk belongs to the record: put it back on the schedule, due now
+			if _, err := e.db.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+				TableName: aws.String(e.table), Key: store.ItemKey("ID#"+id, "ID"), UpdateExpression: aws.String("SET gsi2sk = :due"),
+				ExpressionAttributeValues: map[string]ddb.AttributeValue{":due": &ddb.AttributeValueMemberS{Value: "0"}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.runUntilDone(time.Hour)
+		if hot, rec := ttls(); hot != 0 || rec != 0 {
+			t.Fatalf("a live key with a TTL on %s after a run: ttl %d, %d, want none", pk, hot, rec)
+		}
+	}
+
+	// Long past the old deletion time, every admin call still answers.
+	e.set(t0.Add(200 * day))
+	for _, c := range []struct {
+		h            http.Handler
+		method, path string
+		body         string
+		want         int
+		hdr          []string
+	}{
+		{e.issuer, "GET", "/v1/keys/" + id, "", http.StatusOK, nil},
+		{e.issuer, "GET", "/v1/keys?ownerId=acme", "", http.StatusOK, nil},
+		{e.issuer, "PATCH", "/v1/keys/" + id, `{"name":"still here"}`, http.StatusOK, []string{"If-Match", etag()}},
+		{e.issuer, "GET", "/v1/keys/" + id + "/usage", "", http.StatusOK, nil},
+		{e.rotate, "POST", "/v1/keys/" + id + "/rotate", `{"gracePeriodSeconds":60}`, http.StatusCreated, nil},
+		{e.issuer, "DELETE", "/v1/keys/" + id, "", http.StatusOK, nil},
+	} {
+		if r := e.do(c.h, c.method, c.path, c.body, c.hdr...); r.status != c.want {
+			t.Errorf("%s %s: %d %s, want %d", c.method, c.path, r.status, r.raw, c.want)
+		}
+	}
+	e.checkNoPlaintext()
 }

@@ -8,9 +8,9 @@
 //	                                                         notBefore expiresAt rateLimits quota origins cidrs
 //	                                                         stages plan lastUsedAt ttl
 //	                                                         rl q (counters that limit: rate windows, quota
-//	                                                         periods) usage spent useq (counters that record:
-//	                                                         the day's requests and credits, and the number of
-//	                                                         usage changes)
+//	                                                         periods) lf (their floor) usage spent useq
+//	                                                         (counters that record: the day's requests and
+//	                                                         credits, and the number of usage changes)
 //	key, record   ID#<id>             ID                     id hash name ownerId type env hint scopes enabled
 //	                                                         revokedAt createdAt updatedAt notBefore expiresAt
 //	                                                         rateLimits quota origins cidrs stages metadata
@@ -32,6 +32,7 @@
 //	                                                         createdAt notBefore notAfter ttl (set when a newer
 //	                                                         key takes over: notAfter + longest token + leeway)
 //	signing head  SIGNKEY             ~head                  version (serialises rotations)
+//	token exch.   TOKENX#<keyId>      <minuteStartUnix>      n (token exchanges in that minute) ttl (an hour after)
 //
 // <hash> is the lowercase hex HMAC-SHA-256 of the plaintext key (see
 // internal/apikey); times are Unix milliseconds; ttl is Unix seconds.
@@ -65,7 +66,10 @@
 //     scopes (contains), stage, and a guard that the limits it counts
 //     (rateLimits, quota) are exactly the stored ones. Counters of windows,
 //     periods and days that ended more than 5 s ago are removed by the same
-//     update. Refund takes back an admitted update's counts when a check
+//     update, which raises the floor lf to the latest end of the limit
+//     counters it removes; a verification counts only in windows and
+//     periods that end after lf (Record.Floor), so clocks that differ never
+//     admit a window twice. Refund takes back an admitted update's counts when a check
 //     DynamoDB cannot do (CIDR, wildcard origin) refuses afterwards;
 //   - reserve for a hot key (authorizer): the same UpdateItem, taking a
 //     block from each limit's counter (condition counter <= limit - block)
@@ -98,6 +102,9 @@
 //     whole published set (the JWKS); a rotation is one transaction that
 //     bumps the head's version (conditionally), puts the new key and ends
 //     the previous one (see internal/token);
+//   - token exchanges per key and minute: one conditional UpdateItem
+//     (ADD n, below the bound) on TOKENX#<keyId> / <minute> per exchange
+//     (CountTokenExchange);
 //   - scheduled lifecycle work: Query gsi2 on each DUE#<shard> for
 //     gsi2sk < now (never a scan), then strongly consistent BatchGetItems of
 //     those keys' record items and of their hot items (for their last use);

@@ -34,6 +34,11 @@ func KeyPK(h apikey.Hash) string { return keyPrefix + h.String() }
 // given id.
 func RecordPK(id string) string { return idPrefix + id }
 
+// GetPrefixes are the partition key prefixes Get reads (the record item,
+// then the hot item), so that a function that only reads keys by id (the
+// token function) can be limited to them.
+func GetPrefixes() []string { return []string{idPrefix, keyPrefix} }
+
 // Attribute names of the counters a verification writes on the hot item:
 // rate-limit windows and quota periods (the counters that limit), and the
 // day's admitted requests and credits spent (the counters that record
@@ -135,6 +140,8 @@ type hotItem struct {
 	Usage      map[string]int64 `dynamodbav:"usage"`
 	Spent      map[string]int64 `dynamodbav:"spent"`
 	TTL        int64            `dynamodbav:"ttl,omitempty"`
+	// Floor is the limit counters' floor (see Record.Floor).
+	Floor int64 `dynamodbav:"lf,omitempty"`
 }
 
 // ms converts a time to Unix milliseconds, zero for the zero time.

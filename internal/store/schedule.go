@@ -68,7 +68,8 @@ type Lifecycle struct {
 	// LastUsageDay is the latest UTC day with counted usage (zero if none),
 	// activity that counts even where lastUsedAt is absent.
 	LastUsageDay time.Time
-	// TTL is when DynamoDB deletes the key's items (zero: never).
+	// TTL is when DynamoDB deletes the key's items (zero: never): the
+	// record item's, or the hot item's when only that one carries one.
 	TTL time.Time
 }
 
@@ -85,6 +86,9 @@ func lifecycleOf(rec *recordItem, hot *hotItem) Lifecycle {
 	}
 	if hot == nil {
 		return lc
+	}
+	if lc.TTL.IsZero() && hot.TTL > 0 {
+		lc.TTL = time.Unix(hot.TTL, 0).UTC()
 	}
 	for d, n := range hot.Usage {
 		t, err := time.Parse(time.DateOnly, d)
@@ -181,7 +185,7 @@ func (s *Store) Due(ctx context.Context, shard int, now time.Time, limit int, cu
 		found = append(found, due{k, rec})
 		hotKeys = append(hotKeys, keyOf(KeyPK(k.Hash), keySK))
 	}
-	hots, err := s.batchGet(ctx, hotKeys, "pk, id, lastUsedAt, #u")
+	hots, err := s.batchGet(ctx, hotKeys, "pk, id, lastUsedAt, #u, #ttl")
 	if err != nil {
 		return DuePage{}, err
 	}
@@ -206,7 +210,8 @@ func (s *Store) Due(ctx context.Context, shard int, now time.Time, limit int, cu
 }
 
 // batchGet reads items (at most 100) with strongly consistent reads,
-// projected on projection when set ("#u" in it names the usage counters),
+// projected on projection when set ("#u" in it names the usage counters,
+// "#ttl" the TTL),
 // retrying the keys DynamoDB leaves unprocessed until the context ends.
 func (s *Store) batchGet(ctx context.Context, keys []map[string]ddb.AttributeValue, projection string) ([]map[string]ddb.AttributeValue, error) {
 	var items []map[string]ddb.AttributeValue
@@ -214,8 +219,11 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]ddb.AttributeVal
 		ka := ddb.KeysAndAttributes{Keys: keys, ConsistentRead: aws.Bool(true)}
 		if projection != "" {
 			ka.ProjectionExpression = aws.String(projection)
-			if strings.Contains(projection, "#u") {
-				ka.ExpressionAttributeNames = map[string]string{"#u": attrUsage}
+			ka.ExpressionAttributeNames = map[string]string{}
+			for n, attr := range map[string]string{"#u": attrUsage, "#ttl": schema.TTL} {
+				if strings.Contains(projection, n) {
+					ka.ExpressionAttributeNames[n] = attr
+				}
 			}
 		}
 		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]ddb.KeysAndAttributes{s.table: ka}})
@@ -262,8 +270,12 @@ type Step struct {
 	ExpireAt time.Time
 	Disable  bool
 	// TTL, when set, is written to both of the key's items, so that
-	// DynamoDB deletes both after the retention period.
-	TTL time.Time
+	// DynamoDB deletes both after the retention period. ClearTTL removes
+	// both items' TTL instead: the repair of a key that is live again
+	// (neither expired nor revoked) but still carries one, which would
+	// otherwise be deleted while it verifies.
+	TTL      time.Time
+	ClearTTL bool
 	// Next is the key's next due time; zero takes it off the schedule.
 	Next time.Time
 	// Audit holds the audit records of the changes, written in the same
@@ -304,7 +316,7 @@ func (s *Store) Advance(ctx context.Context, st Step) (bool, error) {
 		kc.rec.bump()
 		kc.rec.put("updatedAt", ms(s.now()))
 	}
-	if !st.TTL.IsZero() {
+	if !st.TTL.IsZero() || st.ClearTTL {
 		kc.ttl(st.TTL)
 	}
 	if st.Next.IsZero() {

@@ -24,11 +24,19 @@ import (
 // requests admitted that UTC day, for the days the item still holds (the
 // current one, and the previous one until the next update removes it): a
 // counter that records, never limits.
+//
+// Floor (Unix seconds, 0 for none) is at or after the end of every rate
+// limit window and quota period whose counter a verification removed: a
+// verification counts only in windows and periods that end after it, so a
+// Lambda environment whose clock lags never counts afresh in a window whose
+// counter an environment ahead of it removed (which would admit that
+// window's requests twice). It only rises.
 type Record struct {
 	Key   *key.Key
 	RL    map[string]int64
 	Q     map[string]int64
 	Usage map[string]int64
+	Floor int64
 }
 
 // VerifyInput is one verification: everything the conditional update checks
@@ -77,8 +85,9 @@ type VerifyResult struct {
 }
 
 // skew is how long after a window or period ends its counter is kept, so
-// that Lambda environments whose clocks lag a little never see a counter
-// they still count in vanish.
+// that Lambda environments whose clocks lag a little rarely see a counter
+// they still count in vanish; one that lags more is refused by the floor
+// (Record.Floor), never admitted twice.
 const skew = 5 * time.Second
 
 // Verify runs the one conditional UpdateItem of a verification on the
@@ -314,11 +323,25 @@ func buildVerify(in VerifyInput) (verifyExpr, error) {
 	}
 	add = countUsage(&e, current, days)
 
+	// Every window and period counted must end after the floor.
+	if end := firstEnd(limits, quota, now); end > 0 {
+		e.names["#lf"], e.values[":end"] = "lf", num(end)
+		cond = append(cond, "(attribute_not_exists(#lf) OR #lf < :end)")
+	}
+
 	// Counters of windows, periods and days that ended (more than skew
 	// ago) go, so the item stays small. Only counters the caller has seen
-	// can be named.
+	// can be named. Removing a limit counter that ends after the floor the
+	// caller saw raises the floor to its end, in the same write, on the
+	// condition that the floor is not above that already (it only rises).
 	if in.Known != nil {
-		remove = staleCounters(in.Known, now, current, e.names)
+		var floor int64
+		remove, floor = staleCounters(in.Known, now, current, e.names)
+		if floor > in.Known.Floor {
+			e.names["#lf"], e.values[":lf"] = "lf", num(floor)
+			set = append(set, "#lf = :lf")
+			cond = append(cond, "(attribute_not_exists(#lf) OR #lf <= :lf)")
+		}
 	}
 	e.update = "SET " + strings.Join(set, ", ") + " ADD " + strings.Join(add, ", ")
 	if len(remove) > 0 {
@@ -357,16 +380,49 @@ func countUsage(e *verifyExpr, current map[string]bool, days []UsageDelta) []str
 // counters is cleaned up over a few requests instead of one huge one.
 const maxRemovals = 8
 
-func staleCounters(rec *Record, now time.Time, current map[string]bool, names map[string]string) []string {
-	var out []string
+// Behind reports whether the floor refuses a verification at now: the
+// caller's clock lags so far that a window or period it would count in
+// ended at or before the floor (see Record.Floor). It is refused until its
+// clock passes the floor.
+func (r *Record) Behind(now time.Time) bool {
+	end := firstEnd(r.Key.RateLimits, r.Key.Quota, now)
+	return r.Floor > 0 && end > 0 && end <= r.Floor
+}
+
+// firstEnd is when the first of the windows and the period a verification
+// at now counts in ends (Unix seconds; 0 when it counts in none that ends).
+func firstEnd(limits []key.RateLimit, quota *key.Quota, now time.Time) int64 {
+	var end int64
+	for _, l := range limits {
+		if e := l.WindowEnd(now).Unix(); end == 0 || e < end {
+			end = e
+		}
+	}
+	if quota != nil && quota.Period != key.Total {
+		if e := quota.PeriodEnd(now).Unix(); end == 0 || e < end {
+			end = e
+		}
+	}
+	return end
+}
+
+// staleCounters names the counters of rec that a verification at now
+// removes: the limit counters of windows and periods that ended more than
+// skew ago (or that no limit of the key counts any more), and the days of
+// usage that ended more than skew ago. floor is the latest end of the limit
+// counters removed (see Record.Floor).
+func staleCounters(rec *Record, now time.Time, current map[string]bool, names map[string]string) (out []string, floor int64) {
 	window := map[string]int64{}
 	for _, l := range rec.Key.RateLimits {
 		window[l.Name] = l.WindowSeconds
 	}
 	cut := now.Add(-skew).Unix()
+	gone := func(end int64) {
+		floor = max(floor, end)
+	}
 	for c := range rec.RL {
 		if len(out) == maxRemovals {
-			return out
+			return out, floor
 		}
 		if current[c] {
 			continue
@@ -376,18 +432,24 @@ func staleCounters(rec *Record, now time.Time, current map[string]bool, names ma
 		if known && ok && end > cut {
 			continue
 		}
+		if known && ok {
+			gone(end)
+		}
 		n := "#x" + strconv.Itoa(len(out))
 		names[n], names["#rl"] = c, "rl"
 		out = append(out, "#rl."+n)
 	}
 	if q := rec.Key.Quota; q != nil && q.Period != key.Total {
-		keep := q.PeriodKey(now.Add(-skew))
 		for p := range rec.Q {
 			if len(out) == maxRemovals {
-				return out
+				return out, floor
 			}
-			if current["q:"+p] || p == keep || p == "total" {
-				continue
+			end, ok := key.PeriodKeyEnd(p)
+			if current["q:"+p] || p == "total" || (ok && end > cut) {
+				continue // a later period is some environment's current one
+			}
+			if ok {
+				gone(end)
 			}
 			n := "#x" + strconv.Itoa(len(out))
 			names[n], names["#q"] = p, "q"
@@ -400,7 +462,7 @@ func staleCounters(rec *Record, now time.Time, current map[string]bool, names ma
 	today := key.UsageDay(now.Add(-skew))
 	for d := range rec.Usage {
 		if len(out) >= maxRemovals-1 {
-			return out
+			return out, floor
 		}
 		if current["u:"+d] || d >= today {
 			continue
@@ -409,7 +471,7 @@ func staleCounters(rec *Record, now time.Time, current map[string]bool, names ma
 		names[n], names["#u"], names["#sp"] = d, attrUsage, attrSpent
 		out = append(out, "#u."+n, "#sp."+n)
 	}
-	return out
+	return out, floor
 }
 
 func decodeRecord(av map[string]ddb.AttributeValue) (*Record, error) {
@@ -427,5 +489,5 @@ func decodeRecord(av map[string]ddb.AttributeValue) (*Record, error) {
 	if u == nil {
 		u = map[string]int64{}
 	}
-	return &Record{Key: k, RL: rl, Q: q, Usage: u}, nil
+	return &Record{Key: k, RL: rl, Q: q, Usage: u, Floor: it.Floor}, nil
 }

@@ -19,6 +19,9 @@ func (v *Verifier) VerifyToken(ctx context.Context, raw string, _ *verify.Reques
 	d := verify.Decision{Reason: res.Reason, Calls: res.Calls, Err: res.Err}
 	if res.Reason == "" {
 		d.Key, d.TokenID = res.Key, res.Claims.ID
+		if res.Claims.IssuedAt != nil {
+			d.TokenIssuedAt = res.Claims.IssuedAt.Time
+		}
 	}
 	return d, true
 }

@@ -56,6 +56,13 @@ const (
 	// read (the authorizer's JWKS cache) and the JWKS document's
 	// Cache-Control max-age.
 	VerifierRefresh = 5 * time.Minute
+	// MaxStaleness bounds how long a verifier keeps using the public keys
+	// it last read while it cannot read them again (DynamoDB down or
+	// throttled): past it, tokens are refused as unavailable. Stale keys
+	// only miss what changed since (a key published later, which fails
+	// closed, or one withdrawn early, which must not stay trusted for the
+	// length of an outage).
+	MaxStaleness = 3 * VerifierRefresh
 	// PublishAhead is how long before its first token a new signing key is
 	// published: more than every reader's cache (VerifierRefresh, the
 	// JWKS max-age, the signer's own ring cache), so that no verifier meets
@@ -71,6 +78,11 @@ const (
 	DefaultTTL      = 15 * time.Minute
 	DefaultMaxTTL   = time.Hour
 	DefaultRotation = 30 * 24 * time.Hour
+	// DefaultExchangesPerMinute bounds one key's token exchanges per
+	// minute: a client needs one token per token lifetime, so this leaves
+	// ample room for retries and many processes sharing a key, while one
+	// key cannot make the token function call KMS Sign without bound.
+	DefaultExchangesPerMinute = 60
 )
 
 // Settings are the token settings, read once at cold start (see

@@ -1,12 +1,14 @@
 package token_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/token"
 )
 
@@ -242,5 +245,62 @@ func TestVerifierReadsKeysLazilyAndFailsClosed(t *testing.T) {
 	}
 	if r := v.Verify(ctx, good); r.Calls != 0 {
 		t.Errorf("a failed refresh is retried at once, not after a pause")
+	}
+}
+
+// TestKeySetStalenessAndReadTimeAreBounded: while the key set cannot be
+// read again, the last read serves for at most MaxStaleness, then tokens
+// are refused as unavailable until a read succeeds; and a read that hangs
+// (a DynamoDB that accepts the connection and never answers) ends at the
+// read timeout, refusing as unavailable, instead of holding the authorizer
+// to API Gateway's limit.
+func TestKeySetStalenessAndReadTimeAreBounded(t *testing.T) {
+	f := newFixture(t)
+	good := f.issue(t, newKey(), token.Request{TTL: time.Hour}).Token
+	src := &flaky{KeySource: f.counted}
+	v := token.NewVerifier(src, "keygate", "keygate", f.clock)
+	if r := v.Verify(ctx, good); r.Reason != "" {
+		t.Fatal(r.Reason)
+	}
+	src.fail.Store(true)
+	f.advance(token.VerifierRefresh + time.Second)
+	if r := v.Verify(ctx, good); r.Reason != "" {
+		t.Fatalf("within MaxStaleness the last read serves: %q", r.Reason)
+	}
+	f.advance(token.MaxStaleness)
+	if r := v.Verify(ctx, good); r.Reason != gateway.Unavailable {
+		t.Fatalf("past MaxStaleness: %q, want unavailable", r.Reason)
+	}
+	src.fail.Store(false)
+	f.advance(time.Minute)
+	if r := v.Verify(ctx, good); r.Reason != "" || r.Calls != 1 {
+		t.Fatalf("after the store recovers: %q after %d calls", r.Reason, r.Calls)
+	}
+
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	go func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	stuck := token.NewVerifier(store.New(store.LocalClient("http://"+hole.Addr().String()), "t", store.Options{}),
+		"keygate", "keygate", f.clock).WithReadTimeout(200 * time.Millisecond)
+	done := make(chan token.Result, 1)
+	go func() { done <- stuck.Verify(context.Background(), good) }()
+	select {
+	case r := <-done:
+		if r.Reason != gateway.Unavailable || !errors.Is(r.Err, context.DeadlineExceeded) {
+			t.Fatalf("a hanging read: %q, %v; want unavailable after the read timeout", r.Reason, r.Err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a hanging read of the key set was not cut off by the read timeout")
 	}
 }

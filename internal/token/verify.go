@@ -16,6 +16,7 @@ import (
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/verify"
 )
 
 // KeySource reads the published signing keys (internal/store implements
@@ -45,6 +46,8 @@ type Verifier struct {
 
 	mu   sync.Mutex // serialises reads of the key set
 	keys atomic.Pointer[keySet]
+	// readTimeout bounds one read of the key set (WithReadTimeout).
+	readTimeout time.Duration
 
 	// seen remembers tokens that verified, by the SHA-256 of the whole
 	// token: a client sends the same token for its whole life, and the
@@ -64,10 +67,13 @@ type seenToken struct {
 	kid string
 }
 
-// keySet is one read of the published keys.
+// keySet is one read of the published keys: readAt is when it was read,
+// or is moved so that a failed refresh is retried after emptyRefresh;
+// goodAt is when it was read, for MaxStaleness.
 type keySet struct {
 	m      map[string]verifyKey
 	readAt time.Time
+	goodAt time.Time
 }
 
 type verifyKey struct {
@@ -83,12 +89,24 @@ func NewVerifier(src KeySource, issuer, audience string, now func() time.Time) *
 	if now == nil {
 		now = time.Now
 	}
-	v := &Verifier{src: src, issuer: issuer, audience: audience, now: now, seen: map[[32]byte]seenToken{}, seenMax: seenMax}
+	v := &Verifier{src: src, issuer: issuer, audience: audience, now: now, seen: map[[32]byte]seenToken{}, seenMax: seenMax,
+		readTimeout: verify.DefaultStoreTimeout}
 	v.parser = jwt.NewParser(
 		jwt.WithIssuer(issuer), jwt.WithAudience(audience),
 		jwt.WithLeeway(Leeway), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(now), jwt.WithStrictDecoding(),
 	)
+	return v
+}
+
+// WithReadTimeout sets the deadline of one read of the published keys
+// (default verify.DefaultStoreTimeout): the authorizer passes its
+// KEYGATE_STORE_TIMEOUT, so a slow read of the key set refuses a token as
+// unavailable in the time a slow key verification would. It returns v.
+func (v *Verifier) WithReadTimeout(d time.Duration) *Verifier {
+	if d > 0 {
+		v.readTimeout = d
+	}
 	return v
 }
 
@@ -242,29 +260,33 @@ func reasonOf(err error) gateway.Reason {
 }
 
 // keySet returns the current read of the published keys, reading them when
-// there is none or it is stale. A failed refresh keeps the old read (keys
-// are stable; the next token tries again); only a verifier that never
-// read any gets nil. calls is 1 when it read.
+// there is none or it is stale, within the read timeout. A failed refresh
+// keeps the old read (keys are stable; the next token tries again after
+// emptyRefresh) for at most MaxStaleness since it was read; a verifier
+// that never read any, or whose read is older, gets nil. calls is 1 when
+// it read.
 func (v *Verifier) keySet(ctx context.Context) (*keySet, int, error) {
 	now := v.now()
 	ks := v.keys.Load()
 	if ks != nil && fresh(ks, now) {
-		return ks, 0, nil
+		return usableSet(ks, now), 0, nil
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if ks = v.keys.Load(); ks != nil && fresh(ks, now) {
-		return ks, 0, nil
+		return usableSet(ks, now), 0, nil
 	}
-	ring, err := v.src.SigningKeys(ctx)
+	rctx, cancel := context.WithTimeout(ctx, v.readTimeout)
+	ring, err := v.src.SigningKeys(rctx)
+	cancel()
 	if err != nil {
 		if ks != nil {
 			// Try again in emptyRefresh, not on every token.
-			v.keys.Store(&keySet{m: ks.m, readAt: now.Add(emptyRefresh - ttlOf(ks))})
+			v.keys.Store(&keySet{m: ks.m, readAt: now.Add(emptyRefresh - ttlOf(ks)), goodAt: ks.goodAt})
 		}
-		return ks, 1, err
+		return usableSet(ks, now), 1, err
 	}
-	next := &keySet{m: make(map[string]verifyKey, len(ring.Keys)), readAt: now}
+	next := &keySet{m: make(map[string]verifyKey, len(ring.Keys)), readAt: now, goodAt: now}
 	for _, sk := range live(ring.Keys, now) {
 		j, pub, derr := DecodeJWK(sk.JWK)
 		if derr != nil || j.Kid != sk.KID {
@@ -275,6 +297,14 @@ func (v *Verifier) keySet(ctx context.Context) (*keySet, int, error) {
 	}
 	v.keys.Store(next)
 	return next, 1, err
+}
+
+// usableSet returns ks unless it is older than MaxStaleness (or nil).
+func usableSet(ks *keySet, now time.Time) *keySet {
+	if ks == nil || now.Sub(ks.goodAt) > MaxStaleness {
+		return nil
+	}
+	return ks
 }
 
 func fresh(ks *keySet, now time.Time) bool {

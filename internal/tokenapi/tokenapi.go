@@ -43,7 +43,7 @@ const (
 var Codes = []string{
 	string(gateway.MissingKey), string(gateway.UnknownKey), CodeKeyRequired,
 	string(gateway.InsufficientScope), string(gateway.Disabled), string(gateway.Revoked),
-	string(gateway.Expired), string(gateway.NotYetValid),
+	string(gateway.Expired), string(gateway.NotYetValid), string(gateway.RateLimited),
 	httpedge.CodeInvalidRequest, httpedge.CodeBodyTooLarge, httpedge.CodeUnsupportedMediaType,
 	httpedge.CodeMethodNotAllowed, httpedge.CodeNotFound, httpedge.CodeThrottled,
 	httpedge.CodeUnavailable, httpedge.CodeInternal,
@@ -70,6 +70,14 @@ type Issuer interface {
 	Issue(ctx context.Context, k *key.Key, r token.Request, now time.Time) (token.Issued, error)
 }
 
+// Exchanges counts a key's token exchanges per window (internal/store), so
+// that one key cannot make the token function sign without bound: every
+// exchange is a KMS Sign call, billed per request and drawn from the
+// account's shared KMS request quota.
+type Exchanges interface {
+	CountTokenExchange(ctx context.Context, keyID string, now time.Time, limit int64) (bool, time.Time, error)
+}
+
 // Published lists the published signing keys (token.Keyring).
 type Published interface {
 	Published(ctx context.Context, now time.Time) ([]store.SigningKey, error)
@@ -80,7 +88,12 @@ type Options struct {
 	Keys   Keys
 	Issuer Issuer
 	Ring   Published
-	Logger *slog.Logger
+	// Exchanges counts each key's exchanges against ExchangesPerMinute
+	// (KEYGATE_TOKEN_EXCHANGES_PER_MINUTE; token.DefaultExchangesPerMinute
+	// when 0).
+	Exchanges          Exchanges
+	ExchangesPerMinute int64
+	Logger             *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -98,6 +111,9 @@ func New(o Options) *Handler {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.ExchangesPerMinute <= 0 {
+		o.ExchangesPerMinute = token.DefaultExchangesPerMinute
 	}
 	h := &Handler{o: o}
 	h.mux = httpedge.NewMux(httpedge.MuxOptions{Name: "token API", Logger: o.Logger, OnError: h.failed},
@@ -191,6 +207,16 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, keyID string, no
 		return token.Issued{}, problem(http.StatusForbidden, gateway.Reason(st), "", "the API key is "+strings.ReplaceAll(string(st), "_", " "))
 	default:
 		return token.Issued{}, fault.Errorf(fault.Internal, "key state %q", st)
+	}
+	ok, until, err := h.o.Exchanges.CountTokenExchange(r.Context(), keyID, now, h.o.ExchangesPerMinute)
+	if err != nil {
+		return token.Issued{}, err
+	}
+	if !ok {
+		p := httpedge.NewProblem(http.StatusTooManyRequests, string(gateway.RateLimited), "",
+			"this key has had its token exchanges for this minute; retry after Retry-After, and reuse a token until it expires")
+		p.RetryAfterSeconds = max(int((until.Sub(now)+time.Second-1)/time.Second), 1)
+		return token.Issued{}, p
 	}
 	is, err := h.o.Issuer.Issue(r.Context(), k, req, now)
 	if errors.Is(err, token.ErrScope) {

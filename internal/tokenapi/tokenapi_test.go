@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,15 +42,20 @@ type env struct {
 	logs  *bytes.Buffer
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv serves the handler over a fresh table, its options changed by mods.
+func newEnv(t *testing.T, mods ...func(*tokenapi.Options)) *env {
 	t.Helper()
 	db, table := dynamotest.Table(t)
 	st := store.New(db, table, store.Options{})
 	s := token.DefaultSettings()
 	ring := token.NewKeyring(st, &token.LocalBackend{}, 0)
 	logs := &bytes.Buffer{}
-	h := tokenapi.New(tokenapi.Options{Keys: st, Issuer: token.NewIssuer(ring, s), Ring: ring,
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Now: func() time.Time { return t0 }})
+	o := tokenapi.Options{Keys: st, Issuer: token.NewIssuer(ring, s), Ring: ring, Exchanges: st,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Now: func() time.Time { return t0 }}
+	for _, m := range mods {
+		m(&o)
+	}
+	h := tokenapi.New(o)
 	return &env{h: h, st: st, table: table, logs: logs}
 }
 
@@ -134,7 +141,7 @@ func TestBodyRules(t *testing.T) {
 		`{"ttlSeconds": 3601}`:           "ttlSeconds",
 		`{"ttlSeconds": "60"}`:           "ttlSeconds",
 		`{"scopes": "a"}`:                "scopes",
-		`{"scope": ["a"]}`:               "scope",
+		`{"scope": ["a"]}`:               "", // unknown: never echoed
 		`{"ttlSeconds": 60} {}`:          "",
 		`[]`:                             "",
 		`{"ttlSeconds": 99999999999999}`: "ttlSeconds",
@@ -299,4 +306,53 @@ func checkDocumented(t *testing.T, method, path string, w *httptest.ResponseReco
 
 func deleteInput(name string) *dynamodb.DeleteTableInput {
 	return &dynamodb.DeleteTableInput{TableName: &name}
+}
+
+// TestTokenExchangesPerKeyAreBounded: one key gets at most
+// ExchangesPerMinute tokens in a minute, exactly, however many requests
+// race (each token is a KMS Sign call); past it, 429 rate_limited with
+// Retry-After until the minute ends, and nothing is signed. Other keys are
+// not affected, and the next minute starts afresh.
+func TestTokenExchangesPerKeyAreBounded(t *testing.T) {
+	var now atomic.Int64
+	now.Store(t0.Truncate(time.Minute).Add(20 * time.Second).UnixNano())
+	e := newEnv(t, func(o *tokenapi.Options) {
+		o.ExchangesPerMinute = 5
+		o.Now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	})
+	k, other := e.key(t, nil), e.key(t, nil)
+	var wg sync.WaitGroup
+	var issued, limited atomic.Int64
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := httptest.NewRequest("POST", "/v1/tokens", nil)
+			r = r.WithContext(lambdahttp.WithAuthorizer(r.Context(), authOf(k)))
+			w := httptest.NewRecorder()
+			e.h.ServeHTTP(w, r)
+			switch {
+			case w.Code == 200:
+				issued.Add(1)
+			case w.Code == 429 && code(w) == "rate_limited" && w.Header().Get("Retry-After") == "40":
+				limited.Add(1)
+			default:
+				t.Errorf("%d %v %s", w.Code, w.Header(), w.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	if issued.Load() != 5 || limited.Load() != 15 {
+		t.Fatalf("%d issued, %d limited; want 5 and 15", issued.Load(), limited.Load())
+	}
+	if w := e.call(t, "POST", "/v1/tokens", "", authOf(k)); w.Code != 429 { // and the 429 is documented
+		t.Errorf("over the bound: %d %s", w.Code, w.Body)
+	}
+	if w := e.call(t, "POST", "/v1/tokens", "", authOf(other)); w.Code != 200 {
+		t.Errorf("another key: %d %s", w.Code, w.Body)
+	}
+	now.Add(int64(40 * time.Second))
+	if w := e.call(t, "POST", "/v1/tokens", "", authOf(k)); w.Code != 200 {
+		t.Errorf("the next minute: %d %s", w.Code, w.Body)
+	}
 }

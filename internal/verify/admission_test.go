@@ -153,3 +153,38 @@ func TestQuotaDenialOfADearRouteLeavesCheaperRoutes(t *testing.T) {
 		t.Fatalf("cheap request on a spent quota again: %q after %d calls, want quota_exceeded from the cache", d.Reason, calls)
 	}
 }
+
+// Two Lambda environments whose clocks are 10 s apart admit no more than a
+// limit in a window: the one ahead removes the counter of a window the one
+// behind still counts in, and the one behind is then refused in that
+// window (rate_limited, with a retry) instead of counting it again from
+// zero.
+func TestClocksApartNeverOverAdmit(t *testing.T) {
+	f := newFixture(t)
+	_, plain := f.issue(t, func(k *key.Key) {
+		k.RateLimits = []key.RateLimit{{Name: "per-second", Limit: 2, WindowSeconds: 1}}
+	})
+	behind := f.verifier(nil)
+	ahead := f.verifier(func(o *verify.Options) { o.Now = func() time.Time { return f.clock().Add(10 * time.Second) } })
+	ctx := context.Background()
+	admitted := 0
+	if d := behind.Verify(ctx, get(plain, "/users")); d.Allowed() {
+		admitted++
+	}
+	if d := ahead.Verify(ctx, get(plain, "/users")); !d.Allowed() {
+		t.Fatalf("the environment ahead: %s", d.Reason)
+	}
+	var last verify.Decision
+	for range 2 {
+		f.advance(time.Millisecond)
+		if last = behind.Verify(ctx, get(plain, "/users")); last.Allowed() {
+			admitted++
+		}
+	}
+	if admitted > 2 {
+		t.Fatalf("the environment behind was admitted %d times in a window of limit 2", admitted)
+	}
+	if last.Reason != gateway.RateLimited || last.RetryAfter < 1 {
+		t.Fatalf("the environment behind: %q, retry after %d s; want rate_limited with a retry", last.Reason, last.RetryAfter)
+	}
+}

@@ -340,7 +340,7 @@ func TestKeyAndTokenRequestsShareTheReservations(t *testing.T) {
 	k, plain := f.issue(t, func(k *key.Key) {
 		k.RateLimits = []key.RateLimit{{Name: "minute", Limit: 640, WindowSeconds: 60}}
 	})
-	tokens := tokenFunc(func(context.Context, string, *verify.Request) (verify.Decision, bool) { return tokenOf(k), true })
+	tokens := tokenFunc(func(context.Context, string, *verify.Request) (verify.Decision, bool) { return tokenDecision(k), true })
 	v := f.verifier(func(o *verify.Options) { o.Tokens = tokens })
 	ctx := context.Background()
 	admitted, reserved := 0, 0
@@ -389,7 +389,7 @@ func TestKeyAndTokenRequestsShareTheReservations(t *testing.T) {
 func TestTokensOfAKeyWithoutLimitsStayOfflineAndCounted(t *testing.T) {
 	f := newFixture(t)
 	k, _ := f.issue(t, nil)
-	tokens := tokenFunc(func(context.Context, string, *verify.Request) (verify.Decision, bool) { return tokenOf(k), true })
+	tokens := tokenFunc(func(context.Context, string, *verify.Request) (verify.Decision, bool) { return tokenDecision(k), true })
 	v := f.verifier(func(o *verify.Options) { o.Tokens = tokens; o.ReportInterval = time.Second })
 	ctx := context.Background()
 	req := get("a.jwt.token", "/users/1")

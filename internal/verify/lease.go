@@ -325,8 +325,12 @@ func (l *lease) reserve(rec *store.Record, now time.Time, cost int64, o *Options
 // shrink makes p's blocks fit what the refused write's record shows each
 // limit has left (final: only what the request needs), and reports
 // whether a retry can succeed: false when a limit the request needs is
-// spent.
+// spent, or when the floor refused (this environment's clock lags behind a
+// window another one closed).
 func (p *plan) shrink(rec *store.Record, limits []key.RateLimit, quota *key.Quota, now time.Time, final bool) bool {
+	if rec.Behind(now) {
+		return false // the floor refused: no block fits
+	}
 	ok := true
 	for i, rl := range limits {
 		need := int64(1)

@@ -118,8 +118,9 @@ type Decision struct {
 	// Err is the store error behind an unavailable decision, for the log.
 	Err error
 	// TokenID is the id (jti) of the access token the request carried, ""
-	// for a key.
-	TokenID string
+	// for a key; TokenIssuedAt is the token's iat.
+	TokenID       string
+	TokenIssuedAt time.Time
 	// Reserved is true for an allow admitted from a reservation this
 	// environment holds, with no call (its usage is reported later).
 	Reserved bool
@@ -135,6 +136,12 @@ type Options struct {
 	// Environments the deployment accepts (default: any).
 	Environments []key.Environment
 	Routes       Routes
+	// BasePath is stripped from request paths before they are matched
+	// against Routes (see ParseBasePath); "" for none.
+	BasePath string
+	// Unmatched is what a request matching no route needs (default:
+	// nothing beyond a valid key).
+	Unmatched Unmatched
 	// CacheTTL is how long a record read from DynamoDB is trusted to refuse
 	// a key without a call (default DefaultCacheTTL). Allows always go to
 	// DynamoDB.
@@ -187,9 +194,10 @@ const maxAttempts = 3
 // Verifier verifies requests. It is safe for concurrent use; build one per
 // process at cold start.
 type Verifier struct {
-	o     Options
-	cache *cache
-	store Store
+	o      Options
+	routes *RouteTable
+	cache  *cache
+	store  Store
 	// shape is the last key record seen, used to guess the limits of a key
 	// never seen before (keys of one plan share them), so that its first
 	// verification is one round trip too.
@@ -228,7 +236,7 @@ func New(st Store, o Options) *Verifier {
 	if o.ReportInterval <= 0 {
 		o.ReportInterval = DefaultReportInterval
 	}
-	return &Verifier{o: o, cache: newCache(o.CacheSize), store: st,
+	return &Verifier{o: o, routes: NewRouteTable(o.Routes, o.BasePath, o.Unmatched), cache: newCache(o.CacheSize), store: st,
 		leases: &leases{m: map[apikey.Hash]*lease{}, max: o.CacheSize}}
 }
 
@@ -236,6 +244,8 @@ func New(st Store, o Options) *Verifier {
 var Messages = map[gateway.Reason]string{
 	gateway.MissingKey:        "no API key: send it in the x-api-key header or as Authorization: Bearer",
 	gateway.MalformedKey:      "the API key is malformed",
+	gateway.InvalidPath:       "the request path is not canonical: empty or dot segments, escaped separators or dots, backslashes and semicolons are refused",
+	gateway.RouteNotAllowed:   "no route of this API matches the method and path",
 	gateway.UnknownKey:        "the API key is not known",
 	gateway.Disabled:          "the API key is disabled",
 	gateway.Revoked:           "the API key is revoked",
@@ -257,6 +267,8 @@ type local struct {
 	route *Route
 	e     entry
 	hit   bool
+	// token: the credential is not a key but may be an access token.
+	token bool
 }
 
 // Verify decides one request. It never panics: a panic is recovered and
@@ -272,7 +284,7 @@ func (v *Verifier) Verify(ctx context.Context, req *Request) (d Decision) {
 	if done {
 		return d
 	}
-	if req.Bearer && v.o.Tokens != nil && l.route == nil {
+	if l.token {
 		return v.token(ctx, req, now)
 	}
 	if d, ok := v.reserved(&l, now, false); ok {
@@ -342,24 +354,32 @@ func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decis
 		td.Reason = gateway.MalformedKey
 		return td
 	}
-	l := local{hash: td.Key.Hash, route: v.o.Routes.Match(req.Method, req.Path)}
+	route, reason := v.routes.Resolve(req.Method, req.Path)
+	if reason != "" {
+		td.Reason = reason
+		return td
+	}
+	l := local{hash: td.Key.Hash, route: route}
+	l.e, l.hit = v.cache.get(l.hash)
+	if now.Before(l.e.unknownUntil) {
+		td.Reason, td.Key = gateway.UnknownKey, nil
+		return td
+	}
+	rec := l.e.rec
+	if !l.hit || rec == nil || rec.Key.ID != td.Key.ID {
+		rec = nil
+	}
+	if r := v.tokenRefusedByCache(&td, rec, l.e.readAt, now); r != "" {
+		td.Reason = r
+		return td
+	}
 	if r := v.check(td.Key, req, l.route, now); r != "" {
 		td.Reason = r
 		return td
 	}
-	l.e, l.hit = v.cache.get(l.hash)
 	d := td
-	if now.Before(l.e.unknownUntil) {
-		d.Reason, d.Key = gateway.UnknownKey, nil
-		return d
-	}
-	if rec := l.e.rec; l.hit && rec != nil && rec.Key.ID == td.Key.ID {
-		fresh := now.Sub(l.e.readAt) < v.o.CacheTTL
-		switch {
-		case rec.Key.StatusAt(now) == key.Revoked:
-			d.Reason = gateway.Revoked
-			return d
-		case fresh:
+	if rec != nil {
+		if now.Sub(l.e.readAt) < v.o.CacheTTL {
 			if r := v.check(rec.Key, req, l.route, now); r != "" {
 				d.Reason = r
 				return d
@@ -377,7 +397,7 @@ func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decis
 	}
 	rd := v.remote(ctx, req, &l, now)
 	rd.Calls += td.Calls
-	rd.TokenID = td.TokenID
+	rd.TokenID, rd.TokenIssuedAt = td.TokenID, td.TokenIssuedAt
 	if rd.Allowed() {
 		// The context speaks for the token: its scopes, not the key's.
 		rd.Key = td.Key
@@ -385,10 +405,43 @@ func (v *Verifier) token(ctx context.Context, req *Request, now time.Time) Decis
 	return rd
 }
 
+// tokenRefusedByCache refuses a token by the record of its key this process
+// holds (rec, read at readAt; nil for none), if it says the key is not
+// active now:
+//
+//   - revoked, at any age: revocation is final;
+//   - disabled, expired or not yet valid, when the record was read after
+//     the token was issued (the key stopped being usable since: the token
+//     stays refused here for the rest of its life, even if the key is
+//     re-enabled or extended later, so a client takes a new token), or
+//     within the cache TTL whenever it was issued (as a key is refused
+//     from the cache). An older record about a newer token is not trusted:
+//     the token's exchange may have followed an enable or an extension.
+//
+// The token's iat is in whole seconds, so a token issued in the second a
+// record was read counts as newer than it.
+func (v *Verifier) tokenRefusedByCache(td *Decision, rec *store.Record, readAt, now time.Time) gateway.Reason {
+	if rec == nil {
+		return ""
+	}
+	st := rec.Key.StatusAt(now)
+	switch {
+	case st == key.Active:
+		return ""
+	case st == key.Revoked:
+		return gateway.Revoked
+	case now.Sub(readAt) < v.o.CacheTTL || !td.TokenIssuedAt.Add(time.Second).After(readAt):
+		return gateway.Reason(st)
+	}
+	return ""
+}
+
 // local does everything that needs no DynamoDB: find and parse the key,
-// hash it, look it up in the cache and decide from the cached record when
-// that is enough. done reports whether d is the answer. It allocates
-// nothing; TestVerificationCoreAllocatesNothing holds it to that.
+// resolve the route (a path refused whatever the key is refused here, so it
+// costs no DynamoDB call), hash the key, look it up in the cache and decide
+// from the cached record when that is enough. done reports whether d is
+// the answer. It allocates nothing; TestVerificationCoreAllocatesNothing
+// holds it to that.
 func (v *Verifier) local(req *Request, now time.Time) (l local, d Decision, done bool) {
 	if req.Credential == "" {
 		return l, Decision{Reason: gateway.MissingKey}, true
@@ -396,12 +449,16 @@ func (v *Verifier) local(req *Request, now time.Time) (l local, d Decision, done
 	pk, err := v.o.Format.Parse(req.Credential)
 	if err != nil {
 		if req.Bearer && v.o.Tokens != nil {
-			return l, d, false // l.route == nil: a token, not a key
+			l.token = true
+			return l, d, false
 		}
 		return l, Decision{Reason: gateway.MalformedKey}, true
 	}
+	var reason gateway.Reason
+	if l.route, reason = v.routes.Resolve(req.Method, req.Path); reason != "" {
+		return l, Decision{Reason: reason}, true
+	}
 	l.hash = v.o.Hasher.Sum(pk.Plaintext)
-	l.route = v.o.Routes.Match(req.Method, req.Path)
 	l.e, l.hit = v.cache.get(l.hash)
 	if !l.hit {
 		return l, d, false
@@ -679,11 +736,16 @@ func guardMatched(in store.VerifyInput, rec *store.Record) bool {
 }
 
 // overLimit finds which limit refused a request from the record the failed
-// condition saw: the rate limits first, then the quota. until is when a
-// retry can succeed (zero for a total quota, which never refills). A limit
-// whose block held the request's admission (held[i], heldQ for the quota)
-// did not refuse it.
+// condition saw: the floor (a clock behind), the rate limits, then the
+// quota. until is when a retry can succeed (zero for a total quota, which
+// never refills). A limit whose block held the request's admission
+// (held[i], heldQ for the quota) did not refuse it.
 func overLimit(rec *store.Record, now time.Time, cost int64, held []bool, heldQ bool) (gateway.Reason, time.Time) {
+	if rec.Behind(now) {
+		// This environment's clock lags behind a window another one
+		// closed: refused until it catches up, never counted twice.
+		return gateway.RateLimited, time.Unix(rec.Floor+1, 0)
+	}
 	var until time.Time
 	for i, l := range rec.Key.RateLimits {
 		if i < len(held) && held[i] {

@@ -48,6 +48,8 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 			Hasher:       apikey.NewHasher(config.Pepper.From(r)),
 			Environments: config.Environments.From(r),
 			Routes:       config.Routes.From(r),
+			BasePath:     config.BasePath.From(r),
+			Unmatched:    config.Unmatched.From(r),
 			CacheTTL:     config.CacheTTL.From(r),
 			NegativeTTL:  config.NegativeCacheTTL.From(r),
 			CacheSize:    config.CacheSize.From(r),
@@ -85,7 +87,7 @@ func Compose(ctx context.Context, e compose.Env) (lambda.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Verify.Tokens = token.NewVerifier(st, s.TokenIssuer, s.TokenAudience, nil)
+	s.Verify.Tokens = token.NewVerifier(st, s.TokenIssuer, s.TokenAudience, nil).WithReadTimeout(s.Verify.StoreTimeout)
 	v := verify.New(st, s.Verify)
 	log := e.Logger(s.LogLevel)
 	rctx, stop := context.WithCancel(context.Background())

@@ -1,7 +1,9 @@
 // Package issuer composes the issuer function, the admin API's /v1/keys
 // routes: its settings, the store, the lifecycle event publisher
 // (EventBridge when KEYGATE_EVENT_BUS is set, the log otherwise), the
-// idempotency support and the internal/adminapi handler behind
+// idempotency support (its responses sealed with the KMS key
+// KEYGATE_SEAL_KEY, or the local stack's KEYGATE_SEAL_LOCAL_KEY) and the
+// internal/adminapi handler behind
 // internal/lambdahttp. functions/issuer runs it in Lambda, the local stack
 // runs it too, and the rotator's composition builds its rotate route from
 // the same Options.
@@ -19,6 +21,7 @@ import (
 	"github.com/keygate/keygate/internal/config"
 	"github.com/keygate/keygate/internal/lambdahttp"
 	"github.com/keygate/keygate/internal/lifecycle"
+	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -28,10 +31,11 @@ import (
 func Options(e compose.Env) (adminapi.Options, error) {
 	r := config.FromEnv(e.Getenv)
 	pepper := config.Pepper.From(r)
-	secret := config.IdempotencySecret.From(r)
+	secret := config.CursorSecret.From(r)
 	if len(secret) == 0 {
 		secret = pepper
 	}
+	sealKey, sealLocal := config.SealKey.From(r), config.SealLocalKey.From(r)
 	o := adminapi.Options{
 		Format:       config.KeyPrefix.From(r),
 		Hasher:       apikey.NewHasher(pepper),
@@ -49,9 +53,20 @@ func Options(e compose.Env) (adminapi.Options, error) {
 		return adminapi.Options{}, err
 	}
 	o.Store = s
-	if o.Idempotency, err = adminapi.NewIdempotency(s, secret); err != nil {
-		return adminapi.Options{}, err
+	var sealer seal.Sealer // nil: a key of this process (seal.Random)
+	switch {
+	case sealKey != "":
+		cfg, err := e.AWS()
+		if err != nil {
+			return adminapi.Options{}, err
+		}
+		sealer = seal.NewKMS(cfg, sealKey)
+	case sealLocal != nil:
+		if sealer, err = seal.NewLocal(sealLocal); err != nil {
+			return adminapi.Options{}, err
+		}
 	}
+	o.Idempotency = adminapi.NewIdempotency(s, sealer)
 	o.Publisher = &lifecycle.Log{Logger: o.Logger}
 	if bus != "" {
 		cfg, err := e.AWS()

@@ -55,11 +55,18 @@ func Compose(_ context.Context, e compose.Env) (lambda.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	r := config.FromEnv(e.Getenv)
+	exchanges := config.TokenExchanges.From(r)
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
 	ring := token.NewKeyring(st, backend, ts.Rotation)
 	return lambda.NewHandler(lambdahttp.Handler(tokenapi.New(tokenapi.Options{
-		Keys:   st,
-		Issuer: token.NewIssuer(ring, ts),
-		Ring:   ring,
-		Logger: e.Logger(nil),
+		Keys:               st,
+		Issuer:             token.NewIssuer(ring, ts),
+		Ring:               ring,
+		Exchanges:          st,
+		ExchangesPerMinute: int64(exchanges),
+		Logger:             e.Logger(nil),
 	}))), nil
 }
