@@ -95,12 +95,15 @@ func TestMakeDevKeepsKeysAcrossRunsAndStopsWhatItStarted(t *testing.T) {
 	}
 
 	first := startRun(t, data, port, ddbPort)
-	banner := first.stdout.String()
-	for _, want := range []string{
+	wants := []string{
 		"export KEYGATE_API_URL=" + first.url,
 		"go run ./cmd/keygate keys create",
 		"curl -s -w '\\n' " + first.url + "/api/hello -H \"x-api-key: $KEY\"",
-	} {
+	}
+	// The gateway answers before make dev prints the banner: wait for it.
+	waitFor(t, first.stdout, regexp.MustCompile("("+regexp.QuoteMeta(wants[len(wants)-1])+")"))
+	banner := first.stdout.String()
+	for _, want := range wants {
 		if !strings.Contains(banner, want) {
 			t.Errorf("the banner lacks %q:\n%s", want, banner)
 		}
