@@ -104,6 +104,8 @@ type fleet struct {
 	offered  atomic.Int64
 	allows   atomic.Int64
 	unavail  atomic.Int64
+	// refused counts the refusals by reason.
+	limited, exhausted atomic.Int64
 }
 
 type env struct {
@@ -149,7 +151,10 @@ func (fl *fleet) request(t testing.TB, e *env) {
 			fl.admitted["q:"+q.PeriodKey(now)]++
 		}
 		fl.mu.Unlock()
-	case gateway.RateLimited, gateway.QuotaExceeded:
+	case gateway.RateLimited:
+		fl.limited.Add(1)
+	case gateway.QuotaExceeded:
+		fl.exhausted.Add(1)
 	case gateway.Unavailable:
 		fl.unavail.Add(1)
 	default:
@@ -323,8 +328,11 @@ func TestHotKeyNeverOverAdmitsWhateverHappensToEnvironments(t *testing.T) {
 	if fl.unavail.Load() != 0 {
 		t.Errorf("%d verifications unavailable", fl.unavail.Load())
 	}
-	t.Logf("%d offered, %d admitted, %d writes, %d environments killed (their unreported admissions: %d)",
-		fl.offered.Load(), fl.allows.Load(), fl.ms.writes.Load(), len(fl.retired), lost)
+	if fl.limited.Load() == 0 || fl.exhausted.Load() == 0 {
+		t.Errorf("%d rate_limited and %d quota_exceeded: the limits and the quota must each refuse some", fl.limited.Load(), fl.exhausted.Load())
+	}
+	t.Logf("%d offered, %d admitted (by window: %v), %d writes, %d environments killed (their unreported admissions: %d)",
+		fl.offered.Load(), fl.allows.Load(), fl.admitted, fl.ms.writes.Load(), len(fl.retired), lost)
 	if len(fl.retired) == 0 || fl.ms.writes.Load() >= fl.allows.Load()/2 {
 		t.Fatalf("no environment killed, or no reservation made (%d writes for %d admissions): this test proves nothing",
 			fl.ms.writes.Load(), fl.allows.Load())
