@@ -188,12 +188,15 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 	if err := onlyParams(r.URL.Query()); err != nil {
 		return err
 	}
-	k, err := a.o.Store.Get(r.Context(), pathID(r))
+	k, counters, err := a.o.Store.GetCounted(r.Context(), pathID(r))
 	if err != nil {
 		return err
 	}
+	now := a.o.Now()
+	out := wire.FromKey(k, now)
+	out.Current = wire.CurrentOf(k, counters.RL, counters.Q, now)
 	w.Header().Set("ETag", etag(k.Version))
-	httpedge.WriteJSON(w, http.StatusOK, wire.FromKey(k, a.o.Now()))
+	httpedge.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -28,6 +28,26 @@ type Key struct {
 // plaintext.
 type apiKey = wire.Key
 
+// LimitRow is a rate limit with its open window as the admin API reports
+// it (GET /v1/keys/{id}); Window is nil where the API said nothing (a key
+// from a listing).
+type LimitRow struct {
+	key.RateLimit
+	Window *wire.Window
+}
+
+// LimitRows pairs each rate limit with its open window, for the key page.
+func (k *Key) LimitRows() []LimitRow {
+	rows := make([]LimitRow, len(k.RateLimits))
+	for i, l := range k.RateLimits {
+		rows[i].RateLimit = l
+		if k.Current != nil && i < len(k.Current.RateLimits) && k.Current.RateLimits[i].Name == l.Name {
+			rows[i].Window = &k.Current.RateLimits[i]
+		}
+	}
+	return rows
+}
+
 // stateAt sets k.State for the instant now.
 func (k *Key) stateAt(now time.Time) {
 	k.State = string(k.Status)

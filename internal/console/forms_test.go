@@ -189,3 +189,21 @@ func TestBadgesNameEveryState(t *testing.T) {
 		}
 	}
 }
+
+func TestTheKeyPageShowsWhatEachOpenWindowHasLeft(t *testing.T) {
+	k := wireKey(map[string]any{"current": map[string]any{"at": "2026-11-30T12:00:30Z",
+		"rateLimits": []any{map[string]any{"name": "minute", "limit": 100, "used": 58, "remaining": 42, "resetAt": "2026-11-30T12:01:00Z"}},
+		"quota":      nil}})
+	s := serve(t, keyAPI(k, nil))
+	s.signIn(t)
+	_, page := s.get(t, "/keys/key_0123456789abcdefghjkmnpqrs")
+	if !strings.Contains(page, "<td>42 of 100 left, resets 2026-11-30 12:01 UTC</td>") {
+		t.Errorf("the limits table does not show the open window:\n%s", page[strings.Index(page, `id="h-limits"`):][:600])
+	}
+	// Without current (an older admin API), the page says so.
+	delete(k, "current")
+	_, page = s.get(t, "/keys/key_0123456789abcdefghjkmnpqrs")
+	if !strings.Contains(page, "<td>not reported</td>") {
+		t.Error("a key without current does not say its window is not reported")
+	}
+}

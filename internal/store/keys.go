@@ -64,7 +64,7 @@ func (s *Store) createItems(k *key.Key) ([]ddb.TransactWriteItem, error) {
 
 // GetByHash returns the key whose keyed hash is h, or fault.NotFound.
 func (s *Store) GetByHash(ctx context.Context, h apikey.Hash) (*key.Key, error) {
-	hot, err := s.getHot(ctx, h, "")
+	hot, _, err := s.getHot(ctx, h, "")
 	if err != nil {
 		return nil, err
 	}
@@ -78,23 +78,22 @@ func (s *Store) GetByHash(ctx context.Context, h apikey.Hash) (*key.Key, error) 
 
 // getHot reads the hot item of the key whose hash is h (the attributes
 // projection names, all when empty), strongly consistent.
-func (s *Store) getHot(ctx context.Context, h apikey.Hash, projection string) (*key.Key, error) {
+func (s *Store) getHot(ctx context.Context, h apikey.Hash, projection string) (*key.Key, *hotItem, error) {
 	in := &dynamodb.GetItemInput{TableName: &s.table, Key: keyOf(KeyPK(h), keySK), ConsistentRead: aws.Bool(true)}
 	if projection != "" {
 		in.ProjectionExpression = aws.String(projection)
 	}
 	out, err := s.db.GetItem(ctx, in)
 	if err != nil {
-		return nil, mapErr(err, "get key")
+		return nil, nil, mapErr(err, "get key")
 	}
 	if out.Item == nil {
-		return nil, fault.Errorf(fault.NotFound, "key not found")
+		return nil, nil, fault.Errorf(fault.NotFound, "key not found")
 	}
 	if projection != "" {
 		out.Item[schema.PK] = str(KeyPK(h))
 	}
-	k, _, err := decodeHot(out.Item)
-	return k, err
+	return decodeHot(out.Item)
 }
 
 // getRecord reads the record item of the key with the given id, strongly
@@ -119,16 +118,39 @@ func (s *Store) getRecord(ctx context.Context, id string) (*key.Key, error) {
 // Get returns the key with the given id, or fault.NotFound: its record
 // item, and the time it was last used from its hot item.
 func (s *Store) Get(ctx context.Context, id string) (*key.Key, error) {
+	k, _, err := s.get(ctx, id, "id, lastUsedAt")
+	return k, err
+}
+
+// Counters are what a key's hot item counts now: rl, the admissions
+// reserved in each rate-limit window (by key.RateLimit.Counter: those
+// admitted, and those authorizer environments hold in blocks for a hot
+// key), and q, the quota credits spent in each period (by
+// key.Quota.PeriodKey). Windows that ended may be missing (a verification
+// removes them); a missing counter is 0.
+type Counters struct {
+	RL map[string]int64
+	Q  map[string]int64
+}
+
+// GetCounted is Get, with the key's counters from the same strongly
+// consistent read of its hot item: what the admin API shows of a key's
+// current windows.
+func (s *Store) GetCounted(ctx context.Context, id string) (*key.Key, Counters, error) {
+	return s.get(ctx, id, "id, lastUsedAt, rl, q")
+}
+
+func (s *Store) get(ctx context.Context, id, projection string) (*key.Key, Counters, error) {
 	k, err := s.getRecord(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, Counters{}, err
 	}
-	hot, err := s.getHot(ctx, k.Hash, "id, lastUsedAt")
+	hot, it, err := s.getHot(ctx, k.Hash, projection)
 	if err != nil {
-		return nil, err
+		return nil, Counters{}, err
 	}
 	k.LastUsedAt = hot.LastUsedAt
-	return k, nil
+	return k, Counters{RL: it.RL, Q: it.Q}, nil
 }
 
 // ListOptions select a page of an owner's keys.

@@ -44,7 +44,50 @@ type Key struct {
 	LastUsedAt     string          `json:"lastUsedAt,omitempty"`
 	PreviousKeyID  string          `json:"previousKeyId,omitempty"`
 	NextKeyID      string          `json:"nextKeyId,omitempty"`
-	Key            string          `json:"key,omitempty"`
+	// Current, only on GET /v1/keys/{id}, is what the key's rate-limit
+	// windows and quota period hold now.
+	Current *Current `json:"current,omitempty"`
+	Key     string   `json:"key,omitempty"`
+}
+
+// Current is what a key's limits hold at one instant: the window now open
+// of each rate limit, in the key's order, and the quota's period.
+type Current struct {
+	At         string   `json:"at"`
+	RateLimits []Window `json:"rateLimits"`
+	Quota      *Window  `json:"quota"`
+}
+
+// Window is one limit's open window. Used counts what the window has
+// taken: admissions (quota credits for the quota), and for a hot key the
+// blocks authorizer environments reserved and may still admit from
+// (internal/verify), so Remaining, the limit less Used, is what is still
+// open to any environment. ResetAt is when the window ends; null for a
+// total quota, which never refills.
+type Window struct {
+	Name      string  `json:"name,omitempty"`
+	Limit     int64   `json:"limit"`
+	Used      int64   `json:"used"`
+	Remaining int64   `json:"remaining"`
+	ResetAt   *string `json:"resetAt"`
+}
+
+// CurrentOf reads a key's open windows at now from its counters: rl by
+// rate-limit counter name (key.RateLimit.Counter), q by quota period
+// (key.Quota.PeriodKey); a missing counter is 0.
+func CurrentOf(k *key.Key, rl, q map[string]int64, now time.Time) *Current {
+	c := &Current{At: Time(now), RateLimits: []Window{}}
+	window := func(name string, limit, used int64, end time.Time) Window {
+		return Window{Name: name, Limit: limit, Used: used, Remaining: max(limit-used, 0), ResetAt: OptTime(end)}
+	}
+	for _, l := range k.RateLimits {
+		c.RateLimits = append(c.RateLimits, window(l.Name, l.Limit, rl[l.Counter(now)], l.WindowEnd(now)))
+	}
+	if k.Quota != nil {
+		w := window("", k.Quota.Limit, q[k.Quota.PeriodKey(now)], k.Quota.PeriodEnd(now))
+		c.Quota = &w
+	}
+	return c
 }
 
 // Time writes an instant as every response does: RFC 3339 in UTC, with
