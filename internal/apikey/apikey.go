@@ -24,6 +24,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"hash/crc32"
+	"regexp"
+	"sync"
 	"unsafe"
 )
 
@@ -33,6 +35,16 @@ const (
 	Pattern        = `\b[a-z][a-z0-9]{0,9}_(?:sk|pk)_(?:live|test)_[0-9A-Za-z]{49}\b`
 	DefaultPattern = `\bkg_(?:sk|pk)_(?:live|test)_[0-9A-Za-z]{49}\b`
 )
+
+// pattern is compiled at the first Redact, not at start: the authorizer
+// imports this package and never redacts.
+var pattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(Pattern) })
+
+// Redact replaces anything shaped like a keygate key in s with "[redacted
+// key]": the second line of defence for text that quotes what a server or
+// a user sent (a key never goes there on purpose). Redact before
+// shortening such text, so that no cut leaves part of a key unmatched.
+func Redact(s string) string { return pattern().ReplaceAllString(s, "[redacted key]") }
 
 // DefaultPrefix is the deployment prefix used when none is configured.
 const DefaultPrefix = "kg"

@@ -22,7 +22,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -177,23 +176,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 	if !errors.As(err, &ee) {
 		ee = &exitError{code: ExitUnavailable, msg: err.Error()}
 	}
-	fmt.Fprintln(stderr, redact("keygate: "+ee.msg))
+	// The CLI never puts a key in a message; redacting holds against a
+	// server or a user echoing one back.
+	fmt.Fprintln(stderr, apikey.Redact("keygate: "+ee.msg))
 	if ee.hint != "" {
-		fmt.Fprintln(stderr, redact("  "+ee.hint))
+		fmt.Fprintln(stderr, apikey.Redact("  "+ee.hint))
 	}
 	if ee.code == ExitUsage {
 		fmt.Fprintln(stderr, "  run 'keygate help' for usage")
 	}
 	return ee.code
-}
-
-var keyPattern = regexp.MustCompile(apikey.Pattern)
-
-// redact removes anything shaped like a keygate key from a message meant for
-// stderr. The CLI never puts a key there itself; this is the second line of
-// defence against a server or a user echoing one back.
-func redact(s string) string {
-	return keyPattern.ReplaceAllString(s, "[redacted key]")
 }
 
 const usageText = `keygate manages API keys through keygate's admin API.

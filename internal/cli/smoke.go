@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/apicall"
+	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/smoke"
@@ -84,7 +85,7 @@ func (a *app) smoke(ctx context.Context, args []string) error {
 type redactWriter struct{ w io.Writer }
 
 func (r redactWriter) Write(p []byte) (int, error) {
-	if _, err := io.WriteString(r.w, redact(string(p))); err != nil {
+	if _, err := io.WriteString(r.w, apikey.Redact(string(p))); err != nil {
 		return 0, err
 	}
 	return len(p), nil

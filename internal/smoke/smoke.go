@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/apicall"
+	"github.com/keygate/keygate/internal/apikey"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/wire"
@@ -481,9 +482,11 @@ func reasonList(rs []gateway.Reason) string {
 	return strings.Join(s, " or ")
 }
 
-// clip shortens a body for a message.
+// clip shortens a body for a message, after redacting any key in it (an
+// upstream that echoes the request quotes the key sent): a cut through a
+// key would leave its start unrecognisable to any later redaction.
 func clip(b []byte) string {
-	s := strings.TrimSpace(string(b))
+	s := apikey.Redact(strings.TrimSpace(string(b)))
 	if len(s) > 200 {
 		s = s[:200] + "..."
 	}

@@ -147,6 +147,16 @@ func (s *Store) report(ctx context.Context, in ReportInput, returns bool) (Repor
 	if len(add) > 0 {
 		upd += "ADD " + strings.Join(add, ", ")
 	}
+	var once []func(*dynamodb.Options)
+	if returns && (len(in.Return) > 0 || len(in.ReturnCredits) > 0) {
+		// A return takes admissions off a counter: sent twice (a retry of
+		// a write whose answer was lost after DynamoDB applied it), it
+		// would give a window back admissions that were made, and the
+		// window could admit more than its limit. So it is sent once; a
+		// return lost with its answer only leaves the window admitting
+		// fewer.
+		once = append(once, func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })
+	}
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &s.table, Key: keyOf(KeyPK(in.Hash), keySK),
 		UpdateExpression:          aws.String(upd),
@@ -155,7 +165,7 @@ func (s *Store) report(ctx context.Context, in ReportInput, returns bool) (Repor
 		ExpressionAttributeValues: e.values,
 		ReturnValues:              ddb.ReturnValueAllNew,
 		ReturnConsumedCapacity:    ddb.ReturnConsumedCapacityTotal,
-	})
+	}, once...)
 	res := ReportResult{Writes: 1}
 	if err != nil {
 		var ccf *ddb.ConditionalCheckFailedException

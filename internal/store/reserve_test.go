@@ -1,11 +1,19 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/store"
@@ -156,5 +164,73 @@ func TestConcurrentReservationsNeverExceedTheLimit(t *testing.T) {
 	}
 	if taken.Load() > 100 || rec.Record.RL[c] != want {
 		t.Fatalf("blocks admitted add up to %d (limit 100), counter %d", taken.Load(), rec.Record.RL[c])
+	}
+}
+
+// lostAnswers forwards every request to DynamoDB Local and, for the first
+// lose requests that match, answers 500 after DynamoDB applied them: an
+// answer lost on the way back, which the SDK retries.
+type lostAnswers struct {
+	next  aws.HTTPClient
+	match func(body string) bool
+	mu    sync.Mutex
+	lose  int
+	sent  int
+}
+
+func (l *lostAnswers) Do(r *http.Request) (*http.Response, error) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	resp, err := l.next.Do(r)
+	if err != nil {
+		return resp, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.match(string(body)) {
+		return resp, nil
+	}
+	l.sent++
+	if l.lose == 0 {
+		return resp, nil
+	}
+	l.lose--
+	resp.Body.Close()
+	b := `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"answer lost"}`
+	return &http.Response{StatusCode: 500, Status: "500 Internal Server Error", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}}, Body: io.NopCloser(strings.NewReader(b)),
+		ContentLength: int64(len(b)), Request: r}, nil
+}
+
+// A return of unused admissions is sent once: were it retried after
+// DynamoDB applied it (its answer lost), the counter would lose
+// admissions that were made, and the window could admit more than its
+// limit.
+func TestAReturnIsNeverSentTwice(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k, in := reservable(t, f)
+	c := k.RateLimits[0].Counter(f.now)
+	in.Reserve = &store.Reservation{Rate: []int64{60}}
+	if res, err := f.s.Verify(ctx, in); err != nil || !res.Admitted {
+		t.Fatal(res, err)
+	}
+	lossy := &lostAnswers{next: awshttp.NewBuildableClient(), lose: 1, match: func(b string) bool { return strings.Contains(b, `"#ra"`) }}
+	db := dynamodb.New(f.db.Options(), func(o *dynamodb.Options) { o.HTTPClient = lossy; o.RetryMaxAttempts = 3 })
+	s := store.New(db, f.table, store.Options{})
+	// 59 of the 60 reserved were never admitted: an environment gives
+	// back 20 of them, and the answer is lost.
+	if _, err := s.Report(ctx, store.ReportInput{Hash: k.Hash, Now: f.now, Return: map[string]int64{c: 20}}); err == nil {
+		t.Fatal("a report whose answer was lost succeeded")
+	}
+	if lossy.sent != 1 {
+		t.Errorf("the return was sent %d times, want once", lossy.sent)
+	}
+	got, err := f.s.Verify(ctx, store.VerifyInput{Hash: k.Hash, Now: f.now, Cost: 1, Shape: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := got.Record.RL[c]; n != 60-20+1 {
+		t.Fatalf("the window's counter is %d after the lost return and one more request, want %d (returned once)", n, 60-20+1)
 	}
 }

@@ -277,6 +277,10 @@ type plan struct {
 	win        []int64
 	qPeriod    string
 	oldest, at time.Time
+	// limits and quota are the lease's when the plan was made: what its
+	// held admissions came from.
+	limits []key.RateLimit
+	quota  *key.Quota
 }
 
 // reserve plans the reservation write of a request that its blocks could
@@ -290,7 +294,7 @@ func (l *lease) reserve(rec *store.Record, now time.Time, cost int64, o *Options
 	if !hot && len(l.pending) == 0 && l.qLeft == 0 && !slices.ContainsFunc(l.left, func(n int64) bool { return n > 0 }) {
 		return nil
 	}
-	p := &plan{cost: cost, held: make([]bool, len(l.limits)), win: slices.Clone(l.win), qPeriod: l.qPeriod}
+	p := &plan{cost: cost, held: make([]bool, len(l.limits)), win: slices.Clone(l.win), qPeriod: l.qPeriod, limits: l.limits, quota: l.quota}
 	p.res.Rate = make([]int64, len(l.limits))
 	for i, rl := range l.limits {
 		need := int64(1)
@@ -391,6 +395,12 @@ func (l *lease) taken(p *plan, rec *store.Record, now time.Time) {
 // failed gives back what a write that admitted nothing had taken from the
 // blocks, and its report.
 func (l *lease) failed(p *plan) {
+	l.putReport(p.res.Report, p.oldest, p.at)
+	if !slices.Equal(l.limits, p.limits) || !sameQuota(l.quota, p.quota) {
+		// The lease moved to other limits while the write was out: its
+		// blocks are not those the plan took from.
+		return
+	}
 	for i := range l.left {
 		if i < len(p.held) && p.held[i] && l.win[i] == p.win[i] {
 			l.left[i]++
@@ -399,7 +409,6 @@ func (l *lease) failed(p *plan) {
 	if p.heldQ && l.qPeriod == p.qPeriod {
 		l.qLeft += p.cost
 	}
-	l.putReport(p.res.Report, p.oldest, p.at)
 }
 
 // remainingLocal formats what is left of each limit for a request admitted

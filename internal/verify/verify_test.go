@@ -683,3 +683,51 @@ func TestZeroOptionsTakeTheDefaults(t *testing.T) {
 		t.Fatalf("a kg key on an acme deployment: %q, want malformed_key", d.Reason)
 	}
 }
+
+// changingStore changes the key's limits before every verifying write, as
+// admins racing the authorizer would, so that no write's guard holds.
+type changingStore struct {
+	*store.Store
+	change func()
+}
+
+func (c changingStore) Verify(ctx context.Context, in store.VerifyInput) (store.VerifyResult, error) {
+	c.change()
+	return c.Store.Verify(ctx, in)
+}
+
+// A key whose record keeps changing under every attempt is refused as
+// unavailable, never served stale: DynamoDB answered each time (there is
+// no outage), and an uncounted admission here could pass a limit the
+// other environments keep.
+func TestAKeyThatKeepsChangingIsNeverServedStale(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k, plain := f.issue(t, func(k *key.Key) { k.RateLimits = []key.RateLimit{{Name: "minute", Limit: 1000, WindowSeconds: 60}} })
+	var changing atomic.Bool
+	change := func() {
+		if !changing.Load() {
+			return
+		}
+		cur, err := f.admin.Get(ctx, k.ID)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		cur.RateLimits = []key.RateLimit{{Name: "minute", Limit: 1000 + cur.Version, WindowSeconds: 60}}
+		if _, err := f.admin.Update(ctx, cur, cur.Version); err != nil {
+			t.Error(err)
+		}
+	}
+	v := verify.New(changingStore{Store: f.st, change: change}, verify.Options{Format: format, Hasher: hasher,
+		Environments: []key.Environment{key.Live}, Routes: routes, Now: f.clock, StoreTimeout: 30 * time.Second,
+		ServeStale: time.Minute, CacheTTL: time.Nanosecond})
+	if d := v.Verify(ctx, get(plain, "/users/1")); !d.Allowed() {
+		t.Fatal(d.Reason)
+	}
+	changing.Store(true)
+	f.advance(time.Second)
+	if d := v.Verify(ctx, get(plain, "/users/1")); d.Reason != gateway.Unavailable || d.Stale {
+		t.Fatalf("a key changing under every attempt: %q stale=%v, want unavailable", d.Reason, d.Stale)
+	}
+}
