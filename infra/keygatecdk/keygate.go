@@ -78,8 +78,9 @@ type KeygateProps struct {
 	// AlarmEmail, when set, is subscribed to the alarm topic.
 	AlarmEmail *string `context:"alarmEmail"`
 	// RemovalPolicy is what happens to the table, the pepper, the signing
-	// key and the logs when the construct is removed: RETAIN (the default,
-	// with the table's deletion protection on) or DESTROY.
+	// key, the environment and seal KMS keys, the usage function's failure
+	// queue and the logs when the construct is removed: RETAIN (the
+	// default, with the table's deletion protection on) or DESTROY.
 	RemovalPolicy awscdk.RemovalPolicy `context:"removalPolicy"`
 	// StageName is the REST API's stage (default "prod").
 	StageName *string `context:"stageName"`

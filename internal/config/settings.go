@@ -434,7 +434,7 @@ var (
 	// RemovalPolicy says whether stateful resources outlive the stack.
 	RemovalPolicy = oneOf(Setting{
 		Context: "removalPolicy",
-		Doc: "`retain`: the table (with deletion protection), the pepper, the signing key and the logs outlive the stack; " +
+		Doc: "`retain`: the table (with deletion protection), the pepper, the signing key, the environment and seal KMS keys, the usage function's failure queue and the logs outlive the stack; " +
 			"`destroy`: `cdk destroy` removes everything (throwaway stacks)",
 	}, "retain", "retain", "destroy")
 
