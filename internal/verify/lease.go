@@ -331,7 +331,8 @@ func (l *lease) reserve(rec *store.Record, now time.Time, cost int64, o *Options
 // whether a retry can succeed: false when a limit the request needs is
 // spent, or when the floor refused (this environment's clock lags behind a
 // window another one closed).
-func (p *plan) shrink(rec *store.Record, limits []key.RateLimit, quota *key.Quota, now time.Time, final bool) bool {
+func (p *plan) shrink(rec *store.Record, now time.Time, final bool) bool {
+	limits, quota := rec.Key.RateLimits, rec.Key.Quota
 	if rec.Behind(now) {
 		return false // the floor refused: no block fits
 	}

@@ -661,7 +661,7 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 			return d
 		}
 		if guardMatched(in, rec) {
-			if p != nil && p.shrink(rec, rec.Key.RateLimits, rec.Key.Quota, now, attempt+2 >= maxAttempts) {
+			if p != nil && p.shrink(rec, now, attempt+2 >= maxAttempts) {
 				in.Known = rec // smaller blocks, again
 				continue
 			}
@@ -736,8 +736,7 @@ func guardMatched(in store.VerifyInput, rec *store.Record) bool {
 	case in.Shape != nil:
 		rl, q = in.Shape.RateLimits, in.Shape.Quota
 	}
-	return slices.Equal(rl, rec.Key.RateLimits) &&
-		(q == nil) == (rec.Key.Quota == nil) && (q == nil || *q == *rec.Key.Quota)
+	return slices.Equal(rl, rec.Key.RateLimits) && sameQuota(q, rec.Key.Quota)
 }
 
 // overLimit finds which limit refused a request from the record the failed
