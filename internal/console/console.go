@@ -21,7 +21,7 @@
 //     same-origin request (Origin and Sec-Fetch-Site, when the browser sends
 //     them);
 //   - pages carry a strict Content-Security-Policy (scripts only from the
-//     console itself), no caching, no framing, no referrer;
+//     console itself), no caching, no framing, no referrer to other origins;
 //   - a plaintext key appears only in the response to the create or rotate
 //     that issued it: the console stores, logs and caches nothing of it, and
 //     htmx's history cache (which would copy the page into localStorage) is
@@ -182,7 +182,11 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: under no-referrer a browser sends
+	// "Origin: null" with a form it posts itself (the Fetch standard's
+	// origin serialization), and sameOrigin would refuse every write made
+	// without htmx. Another origin still gets no referrer.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")

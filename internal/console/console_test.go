@@ -221,6 +221,7 @@ func TestWritesNeedTheCSRFTokenAndTheConsolesOrigin(t *testing.T) {
 		"a wrong token":         {withToken("x" + csrf), nil},
 		"another site's origin": {withToken(csrf), []string{"Origin", "http://evil.example"}},
 		"another port's origin": {withToken(csrf), []string{"Origin", "http://127.0.0.1:1"}},
+		"an opaque origin":      {withToken(csrf), []string{"Origin", "null"}},
 		"a cross-site fetch":    {withToken(csrf), []string{"Sec-Fetch-Site", "cross-site"}},
 		"a same-site fetch":     {withToken(csrf), []string{"Sec-Fetch-Site", "same-site"}},
 	} {
@@ -254,7 +255,7 @@ func TestPagesForbidScriptsFromElsewhereCachingAndFraming(t *testing.T) {
 	if strings.Contains(csp, "unsafe") {
 		t.Errorf("Content-Security-Policy allows unsafe sources: %q", csp)
 	}
-	if h.Get("Cache-Control") != "no-store" || h.Get("X-Frame-Options") != "DENY" || h.Get("Referrer-Policy") != "no-referrer" {
+	if h.Get("Cache-Control") != "no-store" || h.Get("X-Frame-Options") != "DENY" || h.Get("Referrer-Policy") != "same-origin" {
 		t.Errorf("headers %v", h)
 	}
 	// Nothing is loaded from another origin, and htmx keeps no history

@@ -227,6 +227,17 @@ func TestAdminManagesKeysInTheBrowser(t *testing.T) {
 		t.Errorf("the audit trail, newest first: %q", audit)
 	}
 
+	// Without scripts: a form the browser posts itself (the click came
+	// before htmx took over, or scripts are off) is a console page's too.
+	e.do("disable without htmx", waitJS(`document.readyState === 'complete'`),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`(HTMLFormElement.prototype.submit.call(document.querySelector('form[action$="/enabled"]')), true)`)(ctx, t)
+			return err
+		}),
+		chromedp.WaitVisible(css(`.key-title .badge-disabled`)))
+	e.do("enable again", chromedp.Click(css(`form[action$="/enabled"] button`)),
+		chromedp.WaitVisible(css(`.key-title .badge-active`)))
+
 	// Settings: a change is saved and shows; a stale form is refused.
 	e.do("edit settings", chromedp.Click(css(`details.edit summary`)),
 		chromedp.WaitVisible(css(`#f-scopes`)),
