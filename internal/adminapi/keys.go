@@ -29,9 +29,6 @@ const (
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
-// keyPath is the path of key id's own route.
-func keyPath(id string) string { return "/v1/keys/" + url.PathEscape(id) }
-
 // pathID returns the {id} of the route; an id that cannot exist is simply
 // not found (the store refuses its shape before any lookup).
 func pathID(r *http.Request) string { return r.PathValue("id") }
@@ -175,7 +172,7 @@ func created(r *http.Request, w wire.Key) (Response, error) {
 	if err != nil {
 		return Response{}, fault.Wrap(fault.Internal, err, "encode key")
 	}
-	return Response{Status: http.StatusCreated, Headers: map[string]string{"Location": httpedge.Link(r, keyPath(w.ID)), "ETag": etag(w.Version)}, Body: body}, nil
+	return Response{Status: http.StatusCreated, Headers: map[string]string{"Location": httpedge.Link(r, wire.KeyPath(w.ID, "")), "ETag": etag(w.Version)}, Body: body}, nil
 }
 
 func (a *API) publish(ctx context.Context, e lifecycle.Event) {

@@ -17,10 +17,11 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/keygate/keygate/internal/fault"
 )
 
 // client calls the admin API at one base URL.
@@ -293,15 +294,15 @@ func (c *client) statusError(req request, status int, header http.Header, data [
 	if text == "" && len(data) > 0 && !json.Valid(data) {
 		text = string(data)
 	}
-	text = clip(cell(text), 300)
+	text = fault.Clip(cell(text), 300)
 	desc := strconv.Itoa(status)
 	if p.Code != "" {
-		desc += " " + clip(cell(p.Code), 64)
+		desc += " " + fault.Clip(cell(p.Code), 64)
 	} else {
 		desc += " " + http.StatusText(status)
 	}
 	if p.Field != "" {
-		desc += " (" + clip(cell(p.Field), 64) + ")"
+		desc += " (" + fault.Clip(cell(p.Field), 64) + ")"
 	}
 	msg := fmt.Sprintf("%s %s: %s", req.method, req.path, desc)
 	if text != "" {
@@ -355,17 +356,6 @@ func (c *client) statusError(req request, status int, header http.Header, data [
 		}
 	}
 	return e
-}
-
-// clip shortens s to at most n bytes on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
 }
 
 // newIdempotencyKey returns a random UUID (version 4), sent with create and

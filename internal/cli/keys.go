@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/wire"
 )
@@ -144,13 +145,9 @@ func idempotencyKey(given string, set bool) (string, error) {
 // keyID checks a key id argument before it goes into a URL.
 func keyID(id string) (string, error) {
 	if !key.ValidID(id) {
-		return "", usagef("%q is not a key id (want %s and 26 characters, as 'keygate keys list' shows)", clip(cell(id), 40), key.IDPrefix)
+		return "", usagef("%q is not a key id (want %s and 26 characters, as 'keygate keys list' shows)", fault.Clip(cell(id), 40), key.IDPrefix)
 	}
 	return id, nil
-}
-
-func keyPath(id string, suffix string) string {
-	return "/v1/keys/" + url.PathEscape(id) + suffix
 }
 
 // onKey runs a command on one key: it parses args (the command's flags,
@@ -194,7 +191,7 @@ func (c *command) onKeyClient(ctx context.Context, args []string, check func(id 
 
 func (a *app) keysGet(ctx context.Context, args []string) error {
 	resp, err := a.command("keys get", "keys get ID").onKey(ctx, args, func(id string) (request, error) {
-		return request{method: http.MethodGet, path: keyPath(id, "")}, nil
+		return request{method: http.MethodGet, path: wire.KeyPath(id, "")}, nil
 	})
 	if err != nil {
 		return err
@@ -431,7 +428,7 @@ func (a *app) keysUpdate(ctx context.Context, args []string) error {
 	}
 	// Without --if-match the change applies to the key as it is (the
 	// admin API's If-Match is optional); with it, only to that version.
-	resp, err := cl.do(ctx, request{method: http.MethodPatch, path: keyPath(id, ""), body: patch, header: header})
+	resp, err := cl.do(ctx, request{method: http.MethodPatch, path: wire.KeyPath(id, ""), body: patch, header: header})
 	if err != nil {
 		return err
 	}
@@ -458,7 +455,7 @@ func (a *app) keysRevoke(ctx context.Context, args []string) error {
 				return nil, err
 			}
 		}
-		return cl.do(ctx, request{method: http.MethodDelete, path: keyPath(id, "")})
+		return cl.do(ctx, request{method: http.MethodDelete, path: wire.KeyPath(id, "")})
 	})
 	if err != nil {
 		return err
@@ -471,7 +468,7 @@ func (a *app) keysRevoke(ctx context.Context, args []string) error {
 // Revocation cannot be undone, so a person at a terminal confirms it;
 // scripts (standard input not a terminal) are never asked.
 func (a *app) confirmRevoke(ctx context.Context, cl *client, id string) error {
-	got, err := cl.do(ctx, request{method: http.MethodGet, path: keyPath(id, "")})
+	got, err := cl.do(ctx, request{method: http.MethodGet, path: wire.KeyPath(id, "")})
 	if err != nil {
 		return err
 	}
@@ -523,7 +520,7 @@ func (a *app) keysAudit(ctx context.Context, args []string) error {
 			if next != "" {
 				q.Set("cursor", next)
 			}
-			resp, err := cl.do(ctx, request{method: http.MethodGet, path: keyPath(id, "/audit"), query: q})
+			resp, err := cl.do(ctx, request{method: http.MethodGet, path: wire.KeyPath(id, "/audit"), query: q})
 			if err != nil {
 				return nil, err
 			}
@@ -585,7 +582,7 @@ func (a *app) keysRotate(ctx context.Context, args []string) error {
 		if grace.set {
 			body["gracePeriodSeconds"] = grace.n
 		}
-		return request{method: http.MethodPost, path: keyPath(id, "/rotate"), body: body,
+		return request{method: http.MethodPost, path: wire.KeyPath(id, "/rotate"), body: body,
 			header: http.Header{"Idempotency-Key": {ik}}}, nil
 	})
 	if err != nil {

@@ -46,7 +46,7 @@ func (a *app) keysUsage(ctx context.Context, args []string) error {
 	rng := usageRange(c)
 	resp, err := c.onKey(ctx, args, func(id string) (request, error) {
 		q, err := rng()
-		return request{method: http.MethodGet, path: keyPath(id, "/usage"), query: q}, err
+		return request{method: http.MethodGet, path: wire.KeyPath(id, "/usage"), query: q}, err
 	})
 	if err != nil {
 		return err

@@ -128,14 +128,7 @@ func (s *Setting) invalid(name, text string, err error) error {
 	if s.noEcho || strings.ContainsAny(text, "\n{[") {
 		return fault.Fieldf(name, "%s", msg)
 	}
-	return fault.Fieldf(name, "%q %s", clip(text), msg)
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:77] + "..."
-	}
-	return s
+	return fault.Fieldf(name, "%q %s", fault.Clip(text, 80), msg)
 }
 
 // registry holds every setting in declaration order (settings.go).

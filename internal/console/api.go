@@ -122,12 +122,10 @@ func firstOf(s ...string) string {
 	return ""
 }
 
-func keyPath(id, suffix string) string { return "/v1/keys/" + url.PathEscape(id) + suffix }
-
 // getKey reads one key.
 func (c *Console) getKey(ctx context.Context, id string) (*Key, *Problem) {
 	var k Key
-	if _, p := c.call(ctx, Request{Method: http.MethodGet, Path: keyPath(id, "")}, &k); p != nil {
+	if _, p := c.call(ctx, Request{Method: http.MethodGet, Path: wire.KeyPath(id, "")}, &k); p != nil {
 		return nil, p
 	}
 	k.stateAt(c.o.Now())
@@ -215,7 +213,7 @@ type usage struct {
 func (c *Console) keyUsage(ctx context.Context, id string, from, to time.Time) (*usage, *Problem) {
 	q := url.Values{"from": {from.Format(time.DateOnly)}, "to": {to.Format(time.DateOnly)}}
 	var u usage
-	if _, p := c.call(ctx, Request{Method: http.MethodGet, Path: keyPath(id, "/usage"), Query: q}, &u); p != nil {
+	if _, p := c.call(ctx, Request{Method: http.MethodGet, Path: wire.KeyPath(id, "/usage"), Query: q}, &u); p != nil {
 		return nil, p
 	}
 	return &u, nil
@@ -246,7 +244,7 @@ func (c *Console) audit(ctx context.Context, id string) (recs []AuditRecord, mor
 			Records    []AuditRecord `json:"records"`
 			NextCursor string        `json:"nextCursor"`
 		}
-		if _, p := c.call(ctx, Request{Method: http.MethodGet, Path: keyPath(id, "/audit"), Query: q}, &page); p != nil {
+		if _, p := c.call(ctx, Request{Method: http.MethodGet, Path: wire.KeyPath(id, "/audit"), Query: q}, &page); p != nil {
 			return nil, false, p
 		}
 		recs = append(recs, page.Records...)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/key"
+	"github.com/keygate/keygate/internal/wire"
 )
 
 //go:embed templates/*.html
@@ -265,7 +266,7 @@ func (c *Console) update(w http.ResponseWriter, r *http.Request) {
 				f.Error = "Nothing to save: no setting was changed."
 			} else {
 				b, _ := json.Marshal(body)
-				_, p = c.call(r.Context(), Request{Method: http.MethodPatch, Path: keyPath(id, ""), Body: b,
+				_, p = c.call(r.Context(), Request{Method: http.MethodPatch, Path: wire.KeyPath(id, ""), Body: b,
 					Header: http.Header{"If-Match": {etag(f.Version)}}}, nil)
 				if p == nil {
 					c.afterAction(w, r, id, "Settings saved.", nil, nil)
@@ -298,7 +299,7 @@ func (c *Console) setEnabled(w http.ResponseWriter, r *http.Request) {
 	enabled := r.PostForm.Get("enabled") == "true"
 	version, _ := strconv.ParseInt(r.PostForm.Get("version"), 10, 64)
 	b, _ := json.Marshal(map[string]any{"enabled": enabled})
-	_, p := c.call(r.Context(), Request{Method: http.MethodPatch, Path: keyPath(id, ""), Body: b,
+	_, p := c.call(r.Context(), Request{Method: http.MethodPatch, Path: wire.KeyPath(id, ""), Body: b,
 		Header: http.Header{"If-Match": {etag(version)}}}, nil)
 	flash := "Key disabled: every request with it is refused (403 disabled) until it is enabled again."
 	if enabled {
@@ -325,7 +326,7 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Idempotency-Key", ik)
 	}
 	var k Key
-	_, p := c.call(r.Context(), Request{Method: http.MethodPost, Path: keyPath(id, "/rotate"), Body: b, Header: hdr}, &k)
+	_, p := c.call(r.Context(), Request{Method: http.MethodPost, Path: wire.KeyPath(id, "/rotate"), Body: b, Header: hdr}, &k)
 	if p != nil {
 		c.afterAction(w, r, id, "", p, nil)
 		return
@@ -365,7 +366,7 @@ func (c *Console) revoke(w http.ResponseWriter, r *http.Request) {
 		c.afterAction(w, r, id, "", &Problem{Detail: "not revoked: confirm the revocation first"}, nil)
 		return
 	}
-	_, p := c.call(r.Context(), Request{Method: http.MethodDelete, Path: keyPath(id, "")}, nil)
+	_, p := c.call(r.Context(), Request{Method: http.MethodDelete, Path: wire.KeyPath(id, "")}, nil)
 	c.afterAction(w, r, id, "Key revoked: every request with it is refused (403 revoked). This cannot be undone.", p, nil)
 }
 

@@ -10,6 +10,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Code classifies an error. The values are part of the admin API's contract
@@ -111,3 +112,18 @@ func MessageOf(err error) string {
 
 // Is reports whether err carries the given code.
 func Is(err error, code Code) bool { return err != nil && CodeOf(err) == code }
+
+// Clip shortens text quoted in a message to at most n bytes, cut on a rune
+// boundary and marked with "...", so that a long or hostile input can
+// neither flood a message nor leave half a UTF-8 character in it. Text that
+// may hold a key is redacted before it is clipped (apikey.Redact): a cut
+// through a key would hide its start from any later redaction.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}

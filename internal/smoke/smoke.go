@@ -23,13 +23,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keygate/keygate/internal/apicall"
 	"github.com/keygate/keygate/internal/apikey"
+	"github.com/keygate/keygate/internal/fault"
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/key"
 	"github.com/keygate/keygate/internal/wire"
@@ -162,7 +162,7 @@ func (r *run) scenario(ctx context.Context) {
 		return
 	}
 	r.check("the key is shown once, then only by its hint", func() (string, error) {
-		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodGet, Path: keyPath(main.ID)})
+		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodGet, Path: wire.KeyPath(main.ID, "")})
 		if err != nil {
 			return "", err
 		}
@@ -171,7 +171,7 @@ func (r *run) scenario(ctx context.Context) {
 			return "", err
 		}
 		if _, ok := k["key"]; ok || k["hint"] != main.Hint || k["status"] != string(key.Active) {
-			return "", fmt.Errorf("GET %s: key present %v, hint %v, status %v", keyPath(main.ID), ok, k["hint"], k["status"])
+			return "", fmt.Errorf("GET %s: key present %v, hint %v, status %v", wire.KeyPath(main.ID, ""), ok, k["hint"], k["status"])
 		}
 		return "", nil
 	})
@@ -244,7 +244,7 @@ func (r *run) scenario(ctx context.Context) {
 		})
 	}
 	if !r.check("rotate the key with no grace period", func() (string, error) {
-		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodPost, Path: keyPath(main.ID) + "/rotate",
+		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodPost, Path: wire.KeyPath(main.ID, "/rotate"),
 			Header: http.Header{"Idempotency-Key": {"keygate-smoke-rotate-" + main.ID}}, Body: jsonOf(map[string]any{"gracePeriodSeconds": 0})})
 		if err != nil {
 			return "", err
@@ -270,7 +270,7 @@ func (r *run) scenario(ctx context.Context) {
 		return r.refusedWithin(ctx, main.Key.Key, gateway.Expired, gateway.Revoked)
 	})
 	if !r.check("revoke the new key", func() (string, error) {
-		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodDelete, Path: keyPath(rotated.ID)})
+		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodDelete, Path: wire.KeyPath(rotated.ID, "")})
 		if err != nil {
 			return "", err
 		}
@@ -314,7 +314,7 @@ func (r *run) issue(ctx context.Context, what string, limits []key.RateLimit) (i
 	if !key.ValidID(k.ID) || k.Key.Key == "" {
 		return k, errors.New("the answer holds no key id or no plaintext key")
 	}
-	if !strings.HasSuffix(k.location, keyPath(k.ID)) {
+	if !strings.HasSuffix(k.location, wire.KeyPath(k.ID, "")) {
 		return k, fmt.Errorf("the Location header %q does not name the key %s", k.location, k.ID)
 	}
 	return k, nil
@@ -381,7 +381,7 @@ func (r *run) cleanup(ctx context.Context) {
 	}
 	var failed []string
 	for _, id := range r.issued {
-		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodDelete, Path: keyPath(id)})
+		resp, err := r.o.Admin.Do(ctx, apicall.Request{Method: http.MethodDelete, Path: wire.KeyPath(id, "")})
 		if err == nil {
 			err = want(resp, http.StatusOK, nil)
 		}
@@ -409,8 +409,6 @@ func jsonOf(v any) []byte {
 	}
 	return b
 }
-
-func keyPath(id string) string { return "/v1/keys/" + url.PathEscape(id) }
 
 // body is a keygate denial, or the fields of a problem that matter here.
 type body struct {
@@ -486,9 +484,5 @@ func reasonList(rs []gateway.Reason) string {
 // upstream that echoes the request quotes the key sent): a cut through a
 // key would leave its start unrecognisable to any later redaction.
 func clip(b []byte) string {
-	s := apikey.Redact(strings.TrimSpace(string(b)))
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
+	return fault.Clip(apikey.Redact(strings.TrimSpace(string(b))), 200)
 }

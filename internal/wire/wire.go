@@ -10,6 +10,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"net/url"
 	"reflect"
 	"strconv"
 	"time"
@@ -328,3 +329,9 @@ type AuditList struct {
 type RotateRequest struct {
 	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty"`
 }
+
+// KeyPath is the admin API path of key id's own route, with suffix (""
+// or "/rotate", "/usage", "/audit") after it. The id is escaped, so an id
+// a user typed can name no other route; the admin API, the CLI, the
+// console and the smoke test all build key paths here.
+func KeyPath(id, suffix string) string { return "/v1/keys/" + url.PathEscape(id) + suffix }
