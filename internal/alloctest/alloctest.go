@@ -30,8 +30,22 @@ func SkipRace(t *testing.T) {
 // `make test` runs it without -race.
 func Zero(t *testing.T, what string, f func()) {
 	t.Helper()
+	AtMost(t, what, 0, f)
+}
+
+// AtMost fails t when f allocates more than n times per call on average,
+// for code whose answer must be a new value (a string it returns) but
+// should allocate nothing else. Like Zero it skips under -race; its test's
+// name too holds AllocatesNothing (TestXAllocatesNothingButItsAnswer), so
+// that `make test` runs it without -race.
+func AtMost(t *testing.T, what string, n float64, f func()) {
+	t.Helper()
 	SkipRace(t)
-	if n := testing.AllocsPerRun(Runs, f); n != 0 {
-		t.Errorf("%s allocated %v times per call, want 0", what, n)
+	if got := testing.AllocsPerRun(Runs, f); got > n {
+		if n == 0 {
+			t.Errorf("%s allocated %v times per call, want 0", what, got)
+		} else {
+			t.Errorf("%s allocated %v times per call, want at most %v", what, got, n)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package verify_test
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,4 +92,41 @@ func TestVerificationCoreAllocatesNothing(t *testing.T) {
 			t.Fatal("a cached, admitted key was decided without DynamoDB")
 		}
 	})
+}
+
+// A hot key's request admitted from this environment's blocks makes no
+// DynamoDB call and allocates only its answer: the one string that holds
+// what each limit has left (its day, its quota period and its counter
+// names are formatted without allocating, or only when they change).
+func TestAReservedAdmissionAllocatesNothingButItsAnswer(t *testing.T) {
+	alloctest.SkipRace(t)
+	f := newFixture(t)
+	ctx := context.Background()
+	_, plain := f.issue(t, func(k *key.Key) {
+		k.RateLimits = []key.RateLimit{{Name: "minute", Limit: 10_000_000, WindowSeconds: 60}, {Name: "hour", Limit: 100_000_000, WindowSeconds: 3600}}
+		k.Quota = &key.Quota{Limit: 1_000_000_000, Period: key.Month}
+	})
+	v := f.verifier(nil)
+	req := get(plain, "/users/1")
+	for range 2000 { // 50,000 a second: blocks of 10,000 (200 ms of traffic)
+		if d := v.Verify(ctx, req); !d.Allowed() {
+			t.Fatal(d.Reason)
+		}
+		f.advance(20 * time.Microsecond)
+	}
+	var d verify.Decision
+	reserved := 0
+	before := f.calls.Total()
+	alloctest.AtMost(t, "Verify, admitted from a reservation", 1, func() {
+		if d = v.Verify(ctx, req); d.Reserved {
+			reserved++
+		}
+	})
+	if calls := f.calls.Total() - before; reserved != alloctest.Runs+1 || calls != 0 || !d.Allowed() {
+		t.Fatalf("%d of %d requests admitted from blocks, with %d DynamoDB calls (last %q); want all, with none",
+			reserved, alloctest.Runs+1, calls, d.Reason)
+	}
+	if !strings.HasPrefix(d.RateLimitRemaining, "minute=") || !strings.Contains(d.RateLimitRemaining, ",hour=") || d.QuotaRemaining == "" {
+		t.Fatalf("the answer: rate %q, quota %q", d.RateLimitRemaining, d.QuotaRemaining)
+	}
 }

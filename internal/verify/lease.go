@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -84,6 +83,10 @@ type lease struct {
 	// oldest the time of its first admission, last of its latest.
 	pending      []store.UsageDelta
 	oldest, last time.Time
+	// day is key.UsageDay of dayN (days since the Unix epoch), kept so
+	// that an admission formats its day only when the day changes.
+	day  string
+	dayN int64
 	// The rate estimate: requests counted since bucketAt, and the
 	// smoothed rate (requests a second) of the buckets before.
 	bucketAt time.Time
@@ -193,8 +196,11 @@ func (l *lease) sync(k *key.Key, now time.Time) {
 		}
 	}
 	if q := l.quota; q != nil {
-		if p := q.PeriodKey(now); l.qPeriod != p {
-			l.qPeriod, l.qLeft = p, 0
+		// Compared as bytes, and formatted as a string only when the
+		// period changes: a request admitted from blocks allocates no key.
+		var b [16]byte
+		if p := q.AppendPeriodKey(b[:0], now); l.qPeriod != string(p) {
+			l.qPeriod, l.qLeft = string(p), 0
 		}
 	}
 }
@@ -226,7 +232,10 @@ func (l *lease) admit(now time.Time, cost int64) bool {
 
 // count adds admissions to the unreported usage.
 func (l *lease) count(now time.Time, requests, credits int64) {
-	day := key.UsageDay(now)
+	if n := now.Unix() / 86400; n != l.dayN || l.day == "" {
+		l.day, l.dayN = key.UsageDay(now), n
+	}
+	day := l.day
 	if i := slices.IndexFunc(l.pending, func(d store.UsageDelta) bool { return d.Day == day }); i >= 0 {
 		l.pending[i].Requests += requests
 		l.pending[i].Credits += credits
@@ -410,24 +419,6 @@ func (l *lease) failed(p *plan) {
 	if p.heldQ && l.qPeriod == p.qPeriod {
 		l.qLeft += p.cost
 	}
-}
-
-// remainingLocal formats what is left of each limit for a request admitted
-// from blocks: what the last read left, plus what this environment holds.
-func (l *lease) remainingLocal(rec *store.Record, now time.Time) (rate, quota string) {
-	var b []byte
-	for i, rl := range l.limits {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, rl.Name...)
-		b = append(b, '=')
-		b = strconv.AppendInt(b, max(rl.Limit-rec.RL[rl.Counter(now)], 0)+l.left[i], 10)
-	}
-	if q := l.quota; q != nil {
-		quota = strconv.FormatInt(max(q.Limit-rec.Q[l.qPeriod], 0)+l.qLeft, 10)
-	}
-	return string(b), quota
 }
 
 // Flush reports every key's unreported usage that is at least

@@ -327,7 +327,7 @@ func (v *Verifier) reserved(l *local, now time.Time, token bool) (d Decision, ok
 		return d, false
 	}
 	d = Decision{Key: rec.Key, CacheHit: true, Reserved: true}
-	d.RateLimitRemaining, d.QuotaRemaining = ls.remainingLocal(rec, now)
+	d.RateLimitRemaining, d.QuotaRemaining = remaining(rec, now, ls)
 	return d, true
 }
 
@@ -651,7 +651,7 @@ func (v *Verifier) remote(ctx context.Context, req *Request, l *local, now time.
 				return d
 			}
 			v.remember(l, rec, now, true)
-			d.RateLimitRemaining, d.QuotaRemaining = remaining(rec, now)
+			d.RateLimitRemaining, d.QuotaRemaining = remaining(rec, now, nil)
 			return d
 		}
 		if r := v.check(rec.Key, req, l.route, now); r != "" {
@@ -768,22 +768,39 @@ func overLimit(rec *store.Record, now time.Time, cost int64, held []bool, heldQ 
 	return "", time.Time{}
 }
 
-// remaining formats what is left of each limit after an admitted request.
-func remaining(rec *store.Record, now time.Time) (rate, quota string) {
-	var out, name [96]byte
+// remaining formats what is left of each limit after an admitted request:
+// what the record's counters leave and, for a request admitted from
+// blocks, what this environment still holds of them (held; nil after a
+// write, whose record already counts them). Both answers share one
+// string, so that an admission allocates once for what it tells the
+// client; held is synced to rec (lease.sync), so its blocks line up with
+// rec's limits and its credits are of the quota period of now.
+func remaining(rec *store.Record, now time.Time, held *lease) (rate, quota string) {
+	var out [128]byte
+	var name [96]byte
 	b := out[:0]
 	for i, l := range rec.Key.RateLimits {
 		if i > 0 {
 			b = append(b, ',')
 		}
+		left := max(l.Limit-rec.RL[string(l.AppendCounter(name[:0], now))], 0)
+		if held != nil {
+			left += held.left[i]
+		}
 		b = append(b, l.Name...)
 		b = append(b, '=')
-		b = strconv.AppendInt(b, max(l.Limit-rec.RL[string(l.AppendCounter(name[:0], now))], 0), 10)
+		b = strconv.AppendInt(b, left, 10)
 	}
+	n := len(b)
 	if q := rec.Key.Quota; q != nil {
-		quota = strconv.FormatInt(max(q.Limit-rec.Q[string(q.AppendPeriodKey(name[:0], now))], 0), 10)
+		left := max(q.Limit-rec.Q[string(q.AppendPeriodKey(name[:0], now))], 0)
+		if held != nil {
+			left += held.qLeft
+		}
+		b = strconv.AppendInt(b, left, 10)
 	}
-	return string(b), quota
+	both := string(b)
+	return both[:n], both[n:]
 }
 
 // retryAfter is the whole seconds from now to until, rounded up; 0 for the
