@@ -113,8 +113,8 @@ func MessageOf(err error) string {
 // Is reports whether err carries the given code.
 func Is(err error, code Code) bool { return err != nil && CodeOf(err) == code }
 
-// Clip shortens text quoted in a message to at most n bytes, cut on a rune
-// boundary and marked with "...", so that a long or hostile input can
+// Clip shortens text quoted in a message to its first n bytes at most, cut
+// on a rune boundary and followed by "...", so that a long or hostile input can
 // neither flood a message nor leave half a UTF-8 character in it. Text that
 // may hold a key is redacted before it is clipped (apikey.Redact): a cut
 // through a key would hide its start from any later redaction.
