@@ -69,7 +69,7 @@ deps-browser:
 test: deps
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v -e '/infra$$' -e '/infra/' -e '/internal/console/browser$$')
 	$(GO) test -count=1 -timeout 10m ./infra/...
-	$(GO) test -count=1 -run 'AllocatesNothing' $$(grep -rl --include='*_test.go' 'AllocatesNothing(t ' internal | xargs -n1 dirname | sort -u | sed 's|^|./|')
+	$(GO) test -count=1 -run 'AllocatesNothing' $$(grep -rl --include='*_test.go' 'func Test[A-Za-z]*AllocatesNothing[A-Za-z]*(t ' internal | xargs -n1 dirname | sort -u | sed 's|^|./|')
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/apikey
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(TOKEN_FUZZ) ./internal/token
 	$(GO) test -run '^$$' -fuzz '^FuzzRoutesFailClosed$$' -fuzztime $(ROUTE_FUZZ) ./internal/verify
